@@ -1,0 +1,32 @@
+# pki-agent: `make run` starts the agent on loopback with its embedded
+# defaults; `make test` installs what the tests need and runs them all.
+GO ?= go
+STATE_DIR ?= ./var
+GNMI_ADDR ?= 127.0.0.1:9339
+NETCONF_ADDR ?= 127.0.0.1:830
+
+.PHONY: run build test deps generate bench lint fuzz
+
+build:
+	$(GO) build -o bin/pki-agent ./cmd/pki-agent
+
+run:
+	$(GO) run ./cmd/pki-agent --state-dir $(STATE_DIR) --gnmi-addr $(GNMI_ADDR) --netconf-addr $(NETCONF_ADDR)
+
+deps:
+	./scripts/install-deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 25m ./...
+
+generate:
+	$(GO) generate ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')
+	$(GO) vet ./...
+	yanglint -p yang yang/*.yang

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests drive (yanglint, swtpm, yangcli,
+# python3-ncclient, the OpenSSL headers the TPM simulator builds against)
+# when any is missing. Safe to run repeatedly.
+set -euo pipefail
+
+missing=()
+command -v yanglint >/dev/null || missing+=(libyang2-tools)
+command -v swtpm >/dev/null || missing+=(swtpm swtpm-tools)
+command -v yangcli >/dev/null || missing+=(yangcli)
+command -v script >/dev/null || missing+=(bsdutils)
+command -v openssl >/dev/null || missing+=(openssl)
+/usr/bin/python3 -c 'import ncclient' 2>/dev/null || missing+=(python3-ncclient)
+[ -f /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}"
