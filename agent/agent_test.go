@@ -1,0 +1,688 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
+
+	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/internal/clock"
+)
+
+func mustPath(t testing.TB, s string) *gnmi.Path {
+	t.Helper()
+	p, err := ygot.StringToStructuredPath(s)
+	if err != nil {
+		t.Fatalf("path %q: %v", s, err)
+	}
+	return p
+}
+
+func jsonVal(s string) *gnmi.TypedValue {
+	return &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: []byte(s)}}
+}
+
+func uintVal(v uint64) *gnmi.TypedValue {
+	return &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: v}}
+}
+
+func crlPath(url string) string {
+	return fmt.Sprintf("/authority/certificate-revocation-list[url=%s]", url)
+}
+
+func addCRL(t testing.TB, url string, hours int) Edit {
+	t.Helper()
+	return Edit{Op: OpMerge, Path: mustPath(t, crlPath(url)), Value: jsonVal(fmt.Sprintf(`{"polling-interval": %d}`, hours))}
+}
+
+// recorder is a validator and applier that records what it saw and can be
+// told to fail.
+type recorder struct {
+	mu        sync.Mutex
+	name      string
+	failApply error
+	failValid error
+	applied   []uint64
+	state     *gen.Device // what the subsystem currently runs
+}
+
+func (r *recorder) Validate(_ context.Context, c *Commit) error { return r.failValid }
+
+func (r *recorder) Apply(_ context.Context, c *Commit) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failApply != nil {
+		return r.failApply
+	}
+	r.applied = append(r.applied, c.ID)
+	r.state = c.New
+	return nil
+}
+
+func newTestStore(t *testing.T, cfg Config) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, d, err := OpenStore(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); d.Close() })
+	return s, dir
+}
+
+func commitEdits(t testing.TB, s *Store, edits ...Edit) (CommitInfo, error) {
+	t.Helper()
+	tx := s.Begin(Running)
+	if err := tx.Apply(edits...); err != nil {
+		return CommitInfo{}, err
+	}
+	return s.Commit(context.Background(), tx, CommitOptions{User: "alice", Owner: "test"})
+}
+
+func reload(t *testing.T, dir string) *gen.Device {
+	t.Helper()
+	d, err := persist.Open(dir + "-copy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	os.RemoveAll(dir + "-copy")
+	// Copy the files so the open store's lock is not in the way.
+	cp := t.TempDir()
+	for _, f := range []string{persist.SnapshotFile, persist.JournalFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err == nil {
+			os.WriteFile(filepath.Join(cp, f), b, 0o600)
+		}
+	}
+	pd, err := persist.Open(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pd.Close()
+	root, _, _, err := Load(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestEditOperations(t *testing.T) {
+	url := "http://ca.example/root.crl"
+	for _, tc := range []struct {
+		desc    string
+		setup   []Edit
+		edit    func(t *testing.T) Edit
+		wantErr error
+		check   func(t *testing.T, d *gen.Device)
+	}{{
+		desc: "merge creates list entry and keeps defaults implicit",
+		edit: func(t *testing.T) Edit { return addCRL(t, url, 12) },
+		check: func(t *testing.T, d *gen.Device) {
+			e := d.GetAuthority().GetCertificateRevocationList(url)
+			if e.GetPollingInterval() != 12 || e.GetBackoffInterval() != 60 {
+				t.Errorf("got polling %d backoff %d", e.GetPollingInterval(), e.GetBackoffInterval())
+			}
+		},
+	}, {
+		desc:  "merge of a leaf keeps siblings",
+		setup: []Edit{{Op: OpMerge, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{"polling-interval": 5, "backoff-interval": 9}`)}},
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, crlPath(url)+"/polling-interval"), Value: uintVal(7)}
+		},
+		check: func(t *testing.T, d *gen.Device) {
+			e := d.GetAuthority().GetCertificateRevocationList(url)
+			if e.GetPollingInterval() != 7 || e.GetBackoffInterval() != 9 {
+				t.Errorf("got polling %d backoff %d", e.GetPollingInterval(), e.GetBackoffInterval())
+			}
+		},
+	}, {
+		desc:  "replace drops what the value leaves out",
+		setup: []Edit{{Op: OpMerge, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{"polling-interval": 5, "backoff-interval": 9}`)}},
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpReplace, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{"pki-authority:url": "` + url + `", "polling-interval": 3}`)}
+		},
+		check: func(t *testing.T, d *gen.Device) {
+			e := d.GetAuthority().GetCertificateRevocationList(url)
+			if e.GetPollingInterval() != 3 || e.BackoffInterval != nil {
+				t.Errorf("got polling %d backoff %v", e.GetPollingInterval(), e.BackoffInterval)
+			}
+		},
+	}, {
+		desc:  "create of an existing entry is data-exists",
+		setup: []Edit{addCRL(t, url, 5)},
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpCreate, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{}`)}
+		},
+		wantErr: ErrExists,
+	}, {
+		desc:    "delete of a missing entry is data-missing",
+		edit:    func(t *testing.T) Edit { return Edit{Op: OpDelete, Path: mustPath(t, crlPath(url))} },
+		wantErr: ErrMissing,
+	}, {
+		desc: "remove of a missing entry is fine",
+		edit: func(t *testing.T) Edit { return Edit{Op: OpRemove, Path: mustPath(t, crlPath(url))} },
+	}, {
+		desc:  "delete removes the entry",
+		setup: []Edit{addCRL(t, url, 5)},
+		edit:  func(t *testing.T) Edit { return Edit{Op: OpDelete, Path: mustPath(t, crlPath(url))} },
+		check: func(t *testing.T, d *gen.Device) {
+			if d.GetAuthority().GetCertificateRevocationList(url) != nil {
+				t.Error("entry still there")
+			}
+		},
+	}, {
+		desc:  "delete of a leaf",
+		setup: []Edit{addCRL(t, url, 5)},
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpDelete, Path: mustPath(t, crlPath(url)+"/polling-interval")}
+		},
+		check: func(t *testing.T, d *gen.Device) {
+			if d.GetAuthority().GetCertificateRevocationList(url).PollingInterval != nil {
+				t.Error("leaf still set")
+			}
+		},
+	}, {
+		desc: "state is read-only",
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, crlPath(url)+"/state/entries"), Value: uintVal(1)}
+		},
+		wantErr: ErrReadOnly,
+	}, {
+		desc: "unknown element",
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, "/authority/bogus"), Value: uintVal(1)}
+		},
+		wantErr: ErrUnknownPath,
+	}, {
+		desc: "key in value must match key in path",
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{"url": "http://other/x"}`)}
+		},
+		wantErr: ErrInvalid,
+	}, {
+		desc: "wrong type",
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{"polling-interval": "often"}`)}
+		},
+		wantErr: ErrInvalid,
+	}} {
+		t.Run(tc.desc, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			if len(tc.setup) > 0 {
+				if _, err := commitEdits(t, s, tc.setup...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := s.Running()
+			_, err := commitEdits(t, s, tc.edit(t))
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				if s.Running() != before {
+					t.Fatal("running changed by a failed edit")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, s.Running())
+			}
+		})
+	}
+}
+
+func TestYANGValidationNamesThePath(t *testing.T) {
+	for _, tc := range []struct {
+		desc     string
+		edit     func(t *testing.T) Edit
+		wantPath string
+		wantText string
+	}{{
+		desc:     "range",
+		edit:     func(t *testing.T) Edit { return addCRL(t, "http://x/a.crl", 0) },
+		wantPath: crlPath("http://x/a.crl"),
+		wantText: "polling-interval",
+	}, {
+		desc:     "pattern",
+		edit:     func(t *testing.T) Edit { return addCRL(t, "ftp://x/a.crl", 1) },
+		wantPath: crlPath("ftp://x/a.crl"),
+		wantText: "does not match",
+	}, {
+		desc: "missing key",
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, "/authority/certificate-revocation-list/polling-interval"), Value: uintVal(3)}
+		},
+		wantPath: "/authority/certificate-revocation-list",
+		wantText: "needs its key [url=...]",
+	}, {
+		desc: "mandatory",
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, "/authority/trusted-ca-certificate[name=root]"), Value: jsonVal(`{"validation-mode": "warn"}`)}
+		},
+		wantPath: "/authority/trusted-ca-certificate[name=root]/content",
+		wantText: "mandatory",
+	}, {
+		desc: "name pattern",
+		edit: func(t *testing.T) Edit {
+			return Edit{Op: OpMerge, Path: mustPath(t, "/authority/router[name=a b]"), Value: jsonVal(`{}`)}
+		},
+		wantPath: "/authority/router[name=a b]",
+		wantText: "does not match",
+	}} {
+		t.Run(tc.desc, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			_, err := commitEdits(t, s, tc.edit(t))
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.wantPath) || !strings.Contains(err.Error(), tc.wantText) {
+				t.Fatalf("err %q should name %q and say %q", err, tc.wantPath, tc.wantText)
+			}
+		})
+	}
+}
+
+func TestSemanticValidatorRejects(t *testing.T) {
+	v := &recorder{failValid: errors.New("content is not PEM")}
+	s, _ := newTestStore(t, Config{Validators: []Validator{v}})
+	_, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 3))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not PEM") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(s.History()) != 1 {
+		t.Fatalf("history grew: %v", s.History())
+	}
+}
+
+func TestApplierFailureLeavesEverythingUnchanged(t *testing.T) {
+	first := &recorder{name: "first"}
+	second := &recorder{name: "second"}
+	s, dir := newTestStore(t, Config{Appliers: []Applier{first, second}})
+	if _, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 3)); err != nil {
+		t.Fatal(err)
+	}
+	good := s.Running()
+	diskBefore := reload(t, dir)
+	second.failApply = errors.New("TPM refused the key")
+	_, err := commitEdits(t, s, addCRL(t, "http://x/b.crl", 4))
+	if !errors.Is(err, ErrApply) || !strings.Contains(err.Error(), "TPM refused") {
+		t.Fatalf("err = %v", err)
+	}
+	if s.Running() != good {
+		t.Fatal("running changed")
+	}
+	if first.state != good {
+		t.Fatal("first applier was not undone")
+	}
+	diskAfter := reload(t, dir)
+	if !equalTrees(t, diskBefore, diskAfter) {
+		t.Fatal("disk changed")
+	}
+}
+
+func equalTrees(t *testing.T, a, b *gen.Device) bool {
+	t.Helper()
+	ch, err := Diff(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ch) == 0
+}
+
+type failingPersister struct{ err error }
+
+func (f failingPersister) Save(context.Context, *Record) error { return f.err }
+
+func TestPersistFailureUndoesApply(t *testing.T) {
+	a := &recorder{}
+	s := New(Config{Appliers: []Applier{a}, Persister: failingPersister{errors.New("disk full")}})
+	_, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 3))
+	if !errors.Is(err, ErrPersist) {
+		t.Fatalf("err = %v", err)
+	}
+	if a.state == nil || a.state.GetAuthority() != nil {
+		t.Fatal("applier not undone")
+	}
+	if s.Running().GetAuthority() != nil {
+		t.Fatal("running changed")
+	}
+}
+
+func TestConfirmedCommit(t *testing.T) {
+	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	confirmed := func(t *testing.T, s *Store, owner, id string) CommitInfo {
+		t.Helper()
+		if err := s.EditCandidate(owner, addCRL(t, "http://x/new.crl", 2)); err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.CommitCandidate(ctx, CommitOptions{User: "u", Owner: owner, Confirm: &ConfirmOptions{Timeout: time.Minute, PersistID: id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	has := func(s *Store) bool {
+		return s.Running().GetAuthority().GetCertificateRevocationList("http://x/new.crl") != nil
+	}
+
+	t.Run("rolls back on timeout", func(t *testing.T) {
+		fc := clock.NewFake(start)
+		s, _ := newTestStore(t, Config{Clock: fc})
+		confirmed(t, s, "s1", "")
+		if !has(s) {
+			t.Fatal("not applied")
+		}
+		fc.Advance(59 * time.Second)
+		if !has(s) {
+			t.Fatal("rolled back early")
+		}
+		fc.Advance(time.Second)
+		waitFor(t, func() bool { return !has(s) })
+		if _, ok := s.Pending(); ok {
+			t.Fatal("still pending")
+		}
+	})
+	t.Run("confirm keeps it", func(t *testing.T) {
+		fc := clock.NewFake(start)
+		s, _ := newTestStore(t, Config{Clock: fc})
+		confirmed(t, s, "s1", "")
+		if err := s.Confirm("s2", ""); err == nil {
+			t.Fatal("another session confirmed a commit without persist id")
+		}
+		if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "s1"}); err != nil {
+			t.Fatal(err)
+		}
+		fc.Advance(time.Hour)
+		if !has(s) {
+			t.Fatal("rolled back after confirm")
+		}
+	})
+	t.Run("cancel with persist id", func(t *testing.T) {
+		fc := clock.NewFake(start)
+		s, _ := newTestStore(t, Config{Clock: fc})
+		confirmed(t, s, "s1", "abc")
+		if err := s.CancelCommit(ctx, "s2", "wrong"); !errors.Is(err, ErrPersistID) {
+			t.Fatalf("err = %v", err)
+		}
+		if err := s.CancelCommit(ctx, "s2", "abc"); err != nil {
+			t.Fatal(err)
+		}
+		if has(s) {
+			t.Fatal("not rolled back")
+		}
+		if err := s.CancelCommit(ctx, "s2", "abc"); !errors.Is(err, ErrNoPendingCommit) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("session end rolls back", func(t *testing.T) {
+		fc := clock.NewFake(start)
+		s, _ := newTestStore(t, Config{Clock: fc})
+		confirmed(t, s, "s1", "")
+		s.ReleaseOwner(ctx, "s1")
+		if has(s) {
+			t.Fatal("not rolled back")
+		}
+	})
+	t.Run("gnmi set blocked while pending", func(t *testing.T) {
+		fc := clock.NewFake(start)
+		s, _ := newTestStore(t, Config{Clock: fc})
+		confirmed(t, s, "s1", "x")
+		tx := s.Begin(Running)
+		if err := tx.Apply(addCRL(t, "http://x/other.crl", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Commit(ctx, tx, CommitOptions{Owner: "gnmi"}); !errors.Is(err, ErrPendingCommit) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestLocks(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	ctx := context.Background()
+	if err := s.Lock(Running, "netconf session 1"); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Lock(Running, "netconf session 2")
+	var le *LockError
+	if !errors.As(err, &le) || le.Holder != "netconf session 1" {
+		t.Fatalf("err = %v", err)
+	}
+	tx := s.Begin(Running)
+	tx.Apply(addCRL(t, "http://x/a.crl", 1))
+	if _, err := s.Commit(ctx, tx, CommitOptions{Owner: "gnmi bob"}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "netconf session 1") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := s.Unlock(Running, "netconf session 2"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("unlock by other: %v", err)
+	}
+	if _, err := s.Commit(ctx, tx, CommitOptions{Owner: "netconf session 1"}); err != nil {
+		t.Fatal(err)
+	}
+	// A dirty candidate cannot be locked by another session.
+	if err := s.EditCandidate("netconf session 2", addCRL(t, "http://x/b.crl", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Lock(Candidate, "netconf session 3"); !errors.Is(err, ErrCandidateDirty) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := s.Lock(Candidate, "netconf session 2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EditCandidate("netconf session 3", addCRL(t, "http://x/c.crl", 1)); !errors.Is(err, ErrLocked) {
+		t.Fatalf("err = %v", err)
+	}
+	// Session end releases locks and discards its candidate changes.
+	s.ReleaseOwner(ctx, "netconf session 2")
+	s.ReleaseOwner(ctx, "netconf session 1")
+	if _, ok := s.LockHolder(Candidate); ok || s.CandidateDirty() {
+		t.Fatal("locks or candidate changes survived the session")
+	}
+}
+
+func TestRollbackToEarlierCommit(t *testing.T) {
+	a := &recorder{}
+	s, dir := newTestStore(t, Config{Appliers: []Applier{a}})
+	first, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commitEdits(t, s, addCRL(t, "http://x/b.crl", 2), Edit{Op: OpDelete, Path: mustPath(t, crlPath("http://x/a.crl"))}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.RollbackTo(context.Background(), first.ID, CommitOptions{User: "ops", Owner: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != first.ID+2 || !strings.Contains(info.Comment, "rollback") {
+		t.Fatalf("info = %+v", info)
+	}
+	crls := s.Running().GetAuthority().CertificateRevocationList
+	if len(crls) != 1 || crls["http://x/a.crl"] == nil {
+		t.Fatalf("running after rollback: %v", crls)
+	}
+	if a.state != s.Running() {
+		t.Fatal("applier not told")
+	}
+	if !equalTrees(t, reload(t, dir), s.Running()) {
+		t.Fatal("disk differs")
+	}
+	if _, err := s.RollbackTo(context.Background(), 999, CommitOptions{}); !errors.Is(err, ErrNoSuchCommit) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConcurrentTransactions(t *testing.T) {
+	s, dir := newTestStore(t, Config{})
+	sub := s.Bus().Subscribe(10000)
+	var wg sync.WaitGroup
+	const workers, each = 8, 20
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				url := fmt.Sprintf("http://x/%d-%d.crl", w, i)
+				if _, err := commitEdits(t, s, addCRL(t, url, 1+i%100)); err != nil {
+					t.Error(err)
+				}
+				_ = s.Running().GetAuthority().GetCertificateRevocationList(url)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(s.Running().GetAuthority().CertificateRevocationList); n != workers*each {
+		t.Fatalf("%d entries, want %d", n, workers*each)
+	}
+	var last uint64
+	for range workers * each {
+		ev := <-sub.C
+		if ev.CommitID != last+1 {
+			t.Fatalf("events out of order: %d after %d", ev.CommitID, last)
+		}
+		last = ev.CommitID
+	}
+	if !equalTrees(t, reload(t, dir), s.Running()) {
+		t.Fatal("disk differs from running")
+	}
+}
+
+func TestPersistenceAcrossRestartAndCorruption(t *testing.T) {
+	dir := t.TempDir()
+	s, d, err := OpenStore(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := commitEdits(t, s, addCRL(t, fmt.Sprintf("http://x/%d.crl", i), i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := s.Running()
+	s.Close()
+	d.Close()
+
+	// A torn last record is dropped; everything acknowledged survives.
+	f, _ := os.OpenFile(filepath.Join(dir, persist.JournalFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{0, 0, 1, 0, 1, 2})
+	f.Close()
+	s, d, err = OpenStore(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalTrees(t, want, s.Running()) {
+		t.Fatal("running differs after restart")
+	}
+	if h := s.History(); h[len(h)-1].ID != 5 || h[len(h)-1].User != "alice" {
+		t.Fatalf("history after restart: %+v", h)
+	}
+	if info, err := commitEdits(t, s, addCRL(t, "http://x/next.crl", 1)); err != nil || info.ID != 6 {
+		t.Fatalf("next commit %+v %v", info, err)
+	}
+	s.Close()
+	d.Close()
+
+	// A corrupt snapshot is a clear error naming the file, and it is kept.
+	snap := filepath.Join(dir, persist.SnapshotFile)
+	os.WriteFile(snap, []byte(`{"pki-authority:authority": {`), 0o600)
+	_, _, err = OpenStore(dir, Config{})
+	if err == nil || !strings.Contains(err.Error(), snap) || !errors.Is(err, persist.ErrCorrupt) {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(snap); string(b) != `{"pki-authority:authority": {` {
+		t.Fatal("corrupt file was overwritten")
+	}
+	// Out-of-range values in the file are refused too.
+	os.WriteFile(snap, []byte(`{"pki-authority:authority": {"certificate-revocation-list": [{"url": "http://x/y", "polling-interval": 0}]}}`), 0o600)
+	if _, _, err = OpenStore(dir, Config{}); err == nil || !strings.Contains(err.Error(), "polling-interval") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestUnwritableStateDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root ignores permissions; use a path under a regular file instead.
+		f := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(f, nil, 0o600)
+		if _, _, err := OpenStore(filepath.Join(f, "state"), Config{}); err == nil || !strings.Contains(err.Error(), f) {
+			t.Fatalf("err = %v", err)
+		}
+		return
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o500)
+	if _, _, err := OpenStore(filepath.Join(dir, "state"), Config{}); err == nil {
+		t.Fatal("no error")
+	}
+}
+
+func TestStateDirLockedByOtherAgent(t *testing.T) {
+	dir := t.TempDir()
+	_, d, err := OpenStore(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, _, err := OpenStore(dir, Config{}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBusDropsSlowSubscriber(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	slow := s.Bus().Subscribe(2)
+	for i := range 5 {
+		if _, err := commitEdits(t, s, addCRL(t, fmt.Sprintf("http://x/%d.crl", i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for range slow.C {
+		n++
+	}
+	if n != 2 || !errors.Is(slow.Err(), ErrSlowSubscriber) {
+		t.Fatalf("got %d events, err %v", n, slow.Err())
+	}
+}
+
+func TestChangesFollowTheEdit(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	if _, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 1), addCRL(t, "http://x/b.crl", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tx := s.Begin(Running)
+	tx.Apply(Edit{Op: OpMerge, Path: mustPath(t, crlPath("http://x/a.crl")+"/polling-interval"), Value: uintVal(9)})
+	ch, err := tx.Changes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 1 || PathString(ch[0].Path) != crlPath("http://x/a.crl")+"/polling-interval" || ch[0].Value.GetUintVal() != 9 {
+		t.Fatalf("changes = %v", ch)
+	}
+}

@@ -1,0 +1,770 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/internal/clock"
+)
+
+// Datastore names a NETCONF-style datastore.
+type Datastore int
+
+const (
+	Running Datastore = iota
+	Candidate
+)
+
+func (d Datastore) String() string {
+	if d == Candidate {
+		return "candidate"
+	}
+	return "running"
+}
+
+// Commit is what validators and appliers see of a commit: the running tree
+// before and after, and the leaves that change. Trees are read-only.
+type Commit struct {
+	ID      uint64
+	User    string
+	Old     *gen.Device
+	New     *gen.Device
+	Changes []Change
+}
+
+// Validator checks the semantics of a commit beyond the YANG model (for
+// example PEM that parses and a CA chain that verifies). It must not have
+// side effects.
+type Validator interface {
+	Validate(ctx context.Context, c *Commit) error
+}
+
+// Applier reconciles a subsystem (the PKI engine) with a new running tree.
+// Apply must be all or nothing: when it returns an error the subsystem is
+// as it was under c.Old. The store calls Apply again with Old and New
+// swapped to undo a commit that fails after Apply succeeded.
+type Applier interface {
+	Apply(ctx context.Context, c *Commit) error
+}
+
+// Persister saves running. Save is called after a successful apply and
+// before the commit becomes visible; an error aborts the commit.
+type Persister interface {
+	Save(ctx context.Context, rec *Record) error
+}
+
+// Record is one commit as the persister sees it.
+type Record struct {
+	Info CommitInfo
+	// Root is the new running tree.
+	Root *gen.Device
+	// Scopes are the subtrees that changed (nil Elem = whole tree).
+	Scopes [][]*gnmi.PathElem
+	// Whole is true when the whole tree should be written out (rollback,
+	// root replace), not only the scopes.
+	Whole bool
+}
+
+// CommitInfo identifies a commit in the history.
+type CommitInfo struct {
+	ID      uint64    `json:"id"`
+	User    string    `json:"user"`
+	Time    time.Time `json:"time"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// CommitOptions describe who commits and how.
+type CommitOptions struct {
+	User string
+	// Owner is the session that commits (for locks), e.g. "netconf session 4"
+	// or "gnmi alice@127.0.0.1:5000".
+	Owner   string
+	Comment string
+	// Confirm, when set, makes this a confirmed commit.
+	Confirm *ConfirmOptions
+}
+
+// ConfirmOptions of a confirmed commit.
+type ConfirmOptions struct {
+	// Timeout after which the commit rolls back unless confirmed.
+	Timeout time.Duration
+	// PersistID, when set, lets another session confirm or cancel, and keeps
+	// the commit pending when the owner's session ends.
+	PersistID string
+}
+
+// PendingCommit describes a confirmed commit waiting for confirmation.
+type PendingCommit struct {
+	ID        uint64
+	Owner     string
+	PersistID string
+	Deadline  time.Time
+}
+
+// Config holds what a Store is built from.
+type Config struct {
+	Clock      clock.Clock
+	Logger     *slog.Logger
+	Persister  Persister
+	Validators []Validator
+	Appliers   []Applier
+	// History is how many commits are kept for rollback (default 64).
+	History int
+	// Initial running tree and the last commit id it reflects, as loaded
+	// from disk. Nil means empty.
+	Initial       *gen.Device
+	InitialCommit CommitInfo
+}
+
+// Store holds running and candidate and serialises commits.
+type Store struct {
+	clock     clock.Clock
+	log       *slog.Logger
+	persister Persister
+	valids    []Validator
+	appliers  []Applier
+	bus       *Bus
+	maxHist   int
+
+	commitMu sync.Mutex // serialises commits and candidate edits
+
+	mu           sync.RWMutex // guards the fields below
+	running      *gen.Device
+	candidate    *gen.Device
+	dirtyBy      map[string]bool // owners that edited candidate since it last matched running
+	locks        map[Datastore]string
+	history      []historyEntry
+	lastID       uint64
+	pending      *pendingState
+	closed       bool
+	stateSources []StateSource
+}
+
+type historyEntry struct {
+	info CommitInfo
+	root *gen.Device
+}
+
+type pendingState struct {
+	PendingCommit
+	rollbackTo *gen.Device
+	timer      clock.Timer
+}
+
+// New returns a Store holding cfg.Initial as running and candidate.
+func New(cfg Config) *Store {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.History <= 0 {
+		cfg.History = 64
+	}
+	root := cfg.Initial
+	if root == nil {
+		root = &gen.Device{}
+	}
+	s := &Store{
+		clock:     cfg.Clock,
+		log:       cfg.Logger,
+		persister: cfg.Persister,
+		valids:    cfg.Validators,
+		appliers:  cfg.Appliers,
+		bus:       NewBus(),
+		maxHist:   cfg.History,
+		running:   root,
+		candidate: root,
+		dirtyBy:   map[string]bool{},
+		locks:     map[Datastore]string{},
+		lastID:    cfg.InitialCommit.ID,
+	}
+	s.history = append(s.history, historyEntry{info: cfg.InitialCommit, root: root})
+	return s
+}
+
+// Bus returns the event bus on which commits, state changes and
+// notifications are published.
+func (s *Store) Bus() *Bus { return s.bus }
+
+// Clock returns the store's clock.
+func (s *Store) Clock() clock.Clock { return s.clock }
+
+// AddValidator and AddApplier register the PKI engine (or any subsystem)
+// after construction, before the first commit.
+func (s *Store) AddValidator(v Validator) {
+	s.commitMu.Lock()
+	s.valids = append(s.valids, v)
+	s.commitMu.Unlock()
+}
+
+func (s *Store) AddApplier(a Applier) {
+	s.commitMu.Lock()
+	s.appliers = append(s.appliers, a)
+	s.commitMu.Unlock()
+}
+
+// Running returns the running tree (read-only).
+func (s *Store) Running() *gen.Device {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.running
+}
+
+// Candidate returns the candidate tree (read-only).
+func (s *Store) Candidate() *gen.Device {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.candidate
+}
+
+// Get returns the named datastore's tree (read-only).
+func (s *Store) Get(ds Datastore) *gen.Device {
+	if ds == Candidate {
+		return s.Candidate()
+	}
+	return s.Running()
+}
+
+// CandidateDirty reports whether candidate differs from running.
+func (s *Store) CandidateDirty() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.candidate != s.running
+}
+
+// Begin starts a transaction from a snapshot of ds.
+func (s *Store) Begin(ds Datastore) *Tx { return newTx(s.Get(ds)) }
+
+// Lock locks ds for owner. A second lock by another owner fails with a
+// *LockError naming the holder; a candidate that holds uncommitted changes
+// of another owner cannot be locked (ErrCandidateDirty).
+func (s *Store) Lock(ds Datastore, owner string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.locks[ds]; ok {
+		return &LockError{Datastore: ds, Holder: h}
+	}
+	if ds == Candidate && s.candidate != s.running {
+		for o := range s.dirtyBy {
+			if o != owner {
+				return fmt.Errorf("%w: lock candidate: it holds uncommitted changes of %s; commit or discard them first", ErrCandidateDirty, o)
+			}
+		}
+	}
+	s.locks[ds] = owner
+	return nil
+}
+
+// Unlock releases owner's lock on ds.
+func (s *Store) Unlock(ds Datastore, owner string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.locks[ds]
+	switch {
+	case !ok:
+		return fmt.Errorf("unlock %s: %w: it is not locked", ds, ErrNoLock)
+	case h != owner:
+		return &LockError{Datastore: ds, Holder: h}
+	}
+	delete(s.locks, ds)
+	return nil
+}
+
+// ErrNoLock: unlock of a datastore that is not locked.
+var ErrNoLock = errors.New("no lock held")
+
+// LockHolder returns who holds ds locked, if anyone.
+func (s *Store) LockHolder(ds Datastore) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	h, ok := s.locks[ds]
+	return h, ok
+}
+
+// ReleaseOwner drops every lock of owner and, when the candidate holds only
+// owner's uncommitted changes and owner held the candidate lock, discards
+// them (RFC 6241 7.5). A confirmed commit of owner without a persist id is
+// rolled back (RFC 6241 8.4). Call it when a session ends.
+func (s *Store) ReleaseOwner(ctx context.Context, owner string) {
+	s.mu.Lock()
+	hadCandidateLock := s.locks[Candidate] == owner
+	for ds, h := range s.locks {
+		if h == owner {
+			delete(s.locks, ds)
+		}
+	}
+	if hadCandidateLock && s.candidate != s.running {
+		s.candidate = s.running
+		s.dirtyBy = map[string]bool{}
+	}
+	p := s.pending
+	s.mu.Unlock()
+	if p != nil && p.Owner == owner && p.PersistID == "" {
+		if err := s.CancelCommit(ctx, owner, ""); err != nil && !errors.Is(err, ErrNoPendingCommit) {
+			s.log.Error("rolling back the confirmed commit of an ended session", "owner", owner, "err", err)
+		}
+	}
+}
+
+func (s *Store) checkWritable(ds Datastore, owner string) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if h, ok := s.locks[ds]; ok && h != owner {
+		return &LockError{Datastore: ds, Holder: h}
+	}
+	return nil
+}
+
+// EditCandidate applies edits to the shared candidate as one unit: all of
+// them or none. It fails if another owner holds the candidate lock.
+func (s *Store) EditCandidate(owner string, edits ...Edit) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.RLock()
+	err := s.checkWritable(Candidate, owner)
+	base := s.candidate
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	tx := newTx(base)
+	if err := tx.Apply(edits...); err != nil {
+		return err
+	}
+	if !tx.Changed() {
+		return nil
+	}
+	s.mu.Lock()
+	s.candidate = tx.Root()
+	s.dirtyBy[owner] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// ReplaceCandidate sets the candidate to root (copy-config).
+func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkWritable(Candidate, owner); err != nil {
+		return err
+	}
+	s.candidate = root
+	if root != s.running {
+		s.dirtyBy[owner] = true
+	}
+	return nil
+}
+
+// DiscardCandidate resets the candidate to running.
+func (s *Store) DiscardCandidate(owner string) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkWritable(Candidate, owner); err != nil {
+		return err
+	}
+	s.candidate = s.running
+	s.dirtyBy = map[string]bool{}
+	return nil
+}
+
+// ValidateTx runs YANG and semantic validation of tx against running without
+// committing (NETCONF validate, gNMI Set dry runs).
+func (s *Store) ValidateTx(ctx context.Context, tx *Tx) error {
+	if err := tx.Validate(); err != nil {
+		return err
+	}
+	changes, err := tx.Changes()
+	if err != nil {
+		return err
+	}
+	c := &Commit{Old: s.Running(), New: tx.Root(), Changes: changes}
+	for _, v := range s.valids {
+		if err := v.Validate(ctx, c); err != nil {
+			return withKind(ErrInvalid, err)
+		}
+	}
+	return nil
+}
+
+// Commit makes tx the running configuration: validate -> apply -> persist
+// -> publish. On any failure running, the appliers and the disk are left as
+// before. tx must have been begun from running (gNMI Set) or candidate.
+func (s *Store) Commit(ctx context.Context, tx *Tx, opts CommitOptions) (CommitInfo, error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	return s.commitLocked(ctx, tx, opts, false)
+}
+
+// CommitCandidate commits the candidate (NETCONF commit). With a confirmed
+// commit pending, a plain commit by its owner (or with its persist id)
+// confirms it.
+func (s *Store) CommitCandidate(ctx context.Context, opts CommitOptions) (CommitInfo, error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.RLock()
+	cand, run := s.candidate, s.running
+	s.mu.RUnlock()
+	tx := newTxFromTrees(run, cand)
+	return s.commitLocked(ctx, tx, opts, true)
+}
+
+// newTxFromTrees builds a transaction whose base is old and whose tree is
+// cur, diffed as a whole (candidate commits may carry many edits).
+func newTxFromTrees(old, cur *gen.Device) *Tx {
+	tx := newTx(old)
+	tx.root = cur
+	tx.wholeTree = old != cur
+	return tx
+}
+
+func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fromCandidate bool) (CommitInfo, error) {
+	s.mu.RLock()
+	err := s.checkWritable(Running, opts.Owner)
+	if err == nil && fromCandidate {
+		err = s.checkWritable(Candidate, opts.Owner)
+	}
+	pending := s.pending
+	old := s.running
+	s.mu.RUnlock()
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	if pending != nil && opts.Confirm == nil && fromCandidate {
+		// A plain <commit> confirms (RFC 6241 8.4.1), after committing any
+		// further candidate changes.
+		if pending.PersistID == "" && pending.Owner != opts.Owner {
+			return CommitInfo{}, fmt.Errorf("%w by %s: only that session can confirm it", ErrPendingCommit, pending.Owner)
+		}
+	}
+	if pending != nil && !fromCandidate && pending.Owner != opts.Owner {
+		return CommitInfo{}, fmt.Errorf("%w (commit %d by %s, rolls back at %s)", ErrPendingCommit, pending.ID, pending.Owner, pending.Deadline.Format(time.RFC3339))
+	}
+	if tx.base != old && !tx.wholeTree {
+		// Running moved since tx began: rebase by diffing whole trees.
+		rebased, err := rebase(old, tx)
+		if err != nil {
+			return CommitInfo{}, err
+		}
+		tx = rebased
+	}
+	var info CommitInfo
+	if tx.Changed() {
+		info, err = s.apply(ctx, tx, opts, true)
+		if err != nil {
+			return CommitInfo{}, err
+		}
+	} else {
+		s.mu.RLock()
+		info = s.history[len(s.history)-1].info
+		s.mu.RUnlock()
+	}
+	if fromCandidate {
+		s.mu.Lock()
+		s.candidate = s.running
+		s.dirtyBy = map[string]bool{}
+		s.mu.Unlock()
+	}
+	switch {
+	case opts.Confirm != nil:
+		s.armConfirm(info, old, pending, opts)
+	case pending != nil && fromCandidate:
+		s.confirmLocked(opts.Owner, "")
+	}
+	return info, nil
+}
+
+// rebase re-applies tx's touched scopes on top of a newer running tree.
+func rebase(onto *gen.Device, tx *Tx) (*Tx, error) {
+	n := newTx(onto)
+	var edits []Edit
+	for _, elems := range tx.scopes() {
+		raw, ok, err := subtreeJSON(tx.root, elems)
+		if err != nil {
+			return nil, err
+		}
+		p := &gnmi.Path{Elem: elems}
+		if !ok {
+			edits = append(edits, Edit{Op: OpRemove, Path: p})
+			continue
+		}
+		edits = append(edits, Edit{Op: OpReplace, Path: p, Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: raw}}})
+	}
+	if err := n.Apply(edits...); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// apply runs the pipeline for a transaction; commitMu must be held.
+func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateYANG bool) (CommitInfo, error) {
+	if validateYANG {
+		if err := tx.Validate(); err != nil {
+			return CommitInfo{}, err
+		}
+	}
+	changes, err := tx.Changes()
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	s.mu.RLock()
+	id := s.lastID + 1
+	old := s.running
+	s.mu.RUnlock()
+	info := CommitInfo{ID: id, User: opts.User, Time: s.clock.Now().UTC(), Comment: opts.Comment}
+	c := &Commit{ID: id, User: opts.User, Old: old, New: tx.Root(), Changes: changes}
+	for _, v := range s.valids {
+		if err := v.Validate(ctx, c); err != nil {
+			return CommitInfo{}, withKind(ErrInvalid, err)
+		}
+	}
+	applied := 0
+	undo := func() {
+		rev := &Commit{ID: id, User: opts.User, Old: c.New, New: c.Old, Changes: nil}
+		for i := applied - 1; i >= 0; i-- {
+			if err := s.appliers[i].Apply(context.WithoutCancel(ctx), rev); err != nil {
+				s.log.Error("undoing a failed commit left a subsystem out of step; restart the agent to resync it", "commit", id, "err", err)
+			}
+		}
+	}
+	for _, a := range s.appliers {
+		if err := a.Apply(ctx, c); err != nil {
+			undo()
+			return CommitInfo{}, withKind(ErrApply, fmt.Errorf("commit %d not applied: %w", id, err))
+		}
+		applied++
+	}
+	if s.persister != nil {
+		rec := &Record{Info: info, Root: tx.Root(), Scopes: tx.scopes(), Whole: tx.wholeTree}
+		if err := s.persister.Save(ctx, rec); err != nil {
+			undo()
+			return CommitInfo{}, withKind(ErrPersist, fmt.Errorf("commit %d not saved, nothing changed: %w", id, err))
+		}
+	}
+	s.mu.Lock()
+	s.running = tx.Root()
+	s.lastID = id
+	s.history = append(s.history, historyEntry{info: info, root: tx.Root()})
+	if len(s.history) > s.maxHist {
+		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)
+	}
+	// Published under the lock so subscribers see commits in order.
+	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Changes: changes})
+	s.mu.Unlock()
+	s.log.Info("commit", "id", id, "user", opts.User, "changes", len(changes), "comment", opts.Comment)
+	return info, nil
+}
+
+// History returns the retained commits, oldest first.
+func (s *Store) History() []CommitInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]CommitInfo, len(s.history))
+	for i, h := range s.history {
+		out[i] = h.info
+	}
+	return out
+}
+
+// RollbackTo makes the configuration of commit id running again, as a new
+// commit.
+func (s *Store) RollbackTo(ctx context.Context, id uint64, opts CommitOptions) (CommitInfo, error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.RLock()
+	var target *gen.Device
+	for _, h := range s.history {
+		if h.info.ID == id {
+			target = h.root
+		}
+	}
+	s.mu.RUnlock()
+	if target == nil {
+		return CommitInfo{}, fmt.Errorf("rollback to commit %d: %w (history keeps the last %d)", id, ErrNoSuchCommit, s.maxHist)
+	}
+	if opts.Comment == "" {
+		opts.Comment = fmt.Sprintf("rollback to commit %d", id)
+	}
+	return s.commitLocked(ctx, newTxFromTrees(s.Running(), target), opts, false)
+}
+
+// Pending returns the confirmed commit waiting for confirmation, if any.
+func (s *Store) Pending() (PendingCommit, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.pending == nil {
+		return PendingCommit{}, false
+	}
+	return s.pending.PendingCommit, true
+}
+
+func (s *Store) armConfirm(info CommitInfo, before *gen.Device, prev *pendingState, opts CommitOptions) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rollbackTo := before
+	if prev != nil {
+		prev.timer.Stop()
+		rollbackTo = prev.rollbackTo // a follow-up confirmed commit keeps the first rollback point
+	}
+	p := &pendingState{
+		PendingCommit: PendingCommit{ID: info.ID, Owner: opts.Owner, PersistID: opts.Confirm.PersistID, Deadline: s.clock.Now().Add(opts.Confirm.Timeout)},
+		rollbackTo:    rollbackTo,
+	}
+	p.timer = s.clock.AfterFunc(opts.Confirm.Timeout, func() { s.expire(p) })
+	s.pending = p
+	s.log.Info("confirmed commit pending", "id", info.ID, "owner", opts.Owner, "timeout", opts.Confirm.Timeout)
+}
+
+// expire rolls back a confirmed commit whose timeout passed.
+func (s *Store) expire(p *pendingState) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.RLock()
+	still := s.pending == p
+	s.mu.RUnlock()
+	if !still {
+		return
+	}
+	s.log.Warn("confirmed commit not confirmed in time: rolling back", "id", p.ID, "owner", p.Owner)
+	if err := s.rollbackPending(context.Background(), p, "system", fmt.Sprintf("confirmed commit %d timed out", p.ID)); err != nil {
+		s.log.Error("rolling back an unconfirmed commit failed", "id", p.ID, "err", err)
+	}
+}
+
+func (s *Store) rollbackPending(ctx context.Context, p *pendingState, user, comment string) error {
+	s.mu.Lock()
+	s.pending = nil
+	s.mu.Unlock()
+	p.timer.Stop()
+	tx := newTxFromTrees(s.Running(), p.rollbackTo)
+	if !tx.Changed() {
+		return nil
+	}
+	_, err := s.apply(ctx, tx, CommitOptions{User: user, Owner: p.Owner, Comment: comment}, false)
+	if err == nil {
+		s.mu.Lock()
+		s.candidate = s.running
+		s.dirtyBy = map[string]bool{}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// Confirm confirms the pending confirmed commit. persistID must match when
+// the commit was made with one; otherwise only its owner may confirm.
+func (s *Store) Confirm(owner, persistID string) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	return s.confirmLocked(owner, persistID)
+}
+
+func (s *Store) confirmLocked(owner, persistID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending
+	if err := checkPendingAccess(p, owner, persistID); err != nil {
+		return err
+	}
+	p.timer.Stop()
+	s.pending = nil
+	s.log.Info("confirmed commit confirmed", "id", p.ID, "by", owner)
+	return nil
+}
+
+func checkPendingAccess(p *pendingState, owner, persistID string) error {
+	switch {
+	case p == nil:
+		return ErrNoPendingCommit
+	case p.PersistID != "" && persistID != p.PersistID:
+		return ErrPersistID
+	case p.PersistID == "" && persistID != "":
+		return ErrPersistID
+	case p.PersistID == "" && p.Owner != owner:
+		return fmt.Errorf("%w by %s: only that session can confirm or cancel it", ErrPendingCommit, p.Owner)
+	}
+	return nil
+}
+
+// CancelCommit rolls back the pending confirmed commit now.
+func (s *Store) CancelCommit(ctx context.Context, owner, persistID string) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.RLock()
+	p := s.pending
+	s.mu.RUnlock()
+	if err := checkPendingAccess(p, owner, persistID); err != nil {
+		return err
+	}
+	return s.rollbackPending(ctx, p, owner, fmt.Sprintf("confirmed commit %d cancelled", p.ID))
+}
+
+// ExtendPending sets a new timeout for the pending confirmed commit (gNMI
+// set_rollback_duration).
+func (s *Store) ExtendPending(owner, persistID string, timeout time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending
+	if err := checkPendingAccess(p, owner, persistID); err != nil {
+		return err
+	}
+	p.timer.Reset(timeout)
+	p.Deadline = s.clock.Now().Add(timeout)
+	return nil
+}
+
+// Close waits for an in-flight commit to finish and refuses new ones.
+func (s *Store) Close() {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.pending != nil {
+		s.pending.timer.Stop()
+	}
+	s.bus.Close()
+}
+
+// StateSource fills config-false data into a tree (the PKI engine's state).
+type StateSource interface {
+	// State returns a tree holding only state; the caller may not modify it.
+	State() *gen.Device
+}
+
+// AddStateSource registers a provider of operational state.
+func (s *Store) AddStateSource(src StateSource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stateSources = append(s.stateSources, src)
+}
+
+// State returns a fresh tree with the operational state of every source.
+func (s *Store) State() (*gen.Device, error) {
+	s.mu.RLock()
+	srcs := append([]StateSource(nil), s.stateSources...)
+	s.mu.RUnlock()
+	out := &gen.Device{}
+	for _, src := range srcs {
+		st := src.State()
+		if st == nil {
+			continue
+		}
+		if err := mergeInto(out, st); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

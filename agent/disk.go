@@ -1,0 +1,191 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/gen"
+)
+
+// Journal limits after which the snapshot is rewritten and the journal
+// emptied, so start-up replays a bounded amount.
+const (
+	compactRecords = 1000
+	compactBytes   = 16 << 20
+)
+
+// journalRecord is one commit in the journal: the new content of every
+// subtree it changed. Replaying it is idempotent.
+type journalRecord struct {
+	CommitInfo
+	Ops []journalOp `json:"ops"`
+}
+
+type journalOp struct {
+	Path  []journalElem   `json:"path"`
+	Value json.RawMessage `json:"value,omitempty"` // absent: the subtree was deleted
+}
+
+// DiskPersister saves running in a persist.Dir: one journal record per
+// commit, and a fresh snapshot when the journal grows past its limits or a
+// commit replaced the whole tree.
+type DiskPersister struct {
+	dir *persist.Dir
+}
+
+// NewDiskPersister returns a persister over an open, loaded directory.
+func NewDiskPersister(dir *persist.Dir) *DiskPersister { return &DiskPersister{dir: dir} }
+
+// Save implements Persister.
+func (p *DiskPersister) Save(_ context.Context, rec *Record) error {
+	n, size := p.dir.JournalSize()
+	if rec.Whole || n >= compactRecords || size >= compactBytes {
+		return p.snapshot(rec)
+	}
+	jr := journalRecord{CommitInfo: rec.Info}
+	for _, elems := range rec.Scopes {
+		raw, ok, err := subtreeJSON(rec.Root, elems)
+		if err != nil {
+			return err
+		}
+		if len(elems) == 0 {
+			return p.snapshot(rec)
+		}
+		op := journalOp{Path: toJournalPath(elems)}
+		if ok {
+			op.Value = raw
+		}
+		jr.Ops = append(jr.Ops, op)
+	}
+	b, err := json.Marshal(jr)
+	if err != nil {
+		return err
+	}
+	return p.dir.Append(b)
+}
+
+// snapshotDoc wraps the RFC 7951 tree with the id of the commit it holds.
+func (p *DiskPersister) snapshot(rec *Record) error {
+	b, err := EmitJSON(rec.Root)
+	if err != nil {
+		return fmt.Errorf("render running as JSON: %w", err)
+	}
+	if err := p.dir.Compact(b); err != nil {
+		return err
+	}
+	meta, _ := json.Marshal(journalRecord{CommitInfo: rec.Info})
+	return p.dir.Append(meta)
+}
+
+// Load reads running from dir: the snapshot, then every journal record
+// replayed on it, then YANG validation of the result. It returns the tree,
+// the commits replayed (oldest first, for the history) and the last commit.
+// Any error names the file at fault.
+func Load(dir *persist.Dir) (*gen.Device, []CommitInfo, []*gen.Device, error) {
+	snap, records, err := dir.Load()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	snapPath := filepath.Join(dir.Path(), persist.SnapshotFile)
+	jpath := filepath.Join(dir.Path(), persist.JournalFile)
+	root := &gen.Device{}
+	if len(snap) > 0 {
+		if err := gen.Unmarshal(snap, root); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s is not a valid pki-authority configuration (%w); fix or move it aside, the agent will not overwrite it: %w", snapPath, persist.ErrCorrupt, err)
+		}
+	}
+	var infos []CommitInfo
+	var roots []*gen.Device
+	for i, raw := range records {
+		var jr journalRecord
+		if err := json.Unmarshal(raw, &jr); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: record %d is not valid JSON (%w): %w", jpath, i+1, persist.ErrCorrupt, err)
+		}
+		tx := newTx(root)
+		for _, op := range jr.Ops {
+			p := fromJournalPath(op.Path)
+			e := Edit{Op: OpRemove, Path: p}
+			if op.Value != nil {
+				e = Edit{Op: OpReplace, Path: p, Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: op.Value}}}
+			}
+			if err := tx.Apply(e); err != nil {
+				return nil, nil, nil, fmt.Errorf("%s: record %d (commit %d) does not apply (%w): %w", jpath, i+1, jr.ID, persist.ErrCorrupt, err)
+			}
+		}
+		root = tx.Root()
+		infos = append(infos, jr.CommitInfo)
+		roots = append(roots, root)
+	}
+	if err := root.ΛValidate(); err != nil {
+		return nil, nil, nil, fmt.Errorf("saved configuration in %s fails YANG validation (%w): %w", dir.Path(), persist.ErrCorrupt, err)
+	}
+	if err := checkMandatory(reflect.ValueOf(root), RootEntry(), ""); err != nil {
+		return nil, nil, nil, fmt.Errorf("saved configuration in %s fails YANG validation (%w): %w", dir.Path(), persist.ErrCorrupt, err)
+	}
+	return root, infos, roots, nil
+}
+
+// OpenStore opens the state directory, loads running from it and returns a
+// Store that persists there. cfg's Persister, Initial and InitialCommit are
+// set from the directory.
+func OpenStore(path string, cfg Config) (*Store, *persist.Dir, error) {
+	dir, err := persist.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, infos, roots, err := Load(dir)
+	if err != nil {
+		dir.Close()
+		return nil, nil, err
+	}
+	cfg.Persister = NewDiskPersister(dir)
+	cfg.Initial = root
+	if len(infos) > 0 {
+		cfg.InitialCommit = infos[len(infos)-1]
+	}
+	s := New(cfg)
+	// Journal records since the snapshot are the recent history.
+	if len(infos) > 1 {
+		s.history = s.history[:0]
+		for i := range infos {
+			if infos[i].ID == 0 {
+				continue
+			}
+			s.history = append(s.history, historyEntry{info: infos[i], root: roots[i]})
+		}
+		if len(s.history) == 0 || s.history[len(s.history)-1].root != root {
+			s.history = append(s.history, historyEntry{info: cfg.InitialCommit, root: root})
+		}
+		if len(s.history) > s.maxHist {
+			s.history = s.history[len(s.history)-s.maxHist:]
+		}
+	}
+	return s, dir, nil
+}
+
+type journalElem struct {
+	Name string            `json:"name"`
+	Key  map[string]string `json:"key,omitempty"`
+}
+
+func toJournalPath(elems []*gnmi.PathElem) []journalElem {
+	out := make([]journalElem, len(elems))
+	for i, e := range elems {
+		out[i] = journalElem{Name: e.Name, Key: e.Key}
+	}
+	return out
+}
+
+func fromJournalPath(elems []journalElem) *gnmi.Path {
+	p := &gnmi.Path{}
+	for _, e := range elems {
+		p.Elem = append(p.Elem, &gnmi.PathElem{Name: e.Name, Key: e.Key})
+	}
+	return p
+}

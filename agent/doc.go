@@ -1,0 +1,11 @@
+// Package agent holds the configuration datastores of pki-agent (running and
+// a shared candidate), the transactions that edit them, the commit pipeline
+// (validate -> apply -> persist -> publish, all or nothing), locks, confirmed
+// commit, the commit history and the event bus that carries config changes,
+// state changes and notifications to the northbound servers.
+//
+// Roots are immutable once published: an edit copies only the nodes on the
+// path it touches and shares everything else, so the cost of a transaction
+// follows the size of its change, not of the datastore. Callers that receive
+// a *gen.Device from this package must treat it as read-only.
+package agent

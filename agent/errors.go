@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error kinds. Northbound servers map them to gRPC codes and NETCONF
+// error-tags with errors.Is.
+var (
+	// ErrInvalid: a value breaks the YANG model (type, range, pattern,
+	// mandatory, key) or a semantic rule of a validator.
+	ErrInvalid = errors.New("invalid value")
+	// ErrUnknownPath: a path names an element the model does not have.
+	ErrUnknownPath = errors.New("unknown element")
+	// ErrReadOnly: a path names state (config false).
+	ErrReadOnly = errors.New("read-only state")
+	// ErrExists: create of an element that exists (NETCONF data-exists).
+	ErrExists = errors.New("already exists")
+	// ErrMissing: delete of an element that does not exist (data-missing).
+	ErrMissing = errors.New("does not exist")
+	// ErrLocked: the datastore is locked by another owner.
+	ErrLocked = errors.New("locked")
+	// ErrCandidateDirty: the candidate holds another owner's uncommitted changes.
+	ErrCandidateDirty = errors.New("candidate has uncommitted changes")
+	// ErrApply: the PKI engine (or another applier) could not apply a valid change.
+	ErrApply = errors.New("apply failed")
+	// ErrPersist: the running configuration could not be saved.
+	ErrPersist = errors.New("persist failed")
+	// ErrNoPendingCommit: confirm or cancel without a confirmed commit pending.
+	ErrNoPendingCommit = errors.New("no confirmed commit is pending")
+	// ErrPendingCommit: a confirmed commit of another owner is pending.
+	ErrPendingCommit = errors.New("a confirmed commit is pending")
+	// ErrPersistID: confirm or cancel with the wrong persist id.
+	ErrPersistID = errors.New("persist-id does not match the pending confirmed commit")
+	// ErrNoSuchCommit: rollback to a commit not in the history.
+	ErrNoSuchCommit = errors.New("no such commit in history")
+	// ErrClosed: the store is shut down.
+	ErrClosed = errors.New("datastore is shut down")
+)
+
+// PathError says which path an operation failed on and why. It unwraps to
+// one of the Err kinds above (and to the underlying cause).
+type PathError struct {
+	Op   string // merge, replace, create, delete, remove, validate
+	Path string // e.g. /authority/trusted-ca-certificate[name=root]/content
+	Err  error
+}
+
+func (e *PathError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%s /: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err)
+}
+
+func (e *PathError) Unwrap() error { return e.Err }
+
+// LockError says who holds a lock.
+type LockError struct {
+	Datastore Datastore
+	Holder    string // owner id, e.g. "netconf session 3"
+}
+
+func (e *LockError) Error() string {
+	return fmt.Sprintf("%s datastore is locked by %s", e.Datastore, e.Holder)
+}
+
+func (e *LockError) Unwrap() error { return ErrLocked }
+
+// kindError joins a kind with a detailed cause so errors.Is matches both.
+type kindError struct {
+	kind  error
+	cause error
+}
+
+func (e *kindError) Error() string   { return e.cause.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+func withKind(kind, cause error) error {
+	if cause == nil || errors.Is(cause, kind) {
+		return cause
+	}
+	return &kindError{kind: kind, cause: cause}
+}

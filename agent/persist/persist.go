@@ -1,0 +1,282 @@
+// Package persist stores the running configuration crash-safely in the
+// agent's state directory: a snapshot file (RFC 7951 JSON, written to a
+// temporary file, fsynced, renamed, and the directory fsynced) and a journal
+// of the commits since, each record framed with its length and a CRC so a
+// record torn by a crash is recognised. Records are opaque bytes here.
+package persist
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+const (
+	// SnapshotFile holds running as RFC 7951 JSON.
+	SnapshotFile = "running.json"
+	// JournalFile holds the commits made since the snapshot.
+	JournalFile = "running.journal"
+	// MaxRecord bounds one journal record (a commit's changed subtrees).
+	MaxRecord = 64 << 20
+	headerLen = 8
+	lockFile  = "running.lock"
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt marks a snapshot or journal that cannot be read back. The file
+// is left as it is for the operator to inspect.
+var ErrCorrupt = errors.New("corrupt")
+
+// Dir is an open state directory. Its methods are safe for concurrent use.
+type Dir struct {
+	mu      sync.Mutex
+	path    string
+	journal *os.File
+	lock    *os.File
+	records int
+	bytes   int64
+}
+
+// Open opens (creating with mode 0700) the state directory and takes an
+// exclusive lock on it, so two agents never share one.
+func Open(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", path, err)
+	}
+	lf, err := os.OpenFile(filepath.Join(path, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s is not writable: %w", path, err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("state directory %s is in use by another pki-agent: %w", path, err)
+	}
+	return &Dir{path: path, lock: lf}, nil
+}
+
+// Path is the directory's path.
+func (d *Dir) Path() string { return d.path }
+
+// Load reads the snapshot (nil when there is none) and the journal records
+// after it. A record torn by a crash at the end of the journal is dropped
+// (it was never acknowledged) and the journal truncated before it; damage
+// anywhere else is an ErrCorrupt error naming the file, and nothing is
+// rewritten.
+func (d *Dir) Load() (snapshot []byte, records [][]byte, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	snapPath := filepath.Join(d.path, SnapshotFile)
+	snapshot, err = os.ReadFile(snapPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("read %s: %w", snapPath, err)
+	}
+	jpath := filepath.Join(d.path, JournalFile)
+	data, err := os.ReadFile(jpath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("read %s: %w", jpath, err)
+	}
+	records, good, err := parseJournal(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", jpath, err)
+	}
+	f, err := os.OpenFile(jpath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", jpath, err)
+	}
+	if good < len(data) {
+		if err := f.Truncate(int64(good)); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("drop the torn last record of %s: %w", jpath, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("sync %s: %w", jpath, err)
+		}
+	}
+	if _, err := f.Seek(int64(good), io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if d.journal != nil {
+		d.journal.Close()
+	}
+	d.journal, d.records, d.bytes = f, len(records), int64(good)
+	return snapshot, records, nil
+}
+
+// parseJournal returns the intact records and the offset where they end.
+func parseJournal(data []byte) (records [][]byte, good int, err error) {
+	off := 0
+	for off < len(data) {
+		rest := data[off:]
+		if len(rest) < headerLen {
+			return records, off, nil // torn header at the end
+		}
+		n := int(binary.BigEndian.Uint32(rest[:4]))
+		sum := binary.BigEndian.Uint32(rest[4:8])
+		if n > MaxRecord {
+			if allZero(rest) {
+				return records, off, nil
+			}
+			return nil, 0, fmt.Errorf("%w: record at byte %d claims %d bytes (limit %d)", ErrCorrupt, off, n, MaxRecord)
+		}
+		if len(rest) < headerLen+n {
+			return records, off, nil // torn body at the end
+		}
+		body := rest[headerLen : headerLen+n]
+		if crc32.Checksum(body, crcTable) != sum {
+			if off+headerLen+n == len(data) {
+				return records, off, nil // last record torn mid-write
+			}
+			return nil, 0, fmt.Errorf("%w: record at byte %d fails its checksum and more records follow it", ErrCorrupt, off)
+		}
+		records = append(records, bytes.Clone(body))
+		off += headerLen + n
+	}
+	return records, off, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Append adds a record to the journal and fsyncs it. When Append returns
+// nil the record survives a crash.
+func (d *Dir) Append(rec []byte) error {
+	if len(rec) > MaxRecord {
+		return fmt.Errorf("journal record of %d bytes exceeds the %d byte limit", len(rec), MaxRecord)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.journal == nil {
+		return errors.New("journal not loaded: call Load first")
+	}
+	buf := make([]byte, headerLen+len(rec))
+	binary.BigEndian.PutUint32(buf[:4], uint32(len(rec)))
+	binary.BigEndian.PutUint32(buf[4:8], crc32.Checksum(rec, crcTable))
+	copy(buf[headerLen:], rec)
+	if _, err := d.journal.Write(buf); err != nil {
+		// Cut off whatever part was written so the next record starts clean.
+		_ = d.journal.Truncate(d.bytes)
+		_, _ = d.journal.Seek(d.bytes, io.SeekStart)
+		return fmt.Errorf("append to %s: %w", filepath.Join(d.path, JournalFile), err)
+	}
+	if err := d.journal.Sync(); err != nil {
+		_ = d.journal.Truncate(d.bytes)
+		_, _ = d.journal.Seek(d.bytes, io.SeekStart)
+		return fmt.Errorf("sync %s: %w", filepath.Join(d.path, JournalFile), err)
+	}
+	d.records++
+	d.bytes += int64(len(buf))
+	return nil
+}
+
+// JournalSize reports the records and bytes in the journal.
+func (d *Dir) JournalSize() (records int, bytes int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.records, d.bytes
+}
+
+// Compact writes a new snapshot crash-safely and then empties the journal.
+// A crash in between leaves the old journal beside the new snapshot; its
+// records must therefore be idempotent (replaying them on the new snapshot
+// gives the same tree).
+func (d *Dir) Compact(snapshot []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := WriteFileAtomic(filepath.Join(d.path, SnapshotFile), snapshot, 0o600); err != nil {
+		return err
+	}
+	jpath := filepath.Join(d.path, JournalFile)
+	if err := WriteFileAtomic(jpath, nil, 0o600); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(jpath, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("reopen %s: %w", jpath, err)
+	}
+	if d.journal != nil {
+		d.journal.Close()
+	}
+	d.journal, d.records, d.bytes = f, 0, 0
+	return nil
+}
+
+// Close closes the journal and releases the directory lock.
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var err error
+	if d.journal != nil {
+		err = d.journal.Close()
+		d.journal = nil
+	}
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
+	}
+	return err
+}
+
+// WriteFileAtomic writes data to path so that after a crash the file holds
+// either the old or the new content: temp file in the same directory,
+// fsync, rename, fsync the directory.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory so a rename in it is durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,346 @@
+package agent
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
+	"github.com/openconfig/ygot/ytypes"
+
+	"github.com/pkiagent/pkiagent/gen"
+)
+
+// schema is the compiled YANG schema of the generated structs.
+var schema = sync.OnceValue(func() *ytypes.Schema {
+	s, err := gen.Schema()
+	if err != nil {
+		panic(fmt.Sprintf("generated schema does not load: %v", err))
+	}
+	return s
+})
+
+// Schema returns the YANG schema of the device tree. Read-only.
+func Schema() *ytypes.Schema { return schema() }
+
+// RootEntry is the schema entry of the device root.
+func RootEntry() *yang.Entry { return schema().RootSchema() }
+
+// entryFor returns the schema entry that describes a generated struct.
+func entryFor(t reflect.Type) *yang.Entry {
+	return schema().SchemaTree[t.Name()]
+}
+
+// fieldIndexes maps a struct type and a YANG element name to the field.
+var fieldIndexes sync.Map // reflect.Type -> map[string]int
+
+func fieldIndex(t reflect.Type, name string) (int, bool) {
+	if m, ok := fieldIndexes.Load(t); ok {
+		i, ok := m.(map[string]int)[name]
+		return i, ok
+	}
+	m := map[string]int{}
+	for i := 0; i < t.NumField(); i++ {
+		if tag, ok := t.Field(i).Tag.Lookup("path"); ok {
+			for _, p := range strings.Split(tag, "|") {
+				m[p] = i
+			}
+		}
+	}
+	fieldIndexes.Store(t, m)
+	i, ok := m[name]
+	return i, ok
+}
+
+// PathString renders a path the way operators read it, in gNMI path
+// syntax: /a/b[key=value]/c, keys sorted, with "]" and "\\" in key values
+// escaped. (ygot.PathToString collapses the "//" of URL keys.)
+func PathString(p *gnmi.Path) string {
+	if p == nil || len(p.Elem) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for _, e := range p.Elem {
+		b.WriteByte('/')
+		b.WriteString(e.Name)
+		keys := make([]string, 0, len(e.Key))
+		for k := range e.Key {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			b.WriteByte('[')
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(keyEscaper.Replace(e.Key[k]))
+			b.WriteByte(']')
+		}
+	}
+	return b.String()
+}
+
+var keyEscaper = strings.NewReplacer(`\`, `\\`, `]`, `\]`)
+
+func prefixString(elems []*gnmi.PathElem) string {
+	return PathString(&gnmi.Path{Elem: elems})
+}
+
+// cloneMap copies a generated list map. The type switch keeps the common
+// config lists on maps.Clone (a table copy), the rest go through reflection.
+func cloneMap(m reflect.Value) reflect.Value {
+	switch v := m.Interface().(type) {
+	case map[string]*gen.PkiAuthority_Authority_TrustedCaCertificate:
+		return reflect.ValueOf(maps.Clone(v))
+	case map[string]*gen.PkiAuthority_Authority_CertificateRevocationList:
+		return reflect.ValueOf(maps.Clone(v))
+	case map[string]*gen.PkiAuthority_Authority_ClientCertificate:
+		return reflect.ValueOf(maps.Clone(v))
+	case map[string]*gen.PkiAuthority_Authority_Router:
+		return reflect.ValueOf(maps.Clone(v))
+	case map[string]*gen.PkiAuthority_Authority_Router_Peer:
+		return reflect.ValueOf(maps.Clone(v))
+	}
+	out := reflect.MakeMapWithSize(m.Type(), m.Len())
+	for it := m.MapRange(); it.Next(); {
+		out.SetMapIndex(it.Key(), it.Value())
+	}
+	return out
+}
+
+// cow tracks which nodes of a transaction's tree are private to it, so each
+// shared node on an edited path is copied once and never mutated in place.
+type cow struct {
+	private map[uintptr]bool
+}
+
+func newCOW() *cow { return &cow{private: map[uintptr]bool{}} }
+
+func (c *cow) own(v reflect.Value) { c.private[v.Pointer()] = true }
+
+func (c *cow) owns(v reflect.Value) bool { return c.private[v.Pointer()] }
+
+// copyStruct returns a private shallow copy of the struct pointer v.
+func (c *cow) copyStruct(v reflect.Value) reflect.Value {
+	if c.owns(v) {
+		return v
+	}
+	n := reflect.New(v.Type().Elem())
+	n.Elem().Set(v.Elem())
+	c.own(n)
+	return n
+}
+
+// location is where a path points inside a tree.
+type location struct {
+	parent reflect.Value // *struct holding the field (private when from walkPrivate)
+	field  int           // field index in parent
+	key    reflect.Value // map key when the target is a list entry
+	entry  *yang.Entry   // schema of the target
+	elems  []*gnmi.PathElem
+}
+
+func (l *location) isList() bool { return l.key.IsValid() }
+
+// get returns the target value (a struct pointer, leaf pointer, enum, ...)
+// and whether it is set.
+func (l *location) get() (reflect.Value, bool) {
+	f := l.parent.Elem().Field(l.field)
+	if l.isList() {
+		if f.IsNil() {
+			return reflect.Value{}, false
+		}
+		v := f.MapIndex(l.key)
+		return v, v.IsValid()
+	}
+	return f, !f.IsZero()
+}
+
+// resolve walks elems from root. With c non-nil it copies every shared node
+// on the way (creating missing containers and list entries when create is
+// true), so the returned parent may be mutated. With c nil it only reads;
+// ok is false when the path does not exist.
+func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (loc *location, ok bool, err error) {
+	cur := root
+	entry := RootEntry()
+	if len(elems) == 0 {
+		return nil, false, fmt.Errorf("empty path: %w", ErrInvalid)
+	}
+	for i, pe := range elems {
+		at := prefixString(elems[:i])
+		child := entry.Dir[pe.Name]
+		fi, found := fieldIndex(cur.Elem().Type(), pe.Name)
+		if child == nil || !found {
+			return nil, false, &PathError{Op: "resolve", Path: at, Err: fmt.Errorf("%w %q: %s has no such child", ErrUnknownPath, pe.Name, at)}
+		}
+		last := i == len(elems)-1
+		f := cur.Elem().Field(fi)
+		here := prefixString(elems[:i+1])
+		switch {
+		case child.IsLeaf() || child.IsLeafList():
+			if !last {
+				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: %s is a leaf and has no children", ErrUnknownPath, here)}
+			}
+			if len(pe.Key) > 0 {
+				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: leaf %s takes no keys", ErrInvalid, pe.Name)}
+			}
+			return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
+		case child.IsList():
+			if len(pe.Key) == 0 {
+				if last {
+					return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...]", ErrInvalid, here, child.Key)}
+				}
+				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...] before %s", ErrInvalid, here, child.Key, elems[i+1].Name)}
+			}
+			kv, kok := pe.Key[child.Key]
+			if len(pe.Key) != 1 || !kok {
+				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s is keyed by %q only", ErrInvalid, pe.Name, child.Key)}
+			}
+			if f.Type().Key().Kind() != reflect.String {
+				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s has a non-string key", ErrInvalid, pe.Name)}
+			}
+			key := reflect.ValueOf(kv).Convert(f.Type().Key())
+			if c != nil {
+				if f.IsNil() {
+					if !create {
+						return nil, false, nil
+					}
+					f.Set(reflect.MakeMap(f.Type()))
+					c.own(f)
+				} else if !c.owns(f) {
+					f.Set(cloneMap(f))
+					c.own(f)
+				}
+			} else if f.IsNil() {
+				return nil, false, nil
+			}
+			if last {
+				return &location{parent: cur, field: fi, key: key, entry: child, elems: elems}, true, nil
+			}
+			v := f.MapIndex(key)
+			if !v.IsValid() {
+				if c == nil || !create {
+					return nil, false, nil
+				}
+				v = newListEntry(f.Type().Elem(), child, kv)
+				c.own(v)
+				f.SetMapIndex(key, v)
+			} else if c != nil && !c.owns(v) {
+				v = c.copyStruct(v)
+				f.SetMapIndex(key, v)
+			}
+			cur, entry = v, child
+		default: // container
+			if len(pe.Key) > 0 {
+				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: container %s takes no keys", ErrInvalid, pe.Name)}
+			}
+			if last {
+				return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
+			}
+			if f.IsNil() {
+				if c == nil || !create {
+					return nil, false, nil
+				}
+				f.Set(reflect.New(f.Type().Elem()))
+				c.own(f)
+			} else if c != nil && !c.owns(f) {
+				f.Set(c.copyStruct(f))
+			}
+			cur, entry = f, child
+		}
+	}
+	panic("unreachable")
+}
+
+// newListEntry makes an empty list entry with its key leaf set.
+func newListEntry(t reflect.Type, entry *yang.Entry, key string) reflect.Value {
+	v := reflect.New(t.Elem())
+	if fi, ok := fieldIndex(t.Elem(), entry.Key); ok {
+		kf := v.Elem().Field(fi)
+		kp := reflect.New(kf.Type().Elem())
+		kp.Elem().Set(reflect.ValueOf(key).Convert(kf.Type().Elem()))
+		kf.Set(kp)
+	}
+	return v
+}
+
+// lookup returns the node at elems in a read-only tree, or an invalid value.
+func lookup(root *gen.Device, elems []*gnmi.PathElem) (reflect.Value, error) {
+	if len(elems) == 0 {
+		return reflect.ValueOf(root), nil
+	}
+	loc, ok, err := resolve(reflect.ValueOf(root), elems, nil, false)
+	if err != nil || !ok {
+		return reflect.Value{}, err
+	}
+	v, set := loc.get()
+	if !set {
+		return reflect.Value{}, nil
+	}
+	return v, nil
+}
+
+// Lookup returns the node at path p of a read-only tree: a generated struct
+// pointer for containers and list entries, the Go value for a leaf. ok is
+// false when nothing is there.
+func Lookup(root *gen.Device, p *gnmi.Path) (node any, ok bool, err error) {
+	v, err := lookup(root, p.GetElem())
+	if err != nil || !v.IsValid() {
+		return nil, false, err
+	}
+	return v.Interface(), true, nil
+}
+
+// readOnlyAt reports the first config-false element on a path.
+func readOnlyAt(elems []*gnmi.PathElem) (string, bool) {
+	e := RootEntry()
+	for i, pe := range elems {
+		if e = e.Dir[pe.Name]; e == nil {
+			return "", false
+		}
+		if e.ReadOnly() {
+			return prefixString(elems[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// checkMandatory reports mandatory leaves missing in a struct subtree; ygot's
+// validation does not check YANG mandatory.
+func checkMandatory(v reflect.Value, e *yang.Entry, at string) error {
+	if !v.IsValid() || v.IsNil() || e == nil {
+		return nil
+	}
+	s := v.Elem()
+	for name, child := range e.Dir {
+		if child.ReadOnly() {
+			continue
+		}
+		fi, ok := fieldIndex(s.Type(), name)
+		if !ok {
+			continue
+		}
+		f := s.Field(fi)
+		switch {
+		case child.IsLeaf():
+			if child.Mandatory == yang.TSTrue && f.IsZero() {
+				return &PathError{Op: "validate", Path: at + "/" + name, Err: fmt.Errorf("%w: mandatory leaf %s is missing", ErrInvalid, name)}
+			}
+		case child.IsList():
+			for it := f.MapRange(); it.Next(); {
+				p := fmt.Sprintf("%s/%s[%s=%v]", at, name, child.Key, it.Key())
+				if err := checkMandatory(it.Value(), child, p); err != nil {
+					return err
+				}
+			}
+		case child.IsContainer():
+			if err := checkMandatory(f, child, at+"/"+name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,467 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
+	"github.com/openconfig/ygot/ygot"
+	"github.com/openconfig/ygot/ytypes"
+
+	"github.com/pkiagent/pkiagent/gen"
+)
+
+// Op is an edit operation, named as in NETCONF edit-config.
+type Op int
+
+const (
+	// OpMerge merges the value into what is there (gNMI update).
+	OpMerge Op = iota
+	// OpReplace replaces the node with the value (gNMI replace).
+	OpReplace
+	// OpCreate creates the node; it fails with ErrExists if it is there.
+	OpCreate
+	// OpDelete deletes the node; it fails with ErrMissing if it is absent.
+	OpDelete
+	// OpRemove deletes the node if it is there (gNMI delete).
+	OpRemove
+)
+
+var opNames = [...]string{"merge", "replace", "create", "delete", "remove"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", int(o))
+}
+
+// Edit is one change to a tree. Value is required for merge, replace and
+// create: a scalar TypedValue for a leaf, or JSON (json_ietf_val as RFC 7951
+// or json_val, which is accepted too) for any node.
+type Edit struct {
+	Op    Op
+	Path  *gnmi.Path
+	Value *gnmi.TypedValue
+}
+
+// Tx is a transaction: a private tree that starts as a snapshot of a
+// datastore and takes edits. Nothing is visible to others until it is
+// committed. A Tx is not safe for concurrent use.
+type Tx struct {
+	base    *gen.Device
+	root    *gen.Device
+	cow     *cow
+	touched map[string][]*gnmi.PathElem
+	// wholeTree is set when the root itself was replaced.
+	wholeTree bool
+}
+
+func newTx(base *gen.Device) *Tx {
+	c := newCOW()
+	root := c.copyStruct(reflect.ValueOf(base)).Interface().(*gen.Device)
+	return &Tx{base: base, root: root, cow: c, touched: map[string][]*gnmi.PathElem{}}
+}
+
+// Root returns the transaction's tree. Read-only for the caller.
+func (t *Tx) Root() *gen.Device { return t.root }
+
+// Changed reports whether any edit was applied.
+func (t *Tx) Changed() bool { return t.wholeTree || len(t.touched) > 0 }
+
+// Apply applies edits in order. When one fails, the transaction is left as
+// it was before the call, and the error is a *PathError naming the path.
+func (t *Tx) Apply(edits ...Edit) error {
+	saveRoot, saveTouched, saveWhole := t.root, cloneTouched(t.touched), t.wholeTree
+	// Copy-on-write again from the saved root so a failed batch leaves
+	// saveRoot untouched.
+	saveCOW := t.cow
+	t.cow = newCOW()
+	t.root = t.cow.copyStruct(reflect.ValueOf(saveRoot)).Interface().(*gen.Device)
+	for _, e := range edits {
+		if err := t.apply(e); err != nil {
+			t.root, t.touched, t.wholeTree, t.cow = saveRoot, saveTouched, saveWhole, saveCOW
+			return err
+		}
+	}
+	return nil
+}
+
+func cloneTouched(m map[string][]*gnmi.PathElem) map[string][]*gnmi.PathElem {
+	out := make(map[string][]*gnmi.PathElem, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (t *Tx) apply(e Edit) error {
+	elems := e.Path.GetElem()
+	ps := PathString(e.Path)
+	fail := func(err error) error {
+		var pe *PathError
+		if errors.As(err, &pe) {
+			pe.Op = e.Op.String()
+			return err
+		}
+		return &PathError{Op: e.Op.String(), Path: ps, Err: err}
+	}
+	if at, ro := readOnlyAt(elems); ro {
+		return fail(fmt.Errorf("%w: %s is state (config false) and cannot be written", ErrReadOnly, at))
+	}
+	needValue := e.Op == OpMerge || e.Op == OpReplace || e.Op == OpCreate
+	if needValue && e.Value == nil {
+		return fail(fmt.Errorf("%w: %s needs a value", ErrInvalid, e.Op))
+	}
+	if len(elems) == 0 {
+		return t.applyRoot(e, fail)
+	}
+	// Read first, so delete of a missing node copies nothing.
+	if _, _, err := resolve(reflect.ValueOf(t.root), elems, nil, false); err != nil {
+		return fail(err)
+	}
+	loc, _, err := resolve(reflect.ValueOf(t.root), elems, t.cow, needValue)
+	if err != nil {
+		return fail(err)
+	}
+	if loc == nil { // an ancestor is missing
+		switch e.Op {
+		case OpDelete:
+			return fail(fmt.Errorf("%w: nothing at %s to delete", ErrMissing, ps))
+		case OpRemove:
+			return nil
+		}
+	}
+	_, exists := loc.get()
+	switch e.Op {
+	case OpCreate:
+		if exists {
+			return fail(fmt.Errorf("%w: %s is already configured", ErrExists, ps))
+		}
+	case OpDelete:
+		if !exists {
+			return fail(fmt.Errorf("%w: nothing at %s to delete", ErrMissing, ps))
+		}
+	case OpRemove:
+		if !exists {
+			return nil
+		}
+	}
+	t.touch(elems)
+	switch e.Op {
+	case OpDelete, OpRemove:
+		loc.clear()
+		return nil
+	}
+	if err := t.setValue(loc, e, exists); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+func (t *Tx) applyRoot(e Edit, fail func(error) error) error {
+	switch e.Op {
+	case OpDelete, OpRemove:
+		t.root = &gen.Device{}
+	default:
+		data, err := jsonBytes(e.Value)
+		if err != nil {
+			return fail(err)
+		}
+		n := &gen.Device{}
+		if e.Op == OpMerge {
+			c, err := ygot.DeepCopy(t.root)
+			if err != nil {
+				return fail(err)
+			}
+			n = c.(*gen.Device)
+		}
+		if err := gen.Unmarshal(data, n); err != nil {
+			return fail(fmt.Errorf("%w: %v", ErrInvalid, err))
+		}
+		t.root = n
+	}
+	t.cow = newCOW()
+	t.cow.own(reflect.ValueOf(t.root))
+	t.wholeTree = true
+	return nil
+}
+
+func (t *Tx) touch(elems []*gnmi.PathElem) {
+	t.touched[prefixString(elems)] = elems
+}
+
+// clear removes the target from its (private) parent.
+func (l *location) clear() {
+	f := l.parent.Elem().Field(l.field)
+	if l.isList() {
+		f.SetMapIndex(l.key, reflect.Value{})
+		return
+	}
+	f.Set(reflect.Zero(f.Type()))
+}
+
+// setValue writes e.Value at loc. Struct targets get a private deep copy (or
+// a fresh node for replace) so merging never reaches shared children.
+func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
+	if loc.entry.IsLeaf() || loc.entry.IsLeafList() {
+		f := loc.parent.Elem().Field(loc.field)
+		if e.Op == OpReplace {
+			f.Set(reflect.Zero(f.Type()))
+		}
+		v := e.Value
+		if jv, ok := v.GetValue().(*gnmi.TypedValue_JsonVal); ok {
+			v = &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: jv.JsonVal}}
+		}
+		parentEntry := entryFor(loc.parent.Type().Elem())
+		last := loc.elems[len(loc.elems)-1]
+		if err := ytypes.SetNode(parentEntry, loc.parent.Interface(), &gnmi.Path{Elem: []*gnmi.PathElem{{Name: last.Name}}}, v); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return nil
+	}
+	data, err := jsonBytes(e.Value)
+	if err != nil {
+		return err
+	}
+	var target reflect.Value
+	cur, _ := loc.get()
+	switch {
+	case exists && e.Op == OpMerge:
+		c, err := ygot.DeepCopy(cur.Interface().(ygot.GoStruct))
+		if err != nil {
+			return err
+		}
+		target = reflect.ValueOf(c)
+	case loc.isList():
+		target = newListEntry(loc.parent.Elem().Field(loc.field).Type().Elem(), loc.entry, loc.key.String())
+	default:
+		target = reflect.New(loc.parent.Elem().Field(loc.field).Type().Elem())
+	}
+	t.cow.own(target)
+	if err := gen.Unmarshal(data, target.Interface().(ygot.GoStruct)); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	f := loc.parent.Elem().Field(loc.field)
+	if loc.isList() {
+		if fi, ok := fieldIndex(target.Type().Elem(), loc.entry.Key); ok {
+			kf := target.Elem().Field(fi)
+			if kf.IsNil() || kf.Elem().String() != loc.key.String() {
+				got := "<none>"
+				if !kf.IsNil() {
+					got = kf.Elem().String()
+				}
+				return fmt.Errorf("%w: key %s %q in the value does not match %q in the path", ErrInvalid, loc.entry.Key, got, loc.key.String())
+			}
+		}
+		f.SetMapIndex(loc.key, target)
+		return nil
+	}
+	f.Set(target)
+	return nil
+}
+
+// jsonBytes returns the JSON carried by a TypedValue. Scalars are not
+// accepted for containers.
+func jsonBytes(v *gnmi.TypedValue) ([]byte, error) {
+	switch x := v.GetValue().(type) {
+	case *gnmi.TypedValue_JsonIetfVal:
+		return x.JsonIetfVal, nil
+	case *gnmi.TypedValue_JsonVal:
+		return x.JsonVal, nil
+	}
+	return nil, fmt.Errorf("%w: a container or list entry needs a JSON object value, got %T", ErrInvalid, v.GetValue())
+}
+
+// Validate checks the YANG model (types, ranges, patterns, keys, mandatory)
+// over the nodes the transaction touched, or the whole tree when its root
+// was replaced.
+func (t *Tx) Validate() error {
+	if t.wholeTree {
+		if err := t.root.ΛValidate(); err != nil {
+			return &PathError{Op: "validate", Path: "/", Err: withKind(ErrInvalid, err)}
+		}
+		return checkMandatory(reflect.ValueOf(t.root), RootEntry(), "")
+	}
+	for _, elems := range t.scopes() {
+		v, err := lookup(t.root, elems)
+		if err != nil {
+			return err
+		}
+		if !v.IsValid() {
+			continue
+		}
+		at := prefixString(elems)
+		if gs, ok := v.Interface().(interface {
+			ΛValidate(...ygot.ValidationOption) error
+		}); ok {
+			if err := gs.ΛValidate(); err != nil {
+				return &PathError{Op: "validate", Path: at, Err: withKind(ErrInvalid, err)}
+			}
+		}
+		loc, _, _ := resolve(reflect.ValueOf(t.root), elems, nil, false)
+		var entry = RootEntry()
+		if loc != nil {
+			entry = loc.entry
+		}
+		if err := checkMandatory(v, entry, strings.TrimSuffix(at, "/")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scopes returns the smallest set of struct paths that covers every touched
+// node: a touched leaf is covered by its parent struct, and a path under
+// another scope is dropped.
+func (t *Tx) scopes() [][]*gnmi.PathElem {
+	var all [][]*gnmi.PathElem
+	for _, elems := range t.touched {
+		if e := entryAt(elems); e != nil && (e.IsLeaf() || e.IsLeafList()) {
+			elems = elems[:len(elems)-1]
+		}
+		all = append(all, elems)
+	}
+	sort.Slice(all, func(i, j int) bool { return len(all[i]) < len(all[j]) })
+	var out [][]*gnmi.PathElem
+	seen := map[string]bool{}
+next:
+	for _, elems := range all {
+		for i := 0; i <= len(elems); i++ {
+			if seen[prefixString(elems[:i])] {
+				continue next
+			}
+		}
+		seen[prefixString(elems)] = true
+		out = append(out, elems)
+	}
+	return out
+}
+
+func entryAt(elems []*gnmi.PathElem) *yang.Entry {
+	e := RootEntry()
+	for _, pe := range elems {
+		if e = e.Dir[pe.Name]; e == nil {
+			return nil
+		}
+	}
+	return e
+}
+
+// Changes returns the leaf-level differences between the transaction's base
+// and its tree, computed over the touched scopes only.
+func (t *Tx) Changes() ([]Change, error) {
+	if t.wholeTree {
+		return Diff(t.base, t.root)
+	}
+	var out []Change
+	for _, elems := range t.scopes() {
+		old, err := lookup(t.base, elems)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := lookup(t.root, elems)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := diffNodes(old, cur, elems)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ch...)
+	}
+	return out, nil
+}
+
+// Change is one leaf that changed. Value is nil when the leaf was deleted.
+type Change struct {
+	Path  *gnmi.Path
+	Value *gnmi.TypedValue
+}
+
+// Diff returns the leaf-level differences between two whole trees.
+func Diff(old, cur *gen.Device) ([]Change, error) {
+	return diffNodes(reflect.ValueOf(old), reflect.ValueOf(cur), nil)
+}
+
+func diffNodes(old, cur reflect.Value, prefix []*gnmi.PathElem) ([]Change, error) {
+	if !old.IsValid() && !cur.IsValid() {
+		return nil, nil
+	}
+	var typ reflect.Type
+	if cur.IsValid() {
+		typ = cur.Type()
+	} else {
+		typ = old.Type()
+	}
+	if !old.IsValid() || old.IsNil() {
+		old = reflect.New(typ.Elem())
+	}
+	if !cur.IsValid() || cur.IsNil() {
+		cur = reflect.New(typ.Elem())
+	}
+	n, err := ygot.Diff(old.Interface().(ygot.GoStruct), cur.Interface().(ygot.GoStruct))
+	if err != nil {
+		return nil, fmt.Errorf("diff at %s: %w", prefixString(prefix), err)
+	}
+	out := make([]Change, 0, len(n.GetUpdate())+len(n.GetDelete()))
+	for _, d := range n.GetDelete() {
+		out = append(out, Change{Path: joinPath(prefix, d)})
+	}
+	for _, u := range n.GetUpdate() {
+		out = append(out, Change{Path: joinPath(prefix, u.GetPath()), Value: u.GetVal()})
+	}
+	return out, nil
+}
+
+func joinPath(prefix []*gnmi.PathElem, p *gnmi.Path) *gnmi.Path {
+	elems := make([]*gnmi.PathElem, 0, len(prefix)+len(p.GetElem()))
+	elems = append(elems, prefix...)
+	elems = append(elems, p.GetElem()...)
+	return &gnmi.Path{Elem: elems}
+}
+
+// EmitJSON renders a tree (or any generated struct) as RFC 7951 JSON with
+// module-qualified top-level names.
+func EmitJSON(s ygot.GoStruct) ([]byte, error) {
+	str, err := ygot.EmitJSON(s, &ygot.EmitJSONConfig{
+		Format:         ygot.RFC7951,
+		RFC7951Config:  &ygot.RFC7951JSONConfig{AppendModuleName: true},
+		SkipValidation: true,
+	})
+	return []byte(str), err
+}
+
+// subtreeJSON renders the node at elems as RFC 7951 JSON (for the journal).
+func subtreeJSON(root *gen.Device, elems []*gnmi.PathElem) (json.RawMessage, bool, error) {
+	v, err := lookup(root, elems)
+	if err != nil || !v.IsValid() {
+		return nil, false, err
+	}
+	if gs, ok := v.Interface().(ygot.GoStruct); ok {
+		b, err := EmitJSON(gs)
+		return b, true, err
+	}
+	loc, _, _ := resolve(reflect.ValueOf(root), elems, nil, false)
+	parent := loc.parent.Interface().(ygot.GoStruct)
+	b, err := EmitJSON(parent)
+	if err != nil {
+		return nil, false, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, false, err
+	}
+	name := elems[len(elems)-1].Name
+	for k, raw := range m {
+		if k == name || strings.HasSuffix(k, ":"+name) {
+			return raw, true, nil
+		}
+	}
+	return nil, false, nil
+}
