@@ -1,0 +1,160 @@
+// Command pki-agent is the router PKI configuration agent: it holds the
+// pki-authority configuration in a transactional datastore, applies it to
+// the PKI engine, and serves it over gNMI and NETCONF. This package only
+// parses flags, wires the parts together and turns signals into shutdown.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/internal/clock"
+)
+
+// options are the command-line flags of SPEC.md.
+type options struct {
+	stateDir     string
+	gnmiAddr     string
+	netconfAddr  string
+	tlsCert      string
+	tlsKey       string
+	tlsCertName  string
+	clientCA     string
+	gnmiInsecure bool
+	tpm          string
+	usersFile    string
+	metricsAddr  string
+	logLevel     string
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("pki-agent", flag.ContinueOnError)
+	fs.StringVar(&o.stateDir, "state-dir", "./var", "directory for datastores, keys, certificates, CRLs and the audit log")
+	fs.StringVar(&o.gnmiAddr, "gnmi-addr", ":9339", "gNMI (and gNSI certz) listen address, TLS")
+	fs.StringVar(&o.netconfAddr, "netconf-addr", ":830", "NETCONF over SSH listen address")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "gNMI server certificate (PEM); bootstrapped in STATE-DIR/tls when absent")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "gNMI server private key (PEM)")
+	fs.StringVar(&o.tlsCertName, "tls-cert-name", "", "serve gNMI with this agent-managed certificate, hot-reloaded on re-import")
+	fs.StringVar(&o.clientCA, "client-ca", "", "require client certificates signed by this CA bundle (mTLS)")
+	fs.BoolVar(&o.gnmiInsecure, "gnmi-insecure", false, "serve gNMI without TLS (labs only)")
+	fs.StringVar(&o.tpm, "tpm", "none", "TPM: none, sim, /dev/tpmrm0 or tcp://HOST:PORT (swtpm)")
+	fs.StringVar(&o.usersFile, "users-file", "", "users, password hashes and roles (default STATE-DIR/users.json)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (off when empty)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.usersFile == "" {
+		o.usersFile = o.stateDir + "/users.json"
+	}
+	return o, nil
+}
+
+// app is what the wiring functions share.
+type app struct {
+	opts  *options
+	log   *slog.Logger
+	clock clock.Clock
+	store *agent.Store
+	dir   *persist.Dir
+}
+
+// component is a long-running part of the agent started after the store is
+// loaded; run blocks until ctx is cancelled and returns after cleanup.
+type component struct {
+	name string
+	// setup runs before any component runs; it may register validators,
+	// appliers and state sources on the store.
+	setup func(a *app) (run func(ctx context.Context) error, err error)
+}
+
+// components are registered by the wiring files of this package.
+var components []component
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "pki-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	opts, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", opts.logLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	store, dir, err := agent.OpenStore(opts.stateDir, agent.Config{Clock: clock.Real{}, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	a := &app{opts: opts, log: log, clock: clock.Real{}, store: store, dir: dir}
+	if opts.metricsAddr != "" {
+		log.Warn("--metrics-addr is not available yet; no metrics are served", "addr", opts.metricsAddr)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	var runs []func(context.Context) error
+	var names []string
+	for _, c := range components {
+		r, err := c.setup(a)
+		if err != nil {
+			store.Close()
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		if r != nil {
+			runs = append(runs, r)
+			names = append(names, c.name)
+		}
+	}
+	h := store.History()
+	log.Info("pki-agent started", "state-dir", opts.stateDir, "commit", h[len(h)-1].ID, "components", names)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				cancel(fmt.Errorf("%s: %w", names[i], err))
+			}
+		}()
+	}
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	log.Info("shutting down", "reason", cause)
+	cancel(nil)
+	wg.Wait()
+	store.Close() // waits for an in-flight commit
+	if cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	log.Info("pki-agent stopped")
+	return nil
+}
