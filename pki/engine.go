@@ -1,0 +1,278 @@
+// Package pki is the PKI engine of the agent: it validates and applies the
+// pki-authority configuration (trusted CA chains, client certificates), owns
+// the device's keys and certificates (generate-private-key, generate-csr,
+// import-certificate with the three checks), grades every certificate for
+// expiry and revocation, raises and clears alarms, counts, audits, and
+// publishes its state. It is the one place where generated structs become
+// domain values; the crypto leaf packages beside it know nothing of gen.
+package pki
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/pki/chain"
+	"github.com/pkiagent/pkiagent/pki/expiry"
+	"github.com/pkiagent/pkiagent/pki/importcheck"
+)
+
+// KeyStore is what the engine needs of a key backend (file or TPM).
+type KeyStore interface {
+	// Generate creates a key that never leaves the backend.
+	Generate(ctx context.Context, name string, spec KeySpec) (crypto.Signer, error)
+	// Signer returns a handle on an existing key.
+	Signer(ctx context.Context, name string) (crypto.Signer, error)
+	// Names lists the keys held.
+	Names() ([]string, error)
+}
+
+// KeySpec describes a key to generate.
+type KeySpec struct {
+	Algorithm string // rsa | ecc
+	RSABits   int
+	Curve     string // secp256r1 | secp384r1 | secp521r1
+}
+
+// Publisher is the agent's event bus.
+type Publisher interface {
+	Publish(agent.Event)
+}
+
+// Config builds an Engine.
+type Config struct {
+	StateDir string
+	Node     string
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	Bus      Publisher
+	Audit    *audit.Log
+	// Keys by storage name: "file" always, "tpm" when a TPM is configured.
+	Keys map[string]KeyStore
+	// Revocation answers check 3 of import; the CRL manager fills it.
+	Revocation importcheck.RevocationIndex
+	// EvaluateEvery is how often expiry is re-graded (default 1h).
+	EvaluateEvery time.Duration
+}
+
+// Engine implements agent.Validator, agent.Applier, agent.StateSource and
+// agent.PKI. It is safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	clock clock.Clock
+
+	mu        sync.Mutex
+	trusted   map[string]*trustedCA
+	trustAll  *importcheck.TrustStore
+	clients   map[string]bool // configured client-certificate names
+	certs     map[string]*managedCert
+	alarms    *expiry.Tracker
+	published *gen.Device
+	bundles   sync.Map // sha256(content) -> *chain.Bundle, filled by Validate
+
+	stats stats
+}
+
+type trustedCA struct {
+	name   string
+	mode   string // strict | warn
+	bundle *chain.Bundle
+}
+
+type managedCert struct {
+	name      string
+	storage   string
+	algorithm string
+	cert      *x509.Certificate
+	chain     []*x509.Certificate
+	status    string
+}
+
+type stats struct {
+	csrOK, csrFail, importOK, importFail                 atomic.Uint64
+	crlFetchOK, crlFetchFail, crlIngestOK, crlIngestFail atomic.Uint64
+	certExpired, certInvalid, certRevoked                atomic.Uint64
+	peerExpired, peerInvalid, peerRevoked                atomic.Uint64
+}
+
+// New returns an engine that has loaded the keys and certificates in
+// cfg.StateDir.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Revocation == nil {
+		cfg.Revocation = importcheck.NewMemoryIndex()
+	}
+	if cfg.EvaluateEvery <= 0 {
+		cfg.EvaluateEvery = time.Hour
+	}
+	if cfg.Node == "" {
+		cfg.Node, _ = os.Hostname()
+	}
+	if err := os.MkdirAll(certDir(cfg.StateDir), 0o700); err != nil {
+		return nil, fmt.Errorf("certificate directory: %w", err)
+	}
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		clock:   cfg.Clock,
+		trusted: map[string]*trustedCA{},
+		clients: map[string]bool{},
+		certs:   map[string]*managedCert{},
+		alarms:  expiry.NewTracker(cfg.Clock),
+	}
+	if err := e.loadCertificates(ctx); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.evaluateLocked()
+	e.mu.Unlock()
+	return e, nil
+}
+
+func certDir(stateDir string) string { return filepath.Join(stateDir, "certs") }
+
+// Run re-grades every certificate periodically until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	t := e.clock.NewTimer(e.cfg.EvaluateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+			e.Evaluate()
+			t.Reset(e.cfg.EvaluateEvery)
+		}
+	}
+}
+
+// Evaluate re-grades every certificate and trusted CA now.
+func (e *Engine) Evaluate() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.evaluateLocked()
+}
+
+// ---- Validator and Applier ------------------------------------------------
+
+// touchedTrusted returns the trusted-ca-certificate names a commit changes.
+func touchedNames(c *agent.Commit, list string) map[string]bool {
+	out := map[string]bool{}
+	for _, ch := range c.Changes {
+		el := ch.Path.GetElem()
+		if len(el) >= 2 && el[0].GetName() == "authority" && el[1].GetName() == list {
+			out[el[1].GetKey()["name"]] = true
+		}
+	}
+	return out
+}
+
+func (e *Engine) bundleFor(content string) (*chain.Bundle, error) {
+	sum := sha256.Sum256([]byte(content))
+	if b, ok := e.bundles.Load(sum); ok {
+		return b.(*chain.Bundle), nil
+	}
+	b, err := chain.ParseBundle([]byte(content), e.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	e.bundles.Store(sum, b)
+	return b, nil
+}
+
+// Validate implements agent.Validator: every trusted CA chain the commit
+// adds or changes must parse; in strict mode it must also verify.
+func (e *Engine) Validate(_ context.Context, c *agent.Commit) error {
+	var errs []error
+	names := touchedNames(c, "trusted-ca-certificate")
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	for _, name := range sorted {
+		ca := c.New.GetAuthority().GetTrustedCaCertificate(name)
+		if ca == nil {
+			continue
+		}
+		b, err := e.bundleFor(ca.GetContent())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trusted-ca-certificate %s: content: %w", name, err))
+			continue
+		}
+		if ca.GetValidationMode() != gen.PkiAuthority_ValidationMode_warn {
+			if err := b.Err(); err != nil {
+				errs = append(errs, fmt.Errorf("trusted-ca-certificate %s (validation-mode strict): %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Apply implements agent.Applier. It cannot fail half way: the new trust
+// set is built aside and swapped in.
+func (e *Engine) Apply(_ context.Context, c *agent.Commit) error {
+	auth := c.New.GetAuthority()
+	if auth == nil {
+		auth = &gen.PkiAuthority_Authority{}
+	}
+	trusted := map[string]*trustedCA{}
+	for name, ca := range auth.TrustedCaCertificate {
+		b, err := e.bundleFor(ca.GetContent())
+		if err != nil {
+			return fmt.Errorf("trusted-ca-certificate %s: %w", name, err)
+		}
+		mode := "strict"
+		if ca.GetValidationMode() == gen.PkiAuthority_ValidationMode_warn {
+			mode = "warn"
+		}
+		trusted[name] = &trustedCA{name: name, mode: mode, bundle: b}
+	}
+	store, err := newTrustStore(trusted)
+	if err != nil {
+		return err
+	}
+	clients := map[string]bool{}
+	for name := range auth.ClientCertificate {
+		clients[name] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.trusted, e.trustAll, e.clients = trusted, store, clients
+	e.evaluateLocked()
+	return nil
+}
+
+func newTrustStore(trusted map[string]*trustedCA) (*importcheck.TrustStore, error) {
+	var bundles []importcheck.TrustedCA
+	for name, t := range trusted {
+		if len(t.bundle.Certs) == 0 {
+			continue
+		}
+		bundles = append(bundles, importcheck.TrustedCA{Name: name, Certs: t.bundle.Certs})
+	}
+	if len(bundles) == 0 {
+		return nil, nil
+	}
+	return importcheck.NewTrustStore(bundles)
+}

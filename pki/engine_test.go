@@ -1,0 +1,315 @@
+package pki
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/internal/testpki"
+)
+
+// memKeys is an in-memory key store fake.
+type memKeys struct {
+	mu   sync.Mutex
+	keys map[string]crypto.Signer
+}
+
+func (m *memKeys) Generate(_ context.Context, name string, _ KeySpec) (crypto.Signer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	m.keys[name] = k
+	return k, nil
+}
+
+func (m *memKeys) Signer(_ context.Context, name string) (crypto.Signer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.keys[name]
+	if !ok {
+		return nil, os.ErrNotExist
+	}
+	return k, nil
+}
+
+func (m *memKeys) Names() ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for n := range m.keys {
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	store  *agent.Store
+	engine *Engine
+	clock  *clock.Fake
+	keys   *memKeys
+	dir    string
+	gen    *testpki.Generator
+	sub    *agent.Subscription
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	fc := clock.NewFake(t0)
+	store, d, err := agent.OpenStore(filepath.Join(dir, "state"), agent.Config{Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	al, err := audit.Open(filepath.Join(dir, "audit.log"), "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := &memKeys{keys: map[string]crypto.Signer{}}
+	sub := store.Bus().Subscribe(10000)
+	e, err := New(context.Background(), Config{StateDir: dir, Clock: fc, Bus: store.Bus(), Audit: al, Keys: map[string]KeyStore{"file": keys}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.AddValidator(e)
+	store.AddApplier(e)
+	store.AddStateSource(e)
+	t.Cleanup(func() { store.Close(); d.Close(); al.Close() })
+	return &fixture{store: store, engine: e, clock: fc, keys: keys, dir: dir, gen: testpki.New(t0), sub: sub}
+}
+
+func (f *fixture) setTrusted(t *testing.T, name, content, mode string) error {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"content": content, "validation-mode": mode})
+	tx := f.store.Begin(agent.Running)
+	if err := tx.Apply(agent.Edit{Op: agent.OpMerge, Path: &gnmi.Path{Elem: []*gnmi.PathElem{{Name: "authority"}, {Name: "trusted-ca-certificate", Key: map[string]string{"name": name}}}},
+		Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: b}}}); err != nil {
+		return err
+	}
+	_, err := f.store.Commit(context.Background(), tx, agent.CommitOptions{User: "admin"})
+	return err
+}
+
+func (f *fixture) alarm(id string) *gen.PkiAuthority_Alarms_Alarm {
+	st, _ := f.store.State()
+	return st.GetAlarms().GetAlarm(id)
+}
+
+var admin = agent.Caller{User: "admin", Role: agent.RoleAdmin}
+
+func TestTrustedCAStrictAndWarn(t *testing.T) {
+	f := newFixture(t)
+	h := testpki.Must(f.gen.Hierarchy(3))
+	good := string(testpki.PEM(h...))
+	if err := f.setTrusted(t, "corp", good, "strict"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.store.State()
+	ca := st.GetAuthority().GetTrustedCaCertificate("corp").GetState()
+	if ca.GetStatus() != gen.PkiAuthority_Authority_TrustedCaCertificate_State_Status_valid || len(ca.Certificate) != 3 {
+		t.Fatalf("state: %v, %d certs", ca.GetStatus(), len(ca.Certificate))
+	}
+	// An expired CA fails a strict commit with the reason ...
+	expired := testpki.Must(f.gen.Root(testpki.Options{CN: "Old Root", NotBefore: t0.AddDate(-3, 0, 0), NotAfter: t0.AddDate(0, 0, -1)}))
+	err := f.setTrusted(t, "old", string(testpki.PEM(expired)), "strict")
+	if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "trusted-ca-certificate old") || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("err = %v", err)
+	}
+	if f.store.Running().GetAuthority().GetTrustedCaCertificate("old") != nil {
+		t.Fatal("strict failure committed")
+	}
+	// ... and commits in warn mode, with warnings in state and an alarm.
+	if err := f.setTrusted(t, "old", string(testpki.PEM(expired)), "warn"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = f.store.State()
+	ws := st.GetAuthority().GetTrustedCaCertificate("old").GetState()
+	if ws.GetStatus() != gen.PkiAuthority_Authority_TrustedCaCertificate_State_Status_warning || len(ws.Warning) == 0 {
+		t.Fatalf("warn state: %v %v", ws.GetStatus(), ws.Warning)
+	}
+	if a := f.alarm("trusted-ca:old"); a == nil || a.GetCategory() != gen.PkiAuthority_AlarmCategory_trusted_ca_warning {
+		t.Fatalf("alarm: %v", a)
+	}
+	// Garbage is refused whatever the mode.
+	if err := f.setTrusted(t, "junk", "not a certificate", "warn"); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// provision runs key -> CSR -> CA signs -> import and returns the leaf.
+func provision(t *testing.T, f *fixture, issuer *testpki.Cert, name string, notAfter time.Time) (*testpki.Cert, error) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: name, Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.engine.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: name, CommonName: name + ".example", SubjectAltName: &agent.SubjectAltName{DNS: []string{name + ".example"}, IP: []string{"192.0.2.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.CSR, "BEGIN CERTIFICATE REQUEST") {
+		t.Fatalf("csr: %q", out.CSR)
+	}
+	key, _ := f.keys.Signer(ctx, name)
+	leaf := testpki.Must(f.gen.Issue(issuer, testpki.Options{CN: name + ".example", Key: key, NotBefore: t0.Add(-time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}))
+	_, err = f.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: name, Certificate: string(testpki.PEM(leaf, issuer))})
+	return leaf, err
+}
+
+func TestProvisionAndExpiryAlarms(t *testing.T) {
+	f := newFixture(t)
+	h := testpki.Must(f.gen.Hierarchy(2))
+	if err := f.setTrusted(t, "corp", string(testpki.PEM(h[0])), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := provision(t, f, h[1], "router", t0.AddDate(0, 0, 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.store.State()
+	c := st.GetCertificates().GetCertificate("router")
+	if c.GetStatus() != gen.PkiAuthority_CertificateStatus_valid || c.GetSubject() == "" || c.GetKeyAlgorithm() != "ecc-secp256r1" {
+		t.Fatalf("state: %+v", c)
+	}
+	if got := st.GetStats().GetSecurity().GetCertificateImport().GetSuccess(); got != 1 {
+		t.Fatalf("import success = %d", got)
+	}
+	_ = leaf
+	// Walk the clock across the 30/7/0-day boundaries.
+	steps := []struct {
+		at       time.Duration
+		severity gen.E_PkiAuthority_Severity
+		status   gen.E_PkiAuthority_CertificateStatus
+	}{
+		{11 * 24 * time.Hour, gen.PkiAuthority_Severity_minor, gen.PkiAuthority_CertificateStatus_expiring_within_month},
+		{12 * 24 * time.Hour, gen.PkiAuthority_Severity_minor, gen.PkiAuthority_CertificateStatus_expiring_within_month},
+		{34 * 24 * time.Hour, gen.PkiAuthority_Severity_major, gen.PkiAuthority_CertificateStatus_expiring_within_week},
+		{41 * 24 * time.Hour, gen.PkiAuthority_Severity_critical, gen.PkiAuthority_CertificateStatus_expired},
+		{42 * 24 * time.Hour, gen.PkiAuthority_Severity_critical, gen.PkiAuthority_CertificateStatus_expired},
+	}
+	for _, s := range steps {
+		f.clock.Set(t0.Add(s.at))
+		f.engine.Evaluate()
+		a := f.alarm("certificate:router")
+		st, _ := f.store.State()
+		if a == nil || a.GetSeverity() != s.severity || st.GetCertificates().GetCertificate("router").GetStatus() != s.status {
+			t.Fatalf("at +%v: alarm %v, status %v", s.at, a, st.GetCertificates().GetCertificate("router").GetStatus())
+		}
+	}
+	// Each transition is notified once: raised minor, major, critical.
+	var actions []string
+	for len(f.sub.C) > 0 {
+		ev := <-f.sub.C
+		if ev.Kind == agent.EventNotification && ev.Notification.Name == "alarm-notification" {
+			var id, sev, action string
+			for _, l := range ev.Notification.Leaves {
+				switch l.Name {
+				case "id":
+					id = l.Value.(string)
+				case "severity":
+					sev = l.Value.(string)
+				case "action":
+					action = l.Value.(string)
+				}
+			}
+			if id == "certificate:router" {
+				actions = append(actions, action+" "+sev)
+			}
+		}
+	}
+	if got := strings.Join(actions, ","); got != "raised minor,raised major,raised critical" {
+		t.Fatalf("notifications: %s", got)
+	}
+	if st, _ := f.store.State(); st.GetStats().GetSecurity().GetCertificate().GetExpired() != 1 {
+		t.Fatal("expired counter")
+	}
+	// Audit log has the CSR and the import.
+	b, _ := os.ReadFile(filepath.Join(f.dir, "audit.log"))
+	if !strings.Contains(string(b), `"type":"system.generate_csr"`) || !strings.Contains(string(b), `"type":"system.ingest_certificate"`) {
+		t.Fatalf("audit: %s", b)
+	}
+}
+
+func TestImportRefusals(t *testing.T) {
+	f := newFixture(t)
+	h := testpki.Must(f.gen.Hierarchy(2))
+	if err := f.setTrusted(t, "corp", string(testpki.PEM(h[0])), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: "r", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+		t.Fatal(err)
+	}
+	other := testpki.Must(f.gen.Issue(h[1], testpki.Options{CN: "r", ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}))
+	keyPEM := string(other.KeyPEM())
+	for _, tc := range []struct {
+		desc, pem, want string
+	}{
+		{"key appended", string(testpki.PEM(other)) + keyPEM, "private key"},
+		{"mismatched key", string(testpki.PEM(other, h[1])), "match"},
+		{"garbage", "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", "base64"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := f.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: "r", Certificate: tc.pem})
+			if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(strings.ToLower(err.Error()), tc.want) {
+				t.Fatalf("err = %v", err)
+			}
+			body := strings.Split(keyPEM, "\n")[1]
+			if strings.Contains(err.Error(), body[:20]) {
+				t.Fatal("key material echoed")
+			}
+		})
+	}
+	st, _ := f.store.State()
+	if st.GetStats().GetSecurity().GetCertificateImport().GetFailure() != 3 {
+		t.Fatal("failure counter")
+	}
+}
+
+func TestClientCertificateMissingAlarm(t *testing.T) {
+	f := newFixture(t)
+	tx := f.store.Begin(agent.Running)
+	if err := tx.Apply(agent.Edit{Op: agent.OpMerge, Path: &gnmi.Path{Elem: []*gnmi.PathElem{{Name: "authority"}, {Name: "client-certificate", Key: map[string]string{"name": "gnmi-server"}}}},
+		Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`{}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Commit(context.Background(), tx, agent.CommitOptions{User: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.alarm("certificate-missing:gnmi-server"); a == nil || a.GetCategory() != gen.PkiAuthority_AlarmCategory_certificate_missing {
+		t.Fatalf("alarm %v", a)
+	}
+	// Through the generic dispatch, a viewer may not run rpcs.
+	_, err := agent.InvokeRPC(context.Background(), f.engine, agent.Caller{User: "v", Role: agent.RoleViewer}, "generate-private-key", []byte(`{"name":"x"}`))
+	if !errors.Is(err, agent.ErrAccessDenied) {
+		t.Fatalf("err = %v", err)
+	}
+	out, err := agent.InvokeRPC(context.Background(), f.engine, admin, "generate-private-key", []byte(`{"name":"gnmi-server"}`))
+	if err != nil || !strings.Contains(string(out), "ecc-secp256r1") {
+		t.Fatalf("%s %v", out, err)
+	}
+	_ = fmt.Sprint
+}

@@ -1,0 +1,171 @@
+package pki
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/pki/expiry"
+)
+
+// Alarm categories beyond expiry's.
+const (
+	categoryRevoked    = "certificate-revoked"
+	categoryMissing    = "certificate-missing"
+	categoryTrustedCA  = "trusted-ca-warning"
+	alarmCertificate   = "certificate:"
+	alarmMissing       = "certificate-missing:"
+	alarmTrustedCA     = "trusted-ca:"
+	alarmTrustedExpiry = "trusted-ca-validity:"
+)
+
+// evaluateLocked grades every certificate and trusted CA, updates statuses,
+// turns the verdicts into alarm transitions, and publishes what changed.
+// e.mu must be held.
+func (e *Engine) evaluateLocked() {
+	now := e.clock.Now()
+	want := map[string]expiry.Alarm{}
+
+	for name, mc := range e.certs {
+		if mc.cert == nil {
+			mc.status = "no-certificate"
+			continue
+		}
+		g := expiry.GradeAt(mc.cert.NotBefore, mc.cert.NotAfter, now)
+		mc.status = string(g.Status)
+		alarm := expiry.Alarm{ID: alarmCertificate + name, Resource: "certificate " + name, Category: g.Category, Severity: g.Severity, Text: fmt.Sprintf("certificate %s: %s", name, g.Text)}
+		if e.isRevoked(mc) {
+			mc.status = "revoked"
+			alarm.Category, alarm.Severity = categoryRevoked, expiry.SeverityCritical
+			alarm.Text = fmt.Sprintf("certificate %s (serial %s) is revoked by its CA: issue and import a new certificate", name, mc.cert.SerialNumber.Text(16))
+		}
+		if alarm.Severity != expiry.SeverityNone {
+			want[alarm.ID] = alarm
+		}
+	}
+	for name := range e.clients {
+		if mc, ok := e.certs[name]; !ok || mc.cert == nil {
+			want[alarmMissing+name] = expiry.Alarm{ID: alarmMissing + name, Resource: "client-certificate " + name, Category: categoryMissing, Severity: expiry.SeverityMajor,
+				Text: fmt.Sprintf("client-certificate %s is configured but has no certificate: run generate-private-key, generate-csr and import-certificate for %s", name, name)}
+		}
+	}
+	for name, t := range e.trusted {
+		if t.mode == "warn" {
+			if ws := t.bundle.Warnings(); len(ws) > 0 {
+				want[alarmTrustedCA+name] = expiry.Alarm{ID: alarmTrustedCA + name, Resource: "trusted-ca-certificate " + name, Category: categoryTrustedCA, Severity: expiry.SeverityMajor,
+					Text: fmt.Sprintf("trusted-ca-certificate %s was committed in warn mode with problems: %s", name, strings.Join(ws, "; "))}
+			}
+		}
+		for _, c := range t.bundle.Certs {
+			g := expiry.GradeAt(c.NotBefore, c.NotAfter, now)
+			if g.Severity == expiry.SeverityNone {
+				continue
+			}
+			id := alarmTrustedExpiry + name
+			if cur, ok := want[id]; ok && cur.Severity >= g.Severity {
+				continue
+			}
+			want[id] = expiry.Alarm{ID: id, Resource: "trusted-ca-certificate " + name, Category: g.Category, Severity: g.Severity,
+				Text: fmt.Sprintf("trusted-ca-certificate %s: CA %s: %s", name, c.Subject, g.Text)}
+		}
+	}
+
+	var transitions []expiry.Transition
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if tr, ok := e.alarms.Set(want[id]); ok {
+			transitions = append(transitions, tr)
+		}
+	}
+	transitions = append(transitions, e.alarms.Retain(func(a expiry.Alarm) bool {
+		_, keep := want[a.ID]
+		return keep || !e.ownsAlarm(a.ID)
+	})...)
+	for _, tr := range transitions {
+		e.countTransition(tr)
+		e.publishAlarm(tr)
+	}
+	e.publishStateLocked()
+}
+
+// ownsAlarm reports whether evaluateLocked decides this alarm (others, such
+// as CRL and peer alarms, are raised elsewhere).
+func (e *Engine) ownsAlarm(id string) bool {
+	for _, p := range []string{alarmCertificate, alarmMissing, alarmTrustedCA, alarmTrustedExpiry} {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) isRevoked(mc *managedCert) bool {
+	if len(mc.chain) < 2 {
+		return false
+	}
+	return e.cfg.Revocation.IsRevoked(mc.chain[1].RawSubject, mc.cert.SerialNumber)
+}
+
+func (e *Engine) countTransition(tr expiry.Transition) {
+	if tr.Change == expiry.Cleared || !strings.HasPrefix(tr.Alarm.ID, alarmCertificate) {
+		return
+	}
+	switch tr.Alarm.Category {
+	case expiry.CategoryExpired:
+		e.stats.certExpired.Add(1)
+	case expiry.CategoryInvalid:
+		e.stats.certInvalid.Add(1)
+	case categoryRevoked:
+		e.stats.certRevoked.Add(1)
+	}
+}
+
+func (e *Engine) publishAlarm(tr expiry.Transition) {
+	a := tr.Alarm
+	action := "raised"
+	if tr.Change == expiry.Cleared {
+		action = "cleared"
+	}
+	e.log.Info("alarm "+action, "id", a.ID, "severity", a.Severity.String(), "text", a.Text)
+	if e.cfg.Bus == nil {
+		return
+	}
+	e.cfg.Bus.Publish(agent.Event{Kind: agent.EventNotification, Time: e.clock.Now().UTC(), Notification: &agent.Notification{
+		Module: "pki-authority", Name: "alarm-notification",
+		Leaves: []agent.Leaf{
+			{Name: "action", Value: action}, {Name: "id", Value: a.ID}, {Name: "resource", Value: a.Resource},
+			{Name: "category", Value: a.Category}, {Name: "severity", Value: a.Severity.String()},
+			{Name: "text", Value: a.Text}, {Name: "time-raised", Value: a.TimeRaised.UTC().Format(timeFormat)},
+		},
+	}})
+}
+
+const timeFormat = "2006-01-02T15:04:05Z07:00"
+
+// publishStateLocked diffs the state tree against what was last published
+// and sends the difference on the bus.
+func (e *Engine) publishStateLocked() {
+	st := e.stateLocked()
+	prev := e.published
+	if prev == nil {
+		prev = &gen.Device{}
+	}
+	e.published = st
+	if e.cfg.Bus == nil {
+		return
+	}
+	changes, err := agent.Diff(prev, st)
+	if err != nil {
+		e.log.Error("computing state changes for telemetry", "err", err)
+		return
+	}
+	if len(changes) > 0 {
+		e.cfg.Bus.Publish(agent.Event{Kind: agent.EventState, Time: e.clock.Now().UTC(), Changes: changes})
+	}
+}

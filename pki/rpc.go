@@ -1,0 +1,289 @@
+package pki
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/pki/csr"
+	"github.com/pkiagent/pkiagent/pki/importcheck"
+	"github.com/pkiagent/pkiagent/pki/pemx"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func checkName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: name %q must be 1 to 64 letters, digits, dots, underscores or hyphens", agent.ErrInvalid, name)
+	}
+	return nil
+}
+
+// GeneratePrivateKey implements agent.PKI.
+func (e *Engine) GeneratePrivateKey(ctx context.Context, c agent.Caller, in agent.GenerateKeyInput) (agent.GenerateKeyOutput, error) {
+	if err := checkName(in.Name); err != nil {
+		return agent.GenerateKeyOutput{}, err
+	}
+	ks, ok := e.cfg.Keys[in.KeyStorage]
+	if !ok {
+		if in.KeyStorage == "tpm" {
+			return agent.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage tpm: no TPM is configured (start the agent with --tpm sim, /dev/tpmrm0 or tcp://HOST:PORT)", agent.ErrInvalid)
+		}
+		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage %q is not file or tpm", agent.ErrInvalid, in.KeyStorage)
+	}
+	spec := KeySpec{Algorithm: in.Algorithm, RSABits: int(in.RSAKeySize), Curve: in.ECCCurve}
+	switch in.Algorithm {
+	case "rsa":
+		if in.RSAKeySize < 2048 || in.RSAKeySize > 4096 || in.RSAKeySize%256 != 0 {
+			return agent.GenerateKeyOutput{}, fmt.Errorf("%w: rsa-key-size %d must be 2048 to 4096 in steps of 256", agent.ErrInvalid, in.RSAKeySize)
+		}
+	case "ecc":
+		switch in.ECCCurve {
+		case "secp256r1", "secp384r1", "secp521r1":
+		default:
+			return agent.GenerateKeyOutput{}, fmt.Errorf("%w: ecc-curve %q must be secp256r1, secp384r1 or secp521r1", agent.ErrInvalid, in.ECCCurve)
+		}
+	default:
+		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: algorithm %q must be rsa or ecc", agent.ErrInvalid, in.Algorithm)
+	}
+	e.mu.Lock()
+	_, exists := e.certs[in.Name]
+	e.mu.Unlock()
+	if exists {
+		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists; keys are never overwritten", agent.ErrExists, in.Name)
+	}
+	signer, err := ks.Generate(ctx, in.Name, spec)
+	if err != nil {
+		return agent.GenerateKeyOutput{}, fmt.Errorf("generate %s key %s in %s storage: %w", in.Algorithm, in.Name, in.KeyStorage, err)
+	}
+	alg := keyAlgorithm(signer.Public())
+	e.mu.Lock()
+	e.certs[in.Name] = &managedCert{name: in.Name, storage: in.KeyStorage, algorithm: alg}
+	e.evaluateLocked()
+	e.mu.Unlock()
+	e.log.Info("private key generated", "name", in.Name, "algorithm", alg, "storage", in.KeyStorage, "user", c.User)
+	return agent.GenerateKeyOutput{Name: in.Name, KeyAlgorithm: alg, KeyStorage: in.KeyStorage}, nil
+}
+
+func keyAlgorithm(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("rsa-%d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		switch k.Curve.Params().BitSize {
+		case 256:
+			return "ecc-secp256r1"
+		case 384:
+			return "ecc-secp384r1"
+		case 521:
+			return "ecc-secp521r1"
+		}
+	}
+	return fmt.Sprintf("%T", pub)
+}
+
+// signerFor finds the named key in whichever store holds it.
+func (e *Engine) signerFor(ctx context.Context, name string) (crypto.Signer, *managedCert, error) {
+	e.mu.Lock()
+	mc, ok := e.certs[name]
+	e.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: no private key named %s: run generate-private-key first", agent.ErrMissing, name)
+	}
+	s, err := e.cfg.Keys[mc.storage].Signer(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load key %s from %s storage: %w", name, mc.storage, err)
+	}
+	return s, mc, nil
+}
+
+// GenerateCSR implements agent.PKI.
+func (e *Engine) GenerateCSR(ctx context.Context, c agent.Caller, in agent.GenerateCSRInput) (out agent.GenerateCSROutput, err error) {
+	defer func() {
+		if err != nil {
+			e.stats.csrFail.Add(1)
+		} else {
+			e.stats.csrOK.Add(1)
+		}
+		e.auditEvent(c, "system.generate_csr", fmt.Sprintf("generate CSR for %s", in.Name), map[string]any{"name": in.Name, "common_name": in.CommonName, "success": err == nil}, err)
+	}()
+	if err := checkName(in.Name); err != nil {
+		return out, err
+	}
+	signer, _, err := e.signerFor(ctx, in.Name)
+	if err != nil {
+		return out, err
+	}
+	req := csr.Request{Subject: csr.Subject{
+		CommonName: in.CommonName, CountryName: in.CountryName, StateProvinceName: in.StateProvinceName,
+		LocalityName: in.LocalityName, OrganizationName: in.OrganizationName,
+		OrganizationalUnitName: in.OrganizationalUnitName, EmailAddress: in.EmailAddress,
+	}}
+	if s := in.SubjectAltName; s != nil {
+		for _, v := range s.DNS {
+			req.SANs = append(req.SANs, csr.SAN{Kind: csr.DNS, Value: v})
+		}
+		for _, v := range s.IP {
+			req.SANs = append(req.SANs, csr.SAN{Kind: csr.IP, Value: v})
+		}
+		for _, v := range s.URI {
+			req.SANs = append(req.SANs, csr.SAN{Kind: csr.URI, Value: v})
+		}
+	}
+	p, err := csr.Create(req, signer)
+	if err != nil {
+		if errors.Is(err, csr.ErrInvalidField) {
+			return out, fmt.Errorf("%w: %w", agent.ErrInvalid, err)
+		}
+		return out, err
+	}
+	e.publishCertificateEvent("generate-csr", in.Name, in.CommonName, "", nil)
+	return agent.GenerateCSROutput{CSR: string(p)}, nil
+}
+
+// ImportCertificate implements agent.PKI: the three checks, then the
+// certificate is stored beside its key.
+func (e *Engine) ImportCertificate(ctx context.Context, c agent.Caller, in agent.ImportCertificateInput) (out agent.ImportCertificateOutput, err error) {
+	detail := map[string]any{"name": in.Name}
+	defer func() {
+		if err != nil {
+			e.stats.importFail.Add(1)
+			detail["error"] = err.Error()
+		} else {
+			e.stats.importOK.Add(1)
+		}
+		detail["success"] = err == nil
+		e.auditEvent(c, "system.ingest_certificate", fmt.Sprintf("import certificate %s", in.Name), detail, err)
+	}()
+	if err := checkName(in.Name); err != nil {
+		return out, err
+	}
+	// Check 1 comes before anything else reads the input.
+	if err := pemx.CheckNoPrivateKey([]byte(in.Certificate), pemx.DefaultLimits); err != nil {
+		return out, fmt.Errorf("%w: import-certificate %s: %w", agent.ErrInvalid, in.Name, err)
+	}
+	signer, mc, err := e.signerFor(ctx, in.Name)
+	if err != nil {
+		return out, err
+	}
+	e.mu.Lock()
+	trust := e.trustAll
+	e.mu.Unlock()
+	if trust == nil {
+		return out, fmt.Errorf("%w: import-certificate %s: no trusted-ca-certificate is configured to check it against", agent.ErrInvalid, in.Name)
+	}
+	res, err := importcheck.Check(importcheck.Input{
+		PEM: []byte(in.Certificate), PublicKey: signer.Public(), Trust: trust,
+		Revocation: e.cfg.Revocation, Now: e.clock.Now(), Limits: pemx.DefaultLimits,
+	})
+	if err != nil {
+		return out, fmt.Errorf("%w: import-certificate %s: %w", agent.ErrInvalid, in.Name, err)
+	}
+	if err := e.saveCertificate(in.Name, res.Chain); err != nil {
+		return out, err
+	}
+	e.mu.Lock()
+	mc.cert, mc.chain = res.Certificate, res.Chain
+	e.evaluateLocked()
+	status := mc.status
+	e.mu.Unlock()
+	detail["common_name"] = res.Certificate.Subject.CommonName
+	detail["fingerprint"] = res.Info.FingerprintSHA256
+	detail["crl_urls"] = res.Info.CRLDistributionPoints
+	detail["certificate_authority"] = res.TrustedCA
+	e.publishCertificateEvent("ingest-certificate", in.Name, res.Certificate.Subject.CommonName, res.Info.FingerprintSHA256, res.Info.CRLDistributionPoints)
+	return agent.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
+}
+
+// saveCertificate writes the certificate and its chain (without the root)
+// as PEM to DIR/certs/NAME.pem, atomically.
+func (e *Engine) saveCertificate(name string, chainCerts []*x509.Certificate) error {
+	var buf []byte
+	for i, c := range chainCerts {
+		if i > 0 && i == len(chainCerts)-1 && len(chainCerts) > 1 {
+			break // the root stays in the trusted CA configuration
+		}
+		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return persist.WriteFileAtomic(filepath.Join(certDir(e.cfg.StateDir), name+".pem"), buf, 0o600)
+}
+
+// loadCertificates finds every key and the certificates stored beside them.
+func (e *Engine) loadCertificates(ctx context.Context) error {
+	for storage, ks := range e.cfg.Keys {
+		names, err := ks.Names()
+		if err != nil {
+			return fmt.Errorf("list %s keys: %w", storage, err)
+		}
+		for _, name := range names {
+			s, err := ks.Signer(ctx, name)
+			if err != nil {
+				e.log.Error("key does not load; its certificate is unusable", "name", name, "storage", storage, "err", err)
+				continue
+			}
+			mc := &managedCert{name: name, storage: storage, algorithm: keyAlgorithm(s.Public())}
+			path := filepath.Join(certDir(e.cfg.StateDir), name+".pem")
+			b, err := os.ReadFile(path)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+			case err != nil:
+				return fmt.Errorf("read %s: %w", path, err)
+			default:
+				certs, err := pemx.Certificates(b, pemx.DefaultLimits)
+				if err != nil || len(certs) == 0 {
+					return fmt.Errorf("%s does not hold a certificate (%v); move it aside to start", path, err)
+				}
+				mc.cert, mc.chain = certs[0], certs
+			}
+			e.certs[name] = mc
+		}
+	}
+	return nil
+}
+
+func (e *Engine) publishCertificateEvent(event, name, cn, fingerprint string, crls []string) {
+	if e.cfg.Bus == nil {
+		return
+	}
+	leaves := []agent.Leaf{{Name: "event", Value: event}, {Name: "name", Value: name}, {Name: "common-name", Value: cn}}
+	if fingerprint != "" {
+		leaves = append(leaves, agent.Leaf{Name: "fingerprint", Value: fingerprint})
+	}
+	if len(crls) > 0 {
+		leaves = append(leaves, agent.Leaf{Name: "crl-urls", Value: crls})
+	}
+	e.cfg.Bus.Publish(agent.Event{Kind: agent.EventNotification, Time: e.clock.Now().UTC(), Notification: &agent.Notification{Module: "pki-authority", Name: "certificate-event", Leaves: leaves}})
+}
+
+func (e *Engine) auditEvent(c agent.Caller, typ, desc string, detail map[string]any, err error) {
+	if e.cfg.Audit == nil {
+		return
+	}
+	if werr := e.cfg.Audit.Write(audit.Event{Time: e.clock.Now().UTC(), User: c.User, Type: typ, Description: desc, Detail: detail, Permitted: true}); werr != nil {
+		e.log.Error("audit log write failed", "type", typ, "err", werr)
+	}
+}
+
+// RefreshCRL implements agent.PKI. CRL fetching is not wired in yet.
+func (e *Engine) RefreshCRL(context.Context, agent.Caller, agent.RefreshCRLInput) (agent.RefreshCRLOutput, error) {
+	return agent.RefreshCRLOutput{}, errors.New("refresh-certificate-revocation-list: the CRL manager is not available in this build yet")
+}
+
+// ValidatePeerCertificate implements agent.PKI. Peer validation is not
+// wired in yet.
+func (e *Engine) ValidatePeerCertificate(context.Context, agent.Caller, agent.ValidatePeerInput) (agent.ValidatePeerOutput, error) {
+	return agent.ValidatePeerOutput{}, errors.New("validate-peer-certificate: peer validation is not available in this build yet")
+}
+
+var _ agent.PKI = (*Engine)(nil)

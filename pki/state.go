@@ -1,0 +1,122 @@
+package pki
+
+import (
+	"strings"
+
+	"github.com/openconfig/ygot/ygot"
+
+	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/pki/chain"
+	"github.com/pkiagent/pkiagent/pki/expiry"
+)
+
+// State implements agent.StateSource: certificates, trusted CA state,
+// alarms and counters, as a tree the caller must not modify.
+func (e *Engine) State() *gen.Device {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.published == nil {
+		e.published = e.stateLocked()
+	}
+	// Counters move without evaluation; refresh them on every read.
+	st := *e.published
+	st.Stats = e.statsTree()
+	return &st
+}
+
+func (e *Engine) stateLocked() *gen.Device {
+	d := &gen.Device{}
+	for name, mc := range e.certs {
+		c, _ := d.GetOrCreateCertificates().NewCertificate(name)
+		c.KeyAlgorithm = ygot.String(mc.algorithm)
+		c.KeyStorage = keyStorageEnum(mc.storage)
+		c.Status = certStatusEnum(mc.status)
+		if mc.cert != nil {
+			info := chain.Info(mc.cert)
+			c.Subject, c.Issuer, c.Serial = ygot.String(info.Subject), ygot.String(info.Issuer), ygot.String(info.Serial)
+			c.NotBefore = ygot.String(info.NotBefore.UTC().Format(timeFormat))
+			c.NotAfter = ygot.String(info.NotAfter.UTC().Format(timeFormat))
+			c.FingerprintSha256 = ygot.String(info.FingerprintSHA256)
+			c.CrlDistributionPoint = info.CRLDistributionPoints
+		}
+	}
+	for name, t := range e.trusted {
+		ca := d.GetOrCreateAuthority().GetOrCreateTrustedCaCertificate(name)
+		st := ca.GetOrCreateState()
+		switch {
+		case len(t.bundle.Problems) == 0:
+			st.Status = gen.PkiAuthority_Authority_TrustedCaCertificate_State_Status_valid
+		case t.mode == "warn":
+			st.Status = gen.PkiAuthority_Authority_TrustedCaCertificate_State_Status_warning
+		default:
+			st.Status = gen.PkiAuthority_Authority_TrustedCaCertificate_State_Status_invalid
+		}
+		st.Warning = t.bundle.Warnings()
+		for _, info := range t.bundle.Info {
+			c, err := st.NewCertificate(info.FingerprintSHA256)
+			if err != nil {
+				continue // the same certificate twice in one bundle
+			}
+			c.Subject, c.Issuer, c.Serial = ygot.String(info.Subject), ygot.String(info.Issuer), ygot.String(info.Serial)
+			c.NotBefore = ygot.String(info.NotBefore.UTC().Format(timeFormat))
+			c.NotAfter = ygot.String(info.NotAfter.UTC().Format(timeFormat))
+		}
+	}
+	for _, a := range e.alarms.Active() {
+		al, _ := d.GetOrCreateAlarms().NewAlarm(a.ID)
+		al.Resource, al.Text = ygot.String(a.Resource), ygot.String(a.Text)
+		al.Category = alarmCategoryEnum(a.Category)
+		al.Severity = severityEnum(a.Severity)
+		al.TimeRaised = ygot.String(a.TimeRaised.UTC().Format(timeFormat))
+	}
+	d.Stats = e.statsTree()
+	return d
+}
+
+func (e *Engine) statsTree() *gen.PkiAuthority_Stats {
+	s := &e.stats
+	sec := &gen.PkiAuthority_Stats_Security{
+		Csr:               &gen.PkiAuthority_Stats_Security_Csr{Success: ygot.Uint64(s.csrOK.Load()), Failure: ygot.Uint64(s.csrFail.Load())},
+		CertificateImport: &gen.PkiAuthority_Stats_Security_CertificateImport{Success: ygot.Uint64(s.importOK.Load()), Failure: ygot.Uint64(s.importFail.Load())},
+		CrlFetch:          &gen.PkiAuthority_Stats_Security_CrlFetch{Success: ygot.Uint64(s.crlFetchOK.Load()), Failure: ygot.Uint64(s.crlFetchFail.Load())},
+		CrlIngestion:      &gen.PkiAuthority_Stats_Security_CrlIngestion{Success: ygot.Uint64(s.crlIngestOK.Load()), Failure: ygot.Uint64(s.crlIngestFail.Load())},
+		Certificate:       &gen.PkiAuthority_Stats_Security_Certificate{Expired: ygot.Uint64(s.certExpired.Load()), Invalid: ygot.Uint64(s.certInvalid.Load()), Revoked: ygot.Uint64(s.certRevoked.Load())},
+		PeerCertificate:   &gen.PkiAuthority_Stats_Security_PeerCertificate{Expired: ygot.Uint64(s.peerExpired.Load()), Invalid: ygot.Uint64(s.peerInvalid.Load()), Revoked: ygot.Uint64(s.peerRevoked.Load())},
+	}
+	return &gen.PkiAuthority_Stats{Security: sec}
+}
+
+func keyStorageEnum(s string) gen.E_PkiAuthority_KeyStorage {
+	if s == "tpm" {
+		return gen.PkiAuthority_KeyStorage_tpm
+	}
+	return gen.PkiAuthority_KeyStorage_file
+}
+
+func certStatusEnum(s string) gen.E_PkiAuthority_CertificateStatus {
+	for v, def := range gen.ΛEnum["E_PkiAuthority_CertificateStatus"] {
+		if def.Name == s {
+			return gen.E_PkiAuthority_CertificateStatus(v)
+		}
+	}
+	return gen.PkiAuthority_CertificateStatus_invalid
+}
+
+func alarmCategoryEnum(s string) gen.E_PkiAuthority_AlarmCategory {
+	for v, def := range gen.ΛEnum["E_PkiAuthority_AlarmCategory"] {
+		if def.Name == s {
+			return gen.E_PkiAuthority_AlarmCategory(v)
+		}
+	}
+	return gen.PkiAuthority_AlarmCategory_certificate_invalid
+}
+
+func severityEnum(s expiry.Severity) gen.E_PkiAuthority_Severity {
+	switch strings.ToLower(s.String()) {
+	case "minor":
+		return gen.PkiAuthority_Severity_minor
+	case "major":
+		return gen.PkiAuthority_Severity_major
+	}
+	return gen.PkiAuthority_Severity_critical
+}
