@@ -151,6 +151,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 func certDir(stateDir string) string { return filepath.Join(stateDir, "certs") }
 
+// Load brings the engine in step with the running configuration read from
+// disk at start-up.
+func (e *Engine) Load(ctx context.Context, running *gen.Device) error {
+	return e.Apply(ctx, &agent.Commit{Old: &gen.Device{}, New: running})
+}
+
 // Run re-grades every certificate periodically until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	t := e.clock.NewTimer(e.cfg.EvaluateEvery)

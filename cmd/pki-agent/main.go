@@ -73,6 +73,8 @@ type app struct {
 	clock clock.Clock
 	store *agent.Store
 	dir   *persist.Dir
+	// pki serves the PKI rpcs once the pki component is set up.
+	pki agent.PKI
 }
 
 // component is a long-running part of the agent started after the store is
