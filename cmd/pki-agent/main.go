@@ -89,6 +89,15 @@ type component struct {
 // components are registered by the wiring files of this package.
 var components []component
 
+func registered(name string) bool {
+	for _, c := range components {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "pki-agent:", err)
@@ -132,6 +141,11 @@ func run(args []string) error {
 		if r != nil {
 			runs = append(runs, r)
 			names = append(names, c.name)
+		}
+	}
+	for _, want := range []struct{ component, flag, addr string }{{"gnmi", "--gnmi-addr", opts.gnmiAddr}, {"netconf", "--netconf-addr", opts.netconfAddr}} {
+		if !registered(want.component) {
+			log.Warn(want.component+" is not available in this build yet; nothing listens on "+want.flag, "addr", want.addr)
 		}
 	}
 	h := store.History()
