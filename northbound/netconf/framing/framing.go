@@ -107,15 +107,29 @@ func (r *Reader) readEOM() ([]byte, error) {
 			return nil, fmt.Errorf("read message: %w", err)
 		}
 		buf, _ := r.br.Peek(r.br.Buffered())
-		start := max(0, len(msg)-(len(eom)-1))
-		prev := len(msg)
-		msg = append(msg, buf...)
-		if i := bytes.Index(msg[start:], eom); i >= 0 {
-			end := start + i
-			if _, err := r.br.Discard(end + len(eom) - prev); err != nil {
+		// end is how many bytes of buf complete the message and delimiter.
+		end := -1
+		if len(msg) > 0 {
+			// A delimiter may straddle what was read and what is buffered.
+			var tmp [2*len(EOM) - 2]byte
+			t := append(tmp[:0], msg[max(0, len(msg)-len(eom)+1):]...)
+			held := len(t)
+			t = append(t, buf[:min(len(buf), len(eom)-1)]...)
+			if i := bytes.Index(t, eom); i >= 0 {
+				end = i + len(eom) - held
+			}
+		}
+		if end < 0 {
+			if i := bytes.Index(buf, eom); i >= 0 {
+				end = i + len(eom)
+			}
+		}
+		if end >= 0 {
+			msg = append(msg, buf[:end]...)
+			if _, err := r.br.Discard(end); err != nil {
 				return nil, fmt.Errorf("read message: %w", err)
 			}
-			body := bytes.TrimSpace(msg[:end])
+			body := bytes.TrimSpace(msg[:len(msg)-len(eom)])
 			if len(body) > r.max {
 				return nil, fmt.Errorf("read message of %d bytes (limit %d): %w", len(body), r.max, ErrMessageTooBig)
 			}
@@ -125,6 +139,7 @@ func (r *Reader) readEOM() ([]byte, error) {
 			}
 			return body, nil
 		}
+		msg = append(msg, buf...)
 		if _, err := r.br.Discard(len(buf)); err != nil {
 			return nil, fmt.Errorf("read message: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -32,6 +33,7 @@ func TestReadEOM(t *testing.T) {
 		{desc: "one", in: "<a/>]]>]]>", want: []string{"<a/>"}, wantErr: io.EOF},
 		{desc: "two with newline", in: "<a/>]]>]]>\n<b/>]]>]]>\n", want: []string{"<a/>", "<b/>"}, wantErr: io.EOF},
 		{desc: "go-netconf padding", in: "<a/>      ]]>]]>\n", want: []string{"<a/>"}, wantErr: io.EOF},
+		{desc: "delimiter after ]]>", in: "a]]>]]>]]>b]]>]]>", want: []string{"a", "]]>b"}, wantErr: io.EOF},
 		{desc: "blank message skipped", in: "\n ]]>]]><a/>]]>]]>", want: []string{"<a/>"}, wantErr: io.EOF},
 		{desc: "delimiter split by buffer", in: strings.Repeat("x", 64<<10-3) + "]]>]]>", want: []string{strings.Repeat("x", 64<<10-3)}, wantErr: io.EOF},
 		{desc: "truncated", in: "<a/>]]>]]", wantErr: io.ErrUnexpectedEOF},
@@ -41,12 +43,14 @@ func TestReadEOM(t *testing.T) {
 		{desc: "over limit without delimiter", in: strings.Repeat("x", 20000), max: 5, wantErr: ErrMessageTooBig},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			got, err := readAll(NewReader(strings.NewReader(tc.in), tc.max))
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("ReadMessage error = %v, want %v", err, tc.wantErr)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("messages (-want +got):\n%s", diff)
+			for _, src := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in))} {
+				got, err := readAll(NewReader(src, tc.max))
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("ReadMessage error = %v, want %v", err, tc.wantErr)
+				}
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("messages (-want +got):\n%s", diff)
+				}
 			}
 		})
 	}
