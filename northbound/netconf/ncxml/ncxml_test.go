@@ -158,7 +158,7 @@ func TestRequestUnmarshal(t *testing.T) {
 		Target  struct {
 			Candidate *struct{} `xml:"urn:ietf:params:xml:ns:netconf:base:1.0 candidate"`
 		} `xml:"urn:ietf:params:xml:ns:netconf:base:1.0 target"`
-		Name   string `xml:"config>authority>router>name"`
+		Name string `xml:"config>authority>router>name"`
 	}
 	if err := req.Unmarshal(&v); err != nil {
 		t.Fatalf("Unmarshal: %v", err)
