@@ -64,8 +64,13 @@ type Config struct {
 	// MaxMessageSize bounds one incoming message (framing excluded);
 	// framing.DefaultMaxMessageSize when 0.
 	MaxMessageSize int
-	Clock          clock.Clock
-	Logger         *slog.Logger
+	// Clock drives the hello, idle and write timers (clock.Real when nil).
+	// The deadline of the SSH handshake is a socket deadline and so always
+	// on the wall clock.
+	Clock clock.Clock
+	// Logger receives session and authentication events (slog.Default
+	// when nil). Passwords and message contents are never logged.
+	Logger *slog.Logger
 }
 
 // Server is a NETCONF-over-SSH server.
@@ -185,8 +190,9 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 }
 
 // Serve accepts connections on ln until ctx is done or ln fails, then closes
-// ln and every connection and returns once all goroutines have ended. It
-// returns nil when stopped by ctx.
+// ln and every connection and returns once all goroutines have ended (the
+// Handler must return when its ctx is cancelled). It returns nil when
+// stopped by ctx. Call it once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

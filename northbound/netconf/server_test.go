@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
 	"github.com/google/go-cmp/cmp"
+	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"golang.org/x/crypto/ssh"
 )
@@ -152,7 +152,9 @@ func TestMalformedClosesOnlyThatSession(t *testing.T) {
 		{desc: "external entity", send: func(c *rawClient) {
 			c.write(`<!DOCTYPE rpc [<!ENTITY x SYSTEM "file:///etc/passwd">]><rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get>&x;</get></rpc>`)
 		}, wantTag: "malformed-message"},
-		{desc: "not XML", send: func(c *rawClient) { c.write(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get></rpc>`) }, wantTag: "malformed-message"},
+		{desc: "not XML", send: func(c *rawClient) {
+			c.write(`<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get></rpc>`)
+		}, wantTag: "malformed-message"},
 		{desc: "bad chunk header", send: func(c *rawClient) { c.writeRaw("\n#abc\n") }, wantTag: "malformed-message"},
 		{desc: "zero chunk", send: func(c *rawClient) { c.writeRaw("\n#0\n") }, wantTag: "malformed-message"},
 		{desc: "oversized chunked", send: func(c *rawClient) { c.writeRaw(fmt.Sprintf("\n#%d\n", 65<<10)) }, wantTag: "too-big"},

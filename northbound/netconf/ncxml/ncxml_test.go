@@ -3,6 +3,7 @@ package ncxml
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -184,6 +185,26 @@ func TestRequestUnmarshal(t *testing.T) {
 	}
 }
 
+func TestRequestElement(t *testing.T) {
+	for _, tc := range []struct {
+		desc, msg, element, inner string
+	}{
+		{"self-closing", `<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">  <get/>  </rpc>`, "<get/>", ""},
+		{"empty", `<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><get></get ></rpc>`, "<get></get >", ""},
+		{"content", `<rpc message-id="1" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">` + "\n" + `<get a="1"> <b>x</b> </get></rpc>`, `<get a="1"> <b>x</b> </get>`, " <b>x</b> "},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			req, err := ParseRPC([]byte(tc.msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(req.Element) != tc.element || string(req.Inner) != tc.inner {
+				t.Errorf("Element %q Inner %q, want %q %q", req.Element, req.Inner, tc.element, tc.inner)
+			}
+		})
+	}
+}
+
 func TestParseHello(t *testing.T) {
 	for _, tc := range []struct {
 		desc    string
@@ -296,6 +317,10 @@ func TestHelpers(t *testing.T) {
 	wrapped := errors.Join(errors.New("ctx"), DataExists("x"))
 	if got := AsRPCErrors(wrapped); len(got) != 1 || got[0].Tag != TagDataExists {
 		t.Errorf("AsRPCErrors(%v) = %v", wrapped, got)
+	}
+	list := fmt.Errorf("edit: %w", Errors{DataExists("a"), DataMissing("b")})
+	if got := ErrorFrom(list, "").Errors(); len(got) != 2 || got[1].Tag != TagDataMissing {
+		t.Errorf("ErrorFrom(%v) = %v", list, got)
 	}
 	r := ErrorFrom(errors.New("secret internal path /var/x"), "")
 	if s := string(MarshalReply(nil, r)); strings.Contains(s, "secret") {
