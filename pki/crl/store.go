@@ -213,7 +213,7 @@ func decodeMaster(data []byte) ([]storedList, error) {
 				return nil, bad("serial arena sizes")
 			}
 			prevW = b.Width
-			bk := bucket{width: b.Width, data: rest[:b.Count*b.Width:b.Count*b.Width]}
+			bk := bucket{width: b.Width, data: rest[: b.Count*b.Width : b.Count*b.Width]}
 			rest = rest[b.Count*b.Width:]
 			for i := 1; i < b.Count; i++ {
 				if bytes.Compare(bk.at(i-1), bk.at(i)) >= 0 {
