@@ -11,6 +11,8 @@ import (
 	"encoding/asn1"
 	"encoding/binary"
 	"math/big"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -210,3 +212,5 @@ type pkixExt = pkix.Extension
 type randReader struct{}
 
 func (randReader) Read(p []byte) (int, error) { return rand.Read(p) }
+
+func readFile(dir string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, MasterFile)) }

@@ -177,28 +177,31 @@ func readTime(s *cryptobyte.String) (time.Time, error) {
 }
 
 // readExtension reads one Extension SEQUENCE.
-func readExtension(exts *cryptobyte.String) (id string, critical bool, value cryptobyte.String, ok bool) {
+// The OID is returned as its DER content octets, compared without
+// allocating as string(id) == oidX.
+func readExtension(exts *cryptobyte.String) (id []byte, critical bool, value cryptobyte.String, ok bool) {
 	var ext, o cryptobyte.String
 	if !exts.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1(&o, cbasn1.OBJECT_IDENTIFIER) {
-		return "", false, nil, false
+		return nil, false, nil, false
 	}
 	// Not ReadOptionalASN1Boolean: it expects a nested BOOLEAN.
 	if ext.PeekASN1Tag(cbasn1.BOOLEAN) && !ext.ReadASN1Boolean(&critical) {
-		return "", false, nil, false
+		return nil, false, nil, false
 	}
 	if !ext.ReadASN1(&value, cbasn1.OCTET_STRING) ||
 		!ext.Empty() {
-		return "", false, nil, false
+		return nil, false, nil, false
 	}
-	return string(o), critical, value, true
+	return o, critical, value, true
 }
 
 func (c *CRL) parseExtensions(exts cryptobyte.String) error {
 	for !exts.Empty() {
-		id, critical, val, ok := readExtension(&exts)
+		oidBytes, critical, val, ok := readExtension(&exts)
 		if !ok {
 			return malformed("a CRL extension does not parse")
 		}
+		id := string(oidBytes) // once per CRL extension, not per entry
 		switch id {
 		case oidCRLNumber:
 			n := new(big.Int)
@@ -272,6 +275,7 @@ func serialKey(content []byte) (key []byte, neg bool) {
 // arenas.
 func (c *CRL) indexEntries(revoked cryptobyte.String) error {
 	var counts [MaxSerialLen + 1]int
+	var lastExts []byte // entry extensions already checked (often all alike)
 	walk := revoked
 	for !walk.Empty() {
 		var entry, serial cryptobyte.String
@@ -289,13 +293,18 @@ func (c *CRL) indexEntries(revoked cryptobyte.String) error {
 			if !entry.ReadASN1(&exts, cbasn1.SEQUENCE) || !entry.Empty() {
 				return malformed(fmt.Sprintf("extensions of entry %d do not parse", c.Entries))
 			}
+			if bytes.Equal(exts, lastExts) {
+				exts = nil
+			} else {
+				lastExts = exts
+			}
 			for !exts.Empty() {
 				id, critical, _, ok := readExtension(&exts)
 				if !ok {
 					return malformed(fmt.Sprintf("an extension of entry %d does not parse", c.Entries))
 				}
-				if id == oidCertificateIssuer || (critical && id != oidReasonCode && id != oidInvalidityDate) {
-					return fmt.Errorf("%w: critical %s", ErrUnhandledExtension, oidName(id))
+				if string(id) == oidCertificateIssuer || (critical && string(id) != oidReasonCode && string(id) != oidInvalidityDate) {
+					return fmt.Errorf("%w: critical %s", ErrUnhandledExtension, oidName(string(id)))
 				}
 			}
 		}

@@ -306,3 +306,33 @@ func TestOneLine(t *testing.T) {
 		t.Fatalf("OneLine = %q, want %q", got, want)
 	}
 }
+
+func TestRadixSortMatchesSort(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		n, w int
+		fill func(rng *xorshift, rec []byte)
+	}{
+		{desc: "short random with duplicates", n: 70_000, w: 2, fill: func(r *xorshift, b []byte) { r.fill(b) }},
+		{desc: "shared prefix", n: 70_000, w: 9, fill: func(r *xorshift, b []byte) { r.fill(b); b[0], b[1], b[2] = 1, 2, 3 }},
+		{desc: "small", n: 100, w: 20, fill: func(r *xorshift, b []byte) { r.fill(b) }},
+		{desc: "skewed", n: 80_000, w: 5, fill: func(r *xorshift, b []byte) { r.fill(b); b[0] &= 1; b[2] = 0 }},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			rng := newXorshift(uint64(tc.n))
+			data := make([]byte, tc.n*tc.w)
+			recs := make([]string, tc.n)
+			for i := 0; i < tc.n; i++ {
+				tc.fill(rng, data[i*tc.w:(i+1)*tc.w])
+				recs[i] = string(data[i*tc.w : (i+1)*tc.w])
+			}
+			radixSort(data, tc.w, 0)
+			slices.Sort(recs)
+			for i, r := range recs {
+				if string(data[i*tc.w:(i+1)*tc.w]) != r {
+					t.Fatalf("record %d differs", i)
+				}
+			}
+		})
+	}
+}
