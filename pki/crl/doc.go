@@ -11,6 +11,29 @@
 // and a redirect limit. Manager ties them together and reports through
 // typed Events.
 //
+// Wiring (what the PKI engine does):
+//
+//	m, err := crl.New(crl.Config{Dir: filepath.Join(stateDir, "crl"), Clock: clk,
+//		Logger: log, OnEvent: engine.onCRLEvent})
+//	cfg.Revocation = m                     // importcheck.RevocationIndex
+//	m.SetTrustedCAs(certs)                 // on every trusted-ca change
+//	m.SetSources(configured + learned)     // on every commit touching CRLs or certificates
+//	m.Start(ctx); defer m.Stop()
+//	m.Refresh(ctx, url)                    // refresh-certificate-revocation-list
+//	m.States(), m.Stats()                  // state tree and /stats/security
+//
+// OnEvent gets *Update (audit system.crl_update via Detail and Description,
+// the crl-update notification, crl-fetch/crl-ingestion counters via Fetch
+// and Ingestion), *AlarmChange (crl-unreachable, crl-stale: raise/clear
+// exactly as given), *StateChange, *Changed (re-check managed
+// certificates: IsRevoked already answers from the new lists) and
+// *SourceRemoved.
+//
+// An attempt fails when the fetch fails (crl-fetch failure) or the body
+// is not a usable CRL (crl-fetch success, crl-ingestion failure); either
+// raises crl-unreachable until an attempt succeeds. A 304 Not Modified or
+// identical bytes is a success without ingestion.
+//
 // Limits (all documented constants, overridable where noted):
 //
 //   - DefaultMaxSize (64 MiB): largest CRL body accepted (FetchOptions.MaxSize).
