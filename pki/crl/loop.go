@@ -380,9 +380,9 @@ func (m *Manager) finish(ctx context.Context, r *result) {
 		u.Size, u.TotalEntries = h.size, h.entries
 		u.ThisUpdate, u.NextUpdate = h.thisUpdate, h.nextUpdate
 	}
-	m.emit(u)
 	m.checkStale(now)
 	m.publishState(s)
+	m.emit(u) // after the state, so States() agrees with any Update seen
 
 	waiters := s.waiters
 	s.waiters = nil
