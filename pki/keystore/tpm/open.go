@@ -146,9 +146,13 @@ const (
 
 // tcpTPM reads whole frames (io.ReadFull) and bounds every command with a
 // deadline, so a stalled TPM server fails a command instead of hanging it.
+// After an I/O error the stream is out of step, so the connection is
+// closed and every later command fails: reopen the TPM.
 type tcpTPM struct {
-	mu   sync.Mutex
 	conn net.Conn
+
+	mu     sync.Mutex // serializes commands; guards broken
+	broken error
 }
 
 func openTCP(hostport string) (transport.TPMCloser, error) {
@@ -176,6 +180,18 @@ func openTCP(hostport string) (transport.TPMCloser, error) {
 func (t *tcpTPM) Send(cmd []byte) ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.broken != nil {
+		return nil, fmt.Errorf("TPM tcp: connection unusable after an earlier error: %w", t.broken)
+	}
+	rsp, err := t.roundTrip(cmd)
+	if err != nil {
+		t.broken = err
+		t.conn.Close()
+	}
+	return rsp, err
+}
+
+func (t *tcpTPM) roundTrip(cmd []byte) ([]byte, error) {
 	if err := t.conn.SetDeadline(time.Now().Add(tcpTimeout)); err != nil {
 		return nil, fmt.Errorf("TPM tcp: %w", err)
 	}
@@ -207,8 +223,7 @@ func (t *tcpTPM) Send(cmd []byte) ([]byte, error) {
 	return rsp, nil
 }
 
+// Close closes the connection; a command in flight fails at once.
 func (t *tcpTPM) Close() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	return t.conn.Close()
 }

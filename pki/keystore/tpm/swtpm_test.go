@@ -211,3 +211,32 @@ func BenchmarkSwtpmSign(b *testing.B) {
 		})
 	}
 }
+
+// When swtpm goes away, operations fail at once with an error; nothing hangs
+// and no software key stands in.
+func TestSwtpmDies(t *testing.T) {
+	sw := startSwtpm(t, t.TempDir())
+	tp := openTPM(t, sw.spec())
+	s := newStore(t, tp, t.TempDir())
+	sg, err := s.Generate(context.Background(), "k", p256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Signer(ctx, "k"); err == nil {
+		t.Fatal("Signer succeeded with swtpm gone")
+	}
+	if _, err := sg.Sign(nil, make([]byte, 32), crypto.SHA256); err == nil {
+		t.Fatal("Sign succeeded with swtpm gone")
+	} else {
+		t.Log(err)
+	}
+	if _, err := s.Generate(ctx, "k2", p256); err == nil {
+		t.Fatal("Generate succeeded with swtpm gone")
+	}
+	if names, _ := s.Names(); len(names) != 1 {
+		t.Errorf("Names() = %v, want only the key made before", names)
+	}
+}
