@@ -12,7 +12,9 @@ import (
 
 // Key files hold the TPM-wrapped key in the "TSS2 PRIVATE KEY" layout of
 // tpm2-tss-engine and the tpm2-openssl provider: the TPM2B_PUBLIC and the
-// TPM2B_PRIVATE that TPM2_Create returned. The private part is encrypted and
+// TPM2B_PRIVATE that TPM2_Create returned, parent TPM_RH_OWNER meaning the
+// TCG reference ECC P-256 SRK (loading these files with those tools has not
+// been tested). The private part is encrypted and
 // integrity-protected by the TPM under the SRK: only this TPM can load it,
 // and nothing (this file included) can reveal the key.
 const pemType = "TSS2 PRIVATE KEY"

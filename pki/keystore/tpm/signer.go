@@ -133,7 +133,7 @@ func (k *key) SignContext(ctx context.Context, digest []byte, opts crypto.Signer
 	if err != nil {
 		return nil, fmt.Errorf("sign with TPM key %s: %w", k.name, err)
 	}
-	if isPSS {
+	if isPSS && pss.SaltLength != rsa.PSSSaltLengthAuto {
 		// TPMs before spec revision 1.38 may use the longest salt instead
 		// of the hash length; refuse rather than hand out a signature that
 		// TLS 1.3 would reject.
