@@ -80,10 +80,7 @@ func TestSimContract(t *testing.T) {
 // started again (fixed seeds), the store rebuilt from the directory.
 func TestSimRestart(t *testing.T) {
 	dir := t.TempDir()
-	tp, err := Open(SpecSim)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tp := openTPM(t, SpecSim) // closed below, and again (harmlessly) at cleanup
 	s := newStore(t, tp, dir)
 	sg, err := s.Generate(context.Background(), "device", p256)
 	if err != nil {
