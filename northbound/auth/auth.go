@@ -1,0 +1,345 @@
+// Package auth checks the passwords and roles of pki-agent's users, read
+// from a JSON users file that holds bcrypt or argon2id password hashes.
+//
+// The users file (default STATE-DIR/users.json, mode 0600) looks like:
+//
+//	{"users": [
+//	  {"name": "admin", "role": "admin",  "hash": "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>"},
+//	  {"name": "noc",   "role": "viewer", "hash": "$2b$10$..."}
+//	]}
+//
+// Roles are admin (everything), operator (read and the PKI rpcs) and viewer
+// (read only). When the file does not exist, Open creates it with one user,
+// admin, whose password comes from PKI_AGENT_ADMIN_PASSWORD or is generated
+// and written to STATE-DIR/admin-password (mode 0600).
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/pkiagent/pkiagent/agent"
+)
+
+// AdminPasswordEnv names the environment variable that sets the first
+// admin's password.
+const AdminPasswordEnv = "PKI_AGENT_ADMIN_PASSWORD"
+
+// ErrBadCredentials: unknown user or wrong password. The message never says
+// which, so it does not reveal which user names exist.
+var ErrBadCredentials = errors.New("invalid user name or password")
+
+// ErrUsersFile: the users file is unreadable or malformed.
+var ErrUsersFile = errors.New("bad users file")
+
+// User is one entry of the users file.
+type User struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Hash is a bcrypt ($2a$, $2b$) or argon2id PHC string.
+	Hash string `json:"hash"`
+}
+
+type file struct {
+	Users []User `json:"users"`
+}
+
+// Config says where the users live.
+type Config struct {
+	// File is the users file.
+	File string
+	// StateDir receives admin-password when a password is generated.
+	StateDir string
+	// AdminPassword is the first admin's password (from
+	// PKI_AGENT_ADMIN_PASSWORD); empty means generate one.
+	AdminPassword string
+	Logger        *slog.Logger
+	// Rand is the randomness for salts and generated passwords
+	// (crypto/rand when nil).
+	Rand io.Reader
+}
+
+// Users authenticates users against the users file. It is safe for
+// concurrent use.
+type Users struct {
+	cfg Config
+
+	mu     sync.RWMutex
+	byName map[string]User
+	// dummy is verified for unknown users so that they take as long as
+	// known ones.
+	dummy string
+	// cacheKey keys an HMAC of (user, hash, password) for passwords already
+	// verified, so that per-RPC authentication does not pay for argon2id or
+	// bcrypt on every call. Only successes are cached; Reload clears it.
+	cacheKey []byte
+	cache    map[string][]byte
+}
+
+// maxCache bounds the verified-password cache.
+const maxCache = 1024
+
+// Open loads the users file, creating it with a first admin when it does
+// not exist.
+func Open(cfg Config) (*Users, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Dir(cfg.File)
+	}
+	u := &Users{cfg: cfg}
+	u.cacheKey = make([]byte, 32)
+	if _, err := io.ReadFull(cfg.Rand, u.cacheKey); err != nil {
+		return nil, fmt.Errorf("users: reading randomness: %w", err)
+	}
+	dummy, err := hashWith(cfg.Rand, randomText(cfg.Rand))
+	if err != nil {
+		return nil, err
+	}
+	u.dummy = dummy
+	if _, err := os.Stat(cfg.File); errors.Is(err, fs.ErrNotExist) {
+		if err := u.createFirstAdmin(); err != nil {
+			return nil, err
+		}
+	}
+	if err := u.Reload(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (u *Users) createFirstAdmin() error {
+	pw := u.cfg.AdminPassword
+	generated := pw == ""
+	if generated {
+		pw = randomText(u.cfg.Rand)
+	}
+	h, err := hashWith(u.cfg.Rand, pw)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(u.cfg.File), 0o700); err != nil {
+		return fmt.Errorf("users: creating %s: %w", filepath.Dir(u.cfg.File), err)
+	}
+	if generated {
+		if err := os.MkdirAll(u.cfg.StateDir, 0o700); err != nil {
+			return fmt.Errorf("users: creating %s: %w", u.cfg.StateDir, err)
+		}
+		pwFile := filepath.Join(u.cfg.StateDir, "admin-password")
+		if err := writeFileAtomic(pwFile, []byte(pw+"\n")); err != nil {
+			return fmt.Errorf("users: writing the generated admin password: %w", err)
+		}
+		u.cfg.Logger.Warn("created user admin with a generated password; read it from the file and change it", "password-file", pwFile, "users-file", u.cfg.File)
+	} else {
+		u.cfg.Logger.Info("created user admin with the password from "+AdminPasswordEnv, "users-file", u.cfg.File)
+	}
+	return Save(u.cfg.File, []User{{Name: "admin", Role: agent.RoleAdmin, Hash: h}})
+}
+
+// Save writes users to path atomically with mode 0600.
+func Save(path string, users []User) error {
+	if err := check(users); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(file{Users: users}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("users: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// maxUsersFile bounds the users file.
+const maxUsersFile = 4 << 20
+
+// Reload re-reads the users file. On error the users loaded before stay in
+// force.
+func (u *Users) Reload() error {
+	f, err := os.Open(u.cfg.File)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUsersFile, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
+		u.cfg.Logger.Warn("the users file is readable by others; chmod 600 it", "file", u.cfg.File, "mode", st.Mode().Perm().String())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxUsersFile+1))
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrUsersFile, u.cfg.File, err)
+	}
+	if len(b) > maxUsersFile {
+		return fmt.Errorf("%w: %s is larger than %d bytes", ErrUsersFile, u.cfg.File, maxUsersFile)
+	}
+	var fl file
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fl); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrUsersFile, u.cfg.File, err)
+	}
+	if err := check(fl.Users); err != nil {
+		return fmt.Errorf("%s: %w", u.cfg.File, err)
+	}
+	if len(fl.Users) == 0 {
+		u.cfg.Logger.Warn("the users file has no users; nobody can log in with a password", "file", u.cfg.File)
+	}
+	m := make(map[string]User, len(fl.Users))
+	for _, usr := range fl.Users {
+		m[usr.Name] = usr
+	}
+	u.mu.Lock()
+	u.byName = m
+	u.cache = map[string][]byte{}
+	u.mu.Unlock()
+	return nil
+}
+
+func check(users []User) error {
+	seen := map[string]bool{}
+	for i, usr := range users {
+		switch {
+		case usr.Name == "":
+			return fmt.Errorf("%w: user %d has no name", ErrUsersFile, i+1)
+		case seen[usr.Name]:
+			return fmt.Errorf("%w: user %q appears twice", ErrUsersFile, usr.Name)
+		case !ValidRole(usr.Role):
+			return fmt.Errorf("%w: user %q has role %q; want admin, operator or viewer", ErrUsersFile, usr.Name, usr.Role)
+		}
+		if _, err := parseHash(usr.Hash); err != nil {
+			return fmt.Errorf("%w: user %q: %w", ErrUsersFile, usr.Name, err)
+		}
+		seen[usr.Name] = true
+	}
+	return nil
+}
+
+// Authenticate checks a password and returns the user's role. Unknown users
+// and wrong passwords both get ErrBadCredentials after the same work.
+func (u *Users) Authenticate(user, password string) (string, error) {
+	u.mu.RLock()
+	usr, ok := u.byName[user]
+	dummy := u.dummy
+	u.mu.RUnlock()
+	if !ok {
+		_ = verify(dummy, password)
+		return "", ErrBadCredentials
+	}
+	tag := u.tag(usr, password)
+	u.mu.RLock()
+	cached, hit := u.cache[usr.Name]
+	u.mu.RUnlock()
+	if hit && hmac.Equal(cached, tag) {
+		return usr.Role, nil
+	}
+	if err := verify(usr.Hash, password); err != nil {
+		return "", ErrBadCredentials
+	}
+	u.mu.Lock()
+	if cur, ok := u.byName[user]; ok && cur.Hash == usr.Hash {
+		if len(u.cache) >= maxCache {
+			clear(u.cache)
+		}
+		u.cache[usr.Name] = tag
+	}
+	u.mu.Unlock()
+	return usr.Role, nil
+}
+
+func (u *Users) tag(usr User, password string) []byte {
+	m := hmac.New(sha256.New, u.cacheKey)
+	for _, s := range []string{usr.Name, usr.Hash, password} {
+		fmt.Fprintf(m, "%d:%s", len(s), s)
+	}
+	return m.Sum(nil)
+}
+
+// RoleFor returns the role of a user (for client-certificate logins, where
+// the certificate's common name names the user).
+func (u *Users) RoleFor(user string) (string, bool) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	usr, ok := u.byName[user]
+	return usr.Role, ok
+}
+
+// ValidRole reports whether role is admin, operator or viewer.
+func ValidRole(role string) bool {
+	switch role {
+	case agent.RoleAdmin, agent.RoleOperator, agent.RoleViewer:
+		return true
+	}
+	return false
+}
+
+// CanRead reports whether role may read config and state and subscribe.
+func CanRead(role string) bool { return ValidRole(role) }
+
+// CanWrite reports whether role may change the configuration.
+func CanWrite(role string) bool { return role == agent.RoleAdmin }
+
+// CanRunRPC reports whether role may run the PKI rpcs (key, CSR, import,
+// CRL refresh, peer validation).
+func CanRunRPC(role string) bool { return role == agent.RoleAdmin || role == agent.RoleOperator }
+
+// randomText returns 128 random bits as URL-safe base64.
+func randomText(r io.Reader) string {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(r, b); err != nil {
+		// crypto/rand does not fail; a broken test reader falls back to it.
+		_, _ = rand.Read(b)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// writeFileAtomic writes data to path with mode 0600: temp file, fsync,
+// rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
