@@ -103,7 +103,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		desc, user, pw, role string
-		ok                 bool
+		ok                   bool
 	}{
 		{desc: "argon2id", user: "op", pw: "op-pass", role: "operator", ok: true},
 		{desc: "argon2id cached", user: "op", pw: "op-pass", role: "operator", ok: true},
