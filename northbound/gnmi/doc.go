@@ -1,0 +1,38 @@
+// Package gnmi serves the agent's datastore over gNMI: Capabilities, Get,
+// Set as one transaction (with the commit-confirmed extension) and
+// Subscribe (ONCE, POLL, STREAM with ON_CHANGE, SAMPLE, TARGET_DEFINED and
+// heartbeats), with users and roles checked on every RPC.
+//
+// Paths may carry an empty origin, "openconfig" or "pki-authority"; the
+// target is ignored. Get and Subscribe paths may use "*" (any element or
+// key value), a list element without keys (every entry) and "..." (any
+// depth). Get returns, per path, one update per selected node with JSON
+// (ygot internal) or JSON_IETF (RFC 7951) values, or one update per leaf
+// with typed scalars for PROTO. Subscribe sends one update per leaf.
+//
+// Set maps delete to agent.OpRemove, replace to OpReplace and update to
+// OpMerge, applies them in that order to one transaction and commits it:
+// everything or nothing. union_replace is refused (Unimplemented).
+//
+// Errors: InvalidArgument names the path and the reason (bad path, unknown
+// element, wrong type, range, pattern, state path); FailedPrecondition when
+// running is locked (a NETCONF session) or a confirmed commit is pending;
+// Aborted when the PKI engine or the disk refused the commit (nothing
+// changed); Unauthenticated and PermissionDenied for users and roles;
+// ResourceExhausted for the limits below.
+//
+// Limits (Limits, DefaultLimits): messages up to 16 MiB each way; a Set
+// holds at most 10,000 operations; at most 1,024 Subscribe streams at once
+// and 64 per user, 256 subscriptions per stream; a stream queues at most
+// 100,000 distinct paths its client has not read (repeated updates of a
+// path coalesce into one) and is ended with ResourceExhausted beyond that,
+// or when its client has not read for 60 s while updates wait; SAMPLE
+// intervals and heartbeats are at least 100 ms (sample_interval 0 means
+// 100 ms); one Get or subscription path selects at most 1,048,576 nodes.
+//
+// Telemetry: one dispatcher reads the store's event bus and copies each
+// config or state change into the queue of every STREAM whose ON_CHANGE
+// (or TARGET_DEFINED) subscriptions match it, so a slow client never slows
+// commits or other clients. Subscriptions to paths that do not exist yet
+// stay open and receive the changes that create them.
+package gnmi

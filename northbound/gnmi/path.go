@@ -1,0 +1,215 @@
+package gnmi
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
+
+	"github.com/pkiagent/pkiagent/agent"
+	yangmod "github.com/pkiagent/pkiagent/yang"
+)
+
+// errPath: a path is malformed or names nothing in the model. It becomes
+// InvalidArgument.
+var errPath = errors.New("bad path")
+
+// Limits on paths, so hostile requests cannot make the server walk forever.
+const (
+	maxPathElems  = 32
+	maxPathString = 4096
+)
+
+// origins we accept: none, "openconfig" (what many clients send by
+// default) and our module's name.
+func originOK(o string) bool {
+	return o == "" || o == "openconfig" || o == yangmod.Main.Name
+}
+
+// fullPath joins a request prefix and a path into one path of elements,
+// checks the origin, strips "pki-authority:" module prefixes and checks
+// every element against the schema. Wildcards ("*" names and key values,
+// "...") are allowed only when wild is true. The target is ignored.
+func fullPath(prefix, p *gnmi.Path, wild bool) ([]*gnmi.PathElem, error) {
+	for _, x := range []*gnmi.Path{prefix, p} {
+		if x == nil {
+			continue
+		}
+		if !originOK(x.GetOrigin()) {
+			return nil, fmt.Errorf("%w: origin %q is not served; use no origin, \"openconfig\" or %q", errPath, x.GetOrigin(), yangmod.Main.Name)
+		}
+		if len(x.GetElement()) > 0 && len(x.GetElem()) == 0 {
+			return nil, fmt.Errorf("%w: the deprecated path field \"element\" is not supported; use \"elem\"", errPath)
+		}
+	}
+	if prefix.GetOrigin() != "" && p.GetOrigin() != "" && prefix.GetOrigin() != p.GetOrigin() {
+		return nil, fmt.Errorf("%w: origin %q in the path differs from %q in the prefix", errPath, p.GetOrigin(), prefix.GetOrigin())
+	}
+	n := len(prefix.GetElem()) + len(p.GetElem())
+	if n > maxPathElems {
+		return nil, fmt.Errorf("%w: %d elements; at most %d", errPath, n, maxPathElems)
+	}
+	elems := make([]*gnmi.PathElem, 0, n)
+	for _, e := range append(append([]*gnmi.PathElem(nil), prefix.GetElem()...), p.GetElem()...) {
+		if e == nil {
+			return nil, fmt.Errorf("%w: empty element", errPath)
+		}
+		name := e.GetName()
+		if mod, local, ok := strings.Cut(name, ":"); ok {
+			if mod != yangmod.Main.Name {
+				return nil, fmt.Errorf("%w: module %q of element %q is not served", errPath, mod, name)
+			}
+			name = local
+		}
+		elems = append(elems, &gnmi.PathElem{Name: name, Key: e.GetKey()})
+	}
+	if err := checkSchema(elems, wild); err != nil {
+		return nil, err
+	}
+	if s := agent.PathString(&gnmi.Path{Elem: elems}); len(s) > maxPathString {
+		return nil, fmt.Errorf("%w: path longer than %d bytes", errPath, maxPathString)
+	}
+	return elems, nil
+}
+
+// checkSchema checks names and keys against the model.
+func checkSchema(elems []*gnmi.PathElem, wild bool) error {
+	return checkFrom(agent.RootEntry(), elems, 0, wild)
+}
+
+func checkFrom(e *yang.Entry, elems []*gnmi.PathElem, i int, wild bool) error {
+	if i == len(elems) {
+		return nil
+	}
+	pe := elems[i]
+	at := agent.PathString(&gnmi.Path{Elem: elems[:i+1]})
+	switch pe.Name {
+	case "":
+		return fmt.Errorf("%w: %s: empty element name", errPath, at)
+	case "...":
+		if !wild {
+			return fmt.Errorf("%w: %s: wildcards are not allowed here", errPath, at)
+		}
+		if len(pe.Key) > 0 {
+			return fmt.Errorf("%w: %s: \"...\" takes no keys", errPath, at)
+		}
+		// Anything may follow; check the rest loosely against every
+		// descendant is too costly: accept it and let the walk match.
+		return nil
+	case "*":
+		if !wild {
+			return fmt.Errorf("%w: %s: wildcards are not allowed here", errPath, at)
+		}
+		if len(pe.Key) > 0 {
+			return fmt.Errorf("%w: %s: \"*\" takes no keys", errPath, at)
+		}
+		var errs []error
+		for _, c := range e.Dir {
+			if err := checkFrom(c, elems, i+1, wild); err == nil {
+				return nil
+			} else {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) == 0 {
+			return fmt.Errorf("%w: %s: nothing below %s", errPath, at, agent.PathString(&gnmi.Path{Elem: elems[:i]}))
+		}
+		return errs[0]
+	}
+	c := e.Dir[pe.Name]
+	if c == nil {
+		return fmt.Errorf("%w: %s: unknown element %q", errPath, at, pe.Name)
+	}
+	switch {
+	case c.IsList():
+		for k, v := range pe.Key {
+			if k != c.Key {
+				return fmt.Errorf("%w: %s: list %s is keyed by %q, not %q", errPath, at, pe.Name, c.Key, k)
+			}
+			if v == "*" && !wild {
+				return fmt.Errorf("%w: %s: wildcards are not allowed here", errPath, at)
+			}
+		}
+		if len(pe.Key) == 0 && !wild {
+			return fmt.Errorf("%w: %s: list %s needs its key [%s=...]", errPath, at, pe.Name, c.Key)
+		}
+	case len(pe.Key) > 0:
+		return fmt.Errorf("%w: %s: %s is not a list and takes no keys", errPath, at, pe.Name)
+	case c.IsLeaf() || c.IsLeafList():
+		if i != len(elems)-1 {
+			return fmt.Errorf("%w: %s: leaf %s has no children", errPath, at, pe.Name)
+		}
+	}
+	return checkFrom(c, elems, i+1, wild)
+}
+
+// hasWildcard reports whether elems hold a wildcard or a keyless list.
+func hasWildcard(elems []*gnmi.PathElem) bool {
+	e := agent.RootEntry()
+	for _, pe := range elems {
+		if pe.Name == "*" || pe.Name == "..." {
+			return true
+		}
+		for _, v := range pe.Key {
+			if v == "*" {
+				return true
+			}
+		}
+		if e != nil {
+			e = e.Dir[pe.Name]
+			if e != nil && e.IsList() && len(pe.Key) == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// match reports whether a concrete path (a change from the bus) lies at or
+// under the pattern pat, or is an ancestor of what pat selects (so the
+// delete of a list entry reaches a subscription to one of its leaves).
+func match(pat, p []*gnmi.PathElem) bool {
+	return matchFrom(pat, p, true)
+}
+
+func matchFrom(pat, p []*gnmi.PathElem, ancestorOK bool) bool {
+	for i, pe := range pat {
+		if pe.Name == "..." {
+			rest := pat[i+1:]
+			if len(rest) == 0 {
+				return true
+			}
+			for j := 0; j <= len(p); j++ {
+				if matchFrom(rest, p[j:], ancestorOK) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(p) == 0 {
+			return ancestorOK
+		}
+		if !elemMatch(pe, p[0]) {
+			return false
+		}
+		p = p[1:]
+	}
+	return true
+}
+
+func elemMatch(pat, e *gnmi.PathElem) bool {
+	if pat.Name != "*" && pat.Name != e.Name {
+		return false
+	}
+	for k, v := range pat.Key {
+		if v == "*" {
+			continue
+		}
+		if got, ok := e.Key[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,297 @@
+package gnmi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/gnmi/proto/gnmi_ext"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/internal/clock"
+	yangmod "github.com/pkiagent/pkiagent/yang"
+)
+
+// Version is the gNMI specification version served.
+const Version = "0.10.0"
+
+// Authenticator checks users: northbound/auth.Users implements it.
+type Authenticator interface {
+	// Authenticate checks a password and returns the user's role.
+	Authenticate(user, password string) (role string, err error)
+	// RoleFor returns the role of a user who logged in with a client
+	// certificate whose common name is the user name.
+	RoleFor(user string) (role string, ok bool)
+}
+
+// Limits bound what one client can make the server do. Zero fields take
+// the defaults in DefaultLimits.
+type Limits struct {
+	// MaxMsgSize bounds a request or response message (bytes).
+	MaxMsgSize int
+	// MaxSetOps bounds the deletes + replaces + updates of one Set.
+	MaxSetOps int
+	// MaxStreams bounds the Subscribe streams open at once, and
+	// MaxStreamsPerUser those of one user.
+	MaxStreams        int
+	MaxStreamsPerUser int
+	// MaxSubscriptions bounds the paths of one SubscriptionList.
+	MaxSubscriptions int
+	// MaxPending bounds the distinct paths queued for one stream that the
+	// client has not read yet; beyond it the stream ends with
+	// ResourceExhausted.
+	MaxPending int
+	// StallTimeout ends a stream whose client has not taken a message for
+	// this long while updates wait (ResourceExhausted).
+	StallTimeout time.Duration
+	// MinSampleInterval is the shortest SAMPLE interval and heartbeat; a
+	// sample_interval of 0 means this one.
+	MinSampleInterval time.Duration
+	// DefaultRollback is the rollback duration of a confirmed commit that
+	// names none (gnmi-commit-confirmed.md: 10 minutes).
+	DefaultRollback time.Duration
+}
+
+// DefaultLimits are the documented limits (see README.md).
+var DefaultLimits = Limits{
+	MaxMsgSize:        16 << 20,
+	MaxSetOps:         10000,
+	MaxStreams:        1024,
+	MaxStreamsPerUser: 64,
+	MaxSubscriptions:  256,
+	MaxPending:        100000,
+	StallTimeout:      60 * time.Second,
+	MinSampleInterval: 100 * time.Millisecond,
+	DefaultRollback:   10 * time.Minute,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxMsgSize > 0 {
+		d.MaxMsgSize = l.MaxMsgSize
+	}
+	if l.MaxSetOps > 0 {
+		d.MaxSetOps = l.MaxSetOps
+	}
+	if l.MaxStreams > 0 {
+		d.MaxStreams = l.MaxStreams
+	}
+	if l.MaxStreamsPerUser > 0 {
+		d.MaxStreamsPerUser = l.MaxStreamsPerUser
+	}
+	if l.MaxSubscriptions > 0 {
+		d.MaxSubscriptions = l.MaxSubscriptions
+	}
+	if l.MaxPending > 0 {
+		d.MaxPending = l.MaxPending
+	}
+	if l.StallTimeout > 0 {
+		d.StallTimeout = l.StallTimeout
+	}
+	if l.MinSampleInterval > 0 {
+		d.MinSampleInterval = l.MinSampleInterval
+	}
+	if l.DefaultRollback > 0 {
+		d.DefaultRollback = l.DefaultRollback
+	}
+	return d
+}
+
+// Config is what a Server is built from.
+type Config struct {
+	Store *agent.Store
+	Auth  Authenticator
+	// Clock drives SAMPLE and heartbeat timers (Store.Clock() when nil).
+	Clock  clock.Clock
+	Logger *slog.Logger
+	Limits Limits
+}
+
+// Server is the gNMI service. Create it with New, register it on a
+// grpc.Server with Register (or use Serve), and run its telemetry
+// dispatcher with Run.
+type Server struct {
+	gnmi.UnimplementedGNMIServer
+
+	store  *agent.Store
+	auth   Authenticator
+	clock  clock.Clock
+	log    *slog.Logger
+	limits Limits
+
+	disp *dispatcher
+	// wg tracks goroutines that outlive the RPC that started them (a
+	// stream's sender, which may be blocked on a client that does not
+	// read until gRPC cancels the stream).
+	wg sync.WaitGroup
+
+	mu      sync.Mutex
+	streams int
+	perUser map[string]int
+
+	seq atomic.Uint64
+}
+
+// New returns a Server over cfg.Store.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("gnmi: no datastore")
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("gnmi: no authenticator")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = cfg.Store.Clock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		store:   cfg.Store,
+		auth:    cfg.Auth,
+		clock:   cfg.Clock,
+		log:     cfg.Logger.With("component", "gnmi"),
+		limits:  cfg.Limits.withDefaults(),
+		perUser: map[string]int{},
+	}
+	s.disp = newDispatcher(s)
+	return s, nil
+}
+
+// ServerOptions are the grpc.Server options the service needs: message
+// size limits, keepalive and the authentication interceptors. Other
+// services on the same grpc.Server (gNSI certz) get the same
+// authentication and find the caller with CallerFrom.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.limits.MaxMsgSize),
+		grpc.MaxSendMsgSize(s.limits.MaxMsgSize),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
+	}
+}
+
+// Register registers the gNMI service on g.
+func (s *Server) Register(g *grpc.Server) { gnmi.RegisterGNMIServer(g, s) }
+
+// Run fans the store's events out to Subscribe streams until ctx ends.
+// It must run for ON_CHANGE subscriptions to see changes.
+func (s *Server) Run(ctx context.Context) error {
+	err := s.disp.run(ctx)
+	s.wg.Wait()
+	return err
+}
+
+// Serve is the whole server: it runs the dispatcher and serves gNMI (and
+// whatever register adds) on lis until ctx ends, then stops gracefully
+// (in-flight unary RPCs finish, streams are cancelled). tlsConfig nil
+// serves plaintext.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, register ...func(*grpc.Server)) error {
+	opts := s.ServerOptions()
+	if tlsConfig != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+	}
+	g := grpc.NewServer(opts...)
+	s.Register(g)
+	for _, r := range register {
+		r(g)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		runErr = s.disp.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		stopped := make(chan struct{})
+		go func() { g.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			g.Stop()
+			<-stopped
+		}
+	}()
+	s.log.Info("gNMI listening", "addr", lis.Addr().String(), "tls", tlsConfig != nil)
+	err := g.Serve(lis)
+	cancel()
+	wg.Wait()
+	s.wg.Wait()
+	if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("gnmi: serving on %s: %w", lis.Addr(), err)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+// Capabilities lists our modules, encodings, version and extensions.
+func (s *Server) Capabilities(ctx context.Context, req *gnmi.CapabilityRequest) (*gnmi.CapabilityResponse, error) {
+	var models []*gnmi.ModelData
+	for _, m := range yangmod.Modules {
+		org := "IETF NETMOD (Network Modeling) Working Group"
+		if m.Name == yangmod.Main.Name {
+			org = "pki-agent"
+		}
+		models = append(models, &gnmi.ModelData{Name: m.Name, Organization: org, Version: m.Revision})
+	}
+	return &gnmi.CapabilityResponse{
+		SupportedModels:    models,
+		SupportedEncodings: []gnmi.Encoding{gnmi.Encoding_JSON, gnmi.Encoding_JSON_IETF, gnmi.Encoding_PROTO},
+		GNMIVersion:        Version,
+		// The commit-confirmed extension (gnmi_ext.Commit) is supported on
+		// Set; an empty Commit says so.
+		Extension: []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_Commit{Commit: &gnmi_ext.Commit{}}}},
+	}, nil
+}
+
+// statusFor maps a datastore error to a gRPC status with the operator
+// message of err.
+func statusFor(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		return err
+	}
+	var le *agent.LockError
+	switch {
+	case errors.As(err, &le):
+		return status.Errorf(codes.FailedPrecondition, "%v; unlock it or wait", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, errPath), errors.Is(err, errValue):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, agent.ErrPersistID):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, agent.ErrPendingCommit), errors.Is(err, agent.ErrNoPendingCommit), errors.Is(err, agent.ErrLocked):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist):
+		return status.Errorf(codes.Aborted, "%v; nothing was changed", err)
+	case errors.Is(err, agent.ErrInvalid), errors.Is(err, agent.ErrUnknownPath), errors.Is(err, agent.ErrReadOnly),
+		errors.Is(err, agent.ErrExists), errors.Is(err, agent.ErrMissing):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, agent.ErrClosed):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}

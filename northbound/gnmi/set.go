@@ -1,0 +1,185 @@
+package gnmi
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/gnmi/proto/gnmi_ext"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pkiagent/pkiagent/agent"
+)
+
+// Set applies the deletes, then the replaces, then the updates of req as
+// one transaction on running: all of them are committed or none is. The
+// gnmi_ext.Commit extension makes it a confirmed commit, or confirms,
+// cancels or extends the pending one.
+func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetResponse, error) {
+	c, _ := CallerFrom(ctx)
+	if len(req.GetUnionReplace()) > 0 {
+		return nil, status.Error(codes.Unimplemented, "union_replace is not supported: send the change as replace and update operations")
+	}
+	var commit *gnmi_ext.Commit
+	for _, e := range req.GetExtension() {
+		switch x := e.GetExt().(type) {
+		case *gnmi_ext.Extension_Commit:
+			if commit != nil {
+				return nil, status.Error(codes.InvalidArgument, "more than one commit extension")
+			}
+			commit = x.Commit
+		default:
+			return nil, status.Errorf(codes.Unimplemented, "Set extension %T is not supported; only gnmi_ext.Commit is", e.GetExt())
+		}
+	}
+	nops := len(req.GetDelete()) + len(req.GetReplace()) + len(req.GetUpdate())
+	if nops > s.limits.MaxSetOps {
+		return nil, status.Errorf(codes.ResourceExhausted, "Set has %d operations; at most %d per request", nops, s.limits.MaxSetOps)
+	}
+	owner := fmt.Sprintf("gnmi %s@%s set %d", c.User, c.Peer, s.seq.Add(1))
+	resp := &gnmi.SetResponse{Prefix: req.GetPrefix()}
+	if commit != nil {
+		resp.Extension = []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_Commit{Commit: commit}}}
+		if commit.GetId() == "" {
+			return nil, status.Error(codes.InvalidArgument, "commit extension without an id")
+		}
+		if commit.GetAction() == nil {
+			return nil, status.Error(codes.InvalidArgument, "commit extension without an action (commit, confirm, cancel or set_rollback_duration)")
+		}
+		if commit.GetCommit() == nil {
+			if nops > 0 {
+				return nil, status.Error(codes.InvalidArgument, "confirm, cancel and set_rollback_duration take no deletes, replaces or updates")
+			}
+			if err := s.commitAction(ctx, owner, commit); err != nil {
+				return nil, err
+			}
+			resp.Timestamp = s.clock.Now().UnixNano()
+			return resp, nil
+		}
+	}
+
+	edits := make([]agent.Edit, 0, nops)
+	results := make([]*gnmi.UpdateResult, 0, nops)
+	for _, p := range req.GetDelete() {
+		elems, err := fullPath(req.GetPrefix(), p, false)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "delete %s: %v", pathText(p), err)
+		}
+		edits = append(edits, agent.Edit{Op: agent.OpRemove, Path: &gnmi.Path{Elem: elems}})
+		results = append(results, &gnmi.UpdateResult{Path: p, Op: gnmi.UpdateResult_DELETE})
+	}
+	for _, group := range []struct {
+		ups []*gnmi.Update
+		op  agent.Op
+		res gnmi.UpdateResult_Operation
+	}{
+		{req.GetReplace(), agent.OpReplace, gnmi.UpdateResult_REPLACE},
+		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE},
+	} {
+		for _, u := range group.ups {
+			elems, err := fullPath(req.GetPrefix(), u.GetPath(), false)
+			if err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, pathText(u.GetPath()), err)
+			}
+			v, err := setValue(u)
+			if err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, agent.PathString(&gnmi.Path{Elem: elems}), err)
+			}
+			edits = append(edits, agent.Edit{Op: group.op, Path: &gnmi.Path{Elem: elems}, Value: v})
+			results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
+		}
+	}
+	tx := s.store.Begin(agent.Running)
+	if err := tx.Apply(edits...); err != nil {
+		return nil, statusFor(fmt.Errorf("set: %w", err))
+	}
+	opts := agent.CommitOptions{User: c.User, Owner: owner, Comment: "gNMI Set"}
+	if commit != nil {
+		d := s.limits.DefaultRollback
+		if rd := commit.GetCommit().GetRollbackDuration(); rd != nil {
+			if err := rd.CheckValid(); err != nil || rd.AsDuration() <= 0 {
+				return nil, status.Errorf(codes.InvalidArgument, "commit %s: rollback_duration must be positive", commit.GetId())
+			}
+			d = rd.AsDuration()
+		}
+		if p, ok := s.store.Pending(); ok {
+			return nil, status.Errorf(codes.FailedPrecondition, "commit %s: confirmed commit %s is pending until %s; confirm or cancel it first", commit.GetId(), pendingName(p), p.Deadline.UTC().Format(time.RFC3339))
+		}
+		opts.Confirm = &agent.ConfirmOptions{Timeout: d, PersistID: commit.GetId()}
+		opts.Comment = fmt.Sprintf("gNMI Set, confirmed commit %s (rolls back after %s)", commit.GetId(), d)
+	}
+	info, err := s.store.Commit(ctx, tx, opts)
+	if err != nil {
+		return nil, statusFor(fmt.Errorf("set: %w", err))
+	}
+	s.log.Info("gNMI Set committed", "user", c.User, "peer", c.Peer, "commit", info.ID, "ops", nops, "confirmed", commit != nil)
+	resp.Response = results
+	resp.Timestamp = s.clock.Now().UnixNano()
+	return resp, nil
+}
+
+func pendingName(p agent.PendingCommit) string {
+	if p.PersistID != "" {
+		return fmt.Sprintf("%q", p.PersistID)
+	}
+	return fmt.Sprintf("of %s", p.Owner)
+}
+
+// commitAction confirms, cancels or extends the pending confirmed commit.
+func (s *Server) commitAction(ctx context.Context, owner string, c *gnmi_ext.Commit) error {
+	id := c.GetId()
+	var err error
+	switch {
+	case c.GetConfirm() != nil:
+		err = s.store.Confirm(owner, id)
+	case c.GetCancel() != nil:
+		err = s.store.CancelCommit(ctx, owner, id)
+	case c.GetSetRollbackDuration() != nil:
+		rd := c.GetSetRollbackDuration().GetRollbackDuration()
+		if rd == nil || rd.CheckValid() != nil || rd.AsDuration() <= 0 {
+			return status.Errorf(codes.InvalidArgument, "commit %s: set_rollback_duration needs a positive rollback_duration", id)
+		}
+		err = s.store.ExtendPending(owner, id, rd.AsDuration())
+	default:
+		return status.Errorf(codes.InvalidArgument, "commit %s: unknown action", id)
+	}
+	if err == nil {
+		return nil
+	}
+	if p, ok := s.store.Pending(); ok && p.PersistID == "" {
+		// A NETCONF confirmed commit without persist id: no gNMI id matches.
+		return status.Errorf(codes.InvalidArgument, "commit %s: the pending confirmed commit belongs to %s and has no id", id, p.Owner)
+	}
+	return statusFor(fmt.Errorf("commit %s: %w", id, err))
+}
+
+// setValue checks a Set value: JSON (json_ietf_val, or json_val as gnmic
+// sends by default) for any node, or a typed scalar for a leaf.
+func setValue(u *gnmi.Update) (*gnmi.TypedValue, error) {
+	v := u.GetVal()
+	if v == nil {
+		if u.GetValue() != nil {
+			return nil, fmt.Errorf("%w: the deprecated value field is not supported; use val", errValue)
+		}
+		return nil, fmt.Errorf("%w: no value", errValue)
+	}
+	switch x := v.GetValue().(type) {
+	case *gnmi.TypedValue_JsonIetfVal, *gnmi.TypedValue_JsonVal,
+		*gnmi.TypedValue_StringVal, *gnmi.TypedValue_IntVal, *gnmi.TypedValue_UintVal,
+		*gnmi.TypedValue_BoolVal, *gnmi.TypedValue_LeaflistVal, *gnmi.TypedValue_DoubleVal:
+		return v, nil
+	case nil:
+		return nil, fmt.Errorf("%w: empty value", errValue)
+	default:
+		return nil, fmt.Errorf("%w: value type %T is not supported; use JSON, JSON_IETF or a typed scalar", errValue, x)
+	}
+}
+
+func pathText(p *gnmi.Path) string {
+	if p == nil {
+		return "/"
+	}
+	return agent.PathString(p)
+}
