@@ -163,9 +163,9 @@ func (c userCreds) GetRequestMetadata(context.Context, ...string) (map[string]st
 func (userCreds) RequireTransportSecurity() bool { return true }
 
 // client dials the env as user (no credentials when user is empty).
-func (e *env) client(user, pw string) gnmi.GNMIClient {
+func (e *env) client(user, pw string, extra ...grpc.DialOption) gnmi.GNMIClient {
 	e.t.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: e.roots, ServerName: "localhost"}))}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: e.roots, ServerName: "localhost"}))}, extra...)
 	if user != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(userCreds{user, pw}))
 	}

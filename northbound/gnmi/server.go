@@ -142,6 +142,10 @@ type Server struct {
 	perUser map[string]int
 
 	seq atomic.Uint64
+
+	// stopping is closed when Serve begins to stop: streams end at once.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns a Server over cfg.Store.
@@ -159,12 +163,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		store:   cfg.Store,
-		auth:    cfg.Auth,
-		clock:   cfg.Clock,
-		log:     cfg.Logger.With("component", "gnmi"),
-		limits:  cfg.Limits.withDefaults(),
-		perUser: map[string]int{},
+		store:    cfg.Store,
+		auth:     cfg.Auth,
+		clock:    cfg.Clock,
+		log:      cfg.Logger.With("component", "gnmi"),
+		limits:   cfg.Limits.withDefaults(),
+		perUser:  map[string]int{},
+		stopping: make(chan struct{}),
 	}
 	s.disp = newDispatcher(s)
 	return s, nil
@@ -221,6 +226,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Con
 	go func() {
 		defer wg.Done()
 		<-ctx.Done()
+		s.stopOnce.Do(func() { close(s.stopping) })
 		stopped := make(chan struct{})
 		go func() { g.GracefulStop(); close(stopped) }()
 		select {

@@ -72,10 +72,9 @@ func (s *Server) Subscribe(srv gnmi.GNMI_SubscribeServer) error {
 		return err
 	}
 	defer s.release(c.User)
-	defer close(st.done)
-
 	var samplers sync.WaitGroup
-	defer samplers.Wait()
+	defer samplers.Wait() // after done is closed: samplers stop on done
+	defer close(st.done)
 	if st.mode == gnmi.SubscriptionList_STREAM {
 		s.disp.add(st)
 		defer s.disp.remove(st)
@@ -226,6 +225,8 @@ func (st *stream) wait() error {
 			return err
 		case <-st.finished:
 			return nil
+		case <-st.s.stopping:
+			return status.Error(codes.Unavailable, "the agent is shutting down")
 		case <-st.srv.Context().Done():
 			return status.FromContextError(st.srv.Context().Err()).Err()
 		case <-t.C():
