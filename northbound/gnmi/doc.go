@@ -8,7 +8,9 @@
 // key value), a list element without keys (every entry) and "..." (any
 // depth). Get returns, per path, one update per selected node with JSON
 // (ygot internal) or JSON_IETF (RFC 7951) values, or one update per leaf
-// with typed scalars for PROTO. Subscribe sends one update per leaf.
+// with typed scalars for PROTO. Subscribe sends one update per leaf: a
+// json_ietf_val for JSON_IETF, a typed scalar otherwise (JSON is the zero
+// value of the field, so it is what clients that name no encoding get).
 //
 // Set maps delete to agent.OpRemove, replace to OpReplace and update to
 // OpMerge, applies them in that order to one transaction and commits it:

@@ -16,8 +16,12 @@ import (
 	"github.com/pkiagent/pkiagent/agent"
 )
 
-// maxBatch bounds the updates of one notification a stream sends.
-const maxBatch = 1000
+// maxBatch bounds the updates of one notification a stream sends, and
+// maxNotificationBytes its size (clients' default receive limit is 4 MiB).
+const (
+	maxBatch             = 1000
+	maxNotificationBytes = 1 << 20
+)
 
 // sub is one subscription (path and mode) of a stream.
 type sub struct {
@@ -155,6 +159,11 @@ func (s *Server) newStream(srv gnmi.GNMI_SubscribeServer, c Caller, list *gnmi.S
 		s: s, srv: srv, caller: c, mode: list.GetMode(), enc: list.GetEncoding(),
 		q:    newQueue(s.limits.MaxPending),
 		done: make(chan struct{}), finished: make(chan struct{}), failc: make(chan error, 1),
+	}
+	if st.enc == gnmi.Encoding_JSON {
+		// JSON is also what a client that names no encoding gets (the zero
+		// value): leaves go out as typed scalars, which every client reads.
+		st.enc = gnmi.Encoding_PROTO
 	}
 	if p := list.GetPrefix(); p.GetOrigin() != "" || p.GetTarget() != "" {
 		st.prefix = &gnmi.Path{Origin: p.GetOrigin(), Target: p.GetTarget()}
@@ -403,12 +412,13 @@ func (st *stream) sendLoop() {
 // deletes apply before its updates) and at sync markers.
 func (st *stream) sendBatch(batch []item) (final bool, err error) {
 	var n *gnmi.Notification
+	size := 0
 	flush := func() error {
 		if n == nil {
 			return nil
 		}
 		err := st.send(&gnmi.SubscribeResponse{Response: &gnmi.SubscribeResponse_Update{Update: n}})
-		n = nil
+		n, size = nil, 0
 		return err
 	}
 	for _, it := range batch {
@@ -424,11 +434,13 @@ func (st *stream) sendBatch(batch []item) (final bool, err error) {
 			}
 			continue
 		}
-		if n != nil && it.val == nil && len(n.Update) > 0 {
+		itSize := proto.Size(it.val) + 16*len(it.path) + len(it.key)
+		if n != nil && (it.val == nil && len(n.Update) > 0 || size+itSize > maxNotificationBytes) {
 			if err := flush(); err != nil {
 				return false, err
 			}
 		}
+		size += itSize
 		if n == nil {
 			n = &gnmi.Notification{Timestamp: it.ts, Prefix: st.prefix}
 		}
