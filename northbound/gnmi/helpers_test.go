@@ -76,7 +76,7 @@ func (failApplier) Apply(_ context.Context, c *agent.Commit) error {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	addr   string
 	caFile string
@@ -91,7 +91,9 @@ type envOpts struct {
 	limits Limits
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t *testing.T, o envOpts) *env { return newEnvB(t, o) }
+
+func newEnvB(t testing.TB, o envOpts) *env {
 	t.Helper()
 	dir := t.TempDir()
 	users, err := usersOnce()

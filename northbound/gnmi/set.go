@@ -60,36 +60,9 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 		}
 	}
 
-	edits := make([]agent.Edit, 0, nops)
-	results := make([]*gnmi.UpdateResult, 0, nops)
-	for _, p := range req.GetDelete() {
-		elems, err := fullPath(req.GetPrefix(), p, false)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "delete %s: %v", pathText(p), err)
-		}
-		edits = append(edits, agent.Edit{Op: agent.OpRemove, Path: &gnmi.Path{Elem: elems}})
-		results = append(results, &gnmi.UpdateResult{Path: p, Op: gnmi.UpdateResult_DELETE})
-	}
-	for _, group := range []struct {
-		ups []*gnmi.Update
-		op  agent.Op
-		res gnmi.UpdateResult_Operation
-	}{
-		{req.GetReplace(), agent.OpReplace, gnmi.UpdateResult_REPLACE},
-		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE},
-	} {
-		for _, u := range group.ups {
-			elems, err := fullPath(req.GetPrefix(), u.GetPath(), false)
-			if err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, pathText(u.GetPath()), err)
-			}
-			v, err := setValue(u)
-			if err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, agent.PathString(&gnmi.Path{Elem: elems}), err)
-			}
-			edits = append(edits, agent.Edit{Op: group.op, Path: &gnmi.Path{Elem: elems}, Value: v})
-			results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
-		}
+	edits, results, err := decodeSet(req)
+	if err != nil {
+		return nil, err
 	}
 	tx := s.store.Begin(agent.Running)
 	if err := tx.Apply(edits...); err != nil {
@@ -118,6 +91,44 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 	resp.Response = results
 	resp.Timestamp = s.clock.Now().UnixNano()
 	return resp, nil
+}
+
+// decodeSet turns the deletes, replaces and updates of req into edits, in
+// that order, with the UpdateResult of each.
+func decodeSet(req *gnmi.SetRequest) ([]agent.Edit, []*gnmi.UpdateResult, error) {
+	nops := len(req.GetDelete()) + len(req.GetReplace()) + len(req.GetUpdate())
+	edits := make([]agent.Edit, 0, nops)
+	results := make([]*gnmi.UpdateResult, 0, nops)
+	for _, p := range req.GetDelete() {
+		elems, err := fullPath(req.GetPrefix(), p, false)
+		if err != nil {
+			return nil, nil, status.Errorf(codes.InvalidArgument, "delete %s: %v", pathText(p), err)
+		}
+		edits = append(edits, agent.Edit{Op: agent.OpRemove, Path: &gnmi.Path{Elem: elems}})
+		results = append(results, &gnmi.UpdateResult{Path: p, Op: gnmi.UpdateResult_DELETE})
+	}
+	for _, group := range []struct {
+		ups []*gnmi.Update
+		op  agent.Op
+		res gnmi.UpdateResult_Operation
+	}{
+		{req.GetReplace(), agent.OpReplace, gnmi.UpdateResult_REPLACE},
+		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE},
+	} {
+		for _, u := range group.ups {
+			elems, err := fullPath(req.GetPrefix(), u.GetPath(), false)
+			if err != nil {
+				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, pathText(u.GetPath()), err)
+			}
+			v, err := setValue(u)
+			if err != nil {
+				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, agent.PathString(&gnmi.Path{Elem: elems}), err)
+			}
+			edits = append(edits, agent.Edit{Op: group.op, Path: &gnmi.Path{Elem: elems}, Value: v})
+			results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
+		}
+	}
+	return edits, results, nil
 }
 
 func pendingName(p agent.PendingCommit) string {
