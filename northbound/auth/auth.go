@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/agent"
 )
 
@@ -142,7 +143,7 @@ func (u *Users) createFirstAdmin() error {
 			return fmt.Errorf("users: creating %s: %w", u.cfg.StateDir, err)
 		}
 		pwFile := filepath.Join(u.cfg.StateDir, "admin-password")
-		if err := writeFileAtomic(pwFile, []byte(pw+"\n")); err != nil {
+		if err := persist.WriteFileAtomic(pwFile, []byte(pw+"\n"), 0o600); err != nil {
 			return fmt.Errorf("users: writing the generated admin password: %w", err)
 		}
 		u.cfg.Logger.Warn("created user admin with a generated password; read it from the file and change it", "password-file", pwFile, "users-file", u.cfg.File)
@@ -161,7 +162,7 @@ func Save(path string, users []User) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+	if err := persist.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("users: writing %s: %w", path, err)
 	}
 	return nil
@@ -306,40 +307,4 @@ func randomText(r io.Reader) string {
 		_, _ = rand.Read(b)
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// writeFileAtomic writes data to path with mode 0600: temp file, fsync,
-// rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

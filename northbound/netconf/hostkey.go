@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pkiagent/pkiagent/agent/persist"
 )
 
 // Files the server keeps in Config.StateDir.
@@ -61,7 +63,7 @@ func loadOrCreateHostKey(dir string, log *slog.Logger) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode SSH host key: %w", err)
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := persist.WriteFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		return nil, fmt.Errorf("write SSH host key: %w", err)
 	}
 	signer, err := ssh.NewSignerFromKey(priv)
@@ -72,47 +74,11 @@ func loadOrCreateHostKey(dir string, log *slog.Logger) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SSH host public key: %w", err)
 	}
-	if err := writeFileAtomic(path+".pub", ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
+	if err := persist.WriteFileAtomic(path+".pub", ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
 		return nil, fmt.Errorf("write SSH host public key: %w", err)
 	}
 	log.Info("netconf: created SSH host key", "path", path, "fingerprint", ssh.FingerprintSHA256(sshPub))
 	return signer, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file, fsync and
-// rename, then fsyncs the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // authorizedKey reports whether key is listed in the authorized_keys file of

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/internal/clock"
 )
 
@@ -181,10 +182,10 @@ func (b Bootstrap) issue(tmpl, parent *x509.Certificate, key, signer *ecdsa.Priv
 		return nil, nil, err
 	}
 	// The key first: a certificate on disk always has its key beside it.
-	if err := writeFileAtomic(filepath.Join(b.Dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := persist.WriteFileAtomic(filepath.Join(b.Dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return nil, nil, fmt.Errorf("writing %s: %w", keyFile, err)
 	}
-	if err := writeFileAtomic(filepath.Join(b.Dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := persist.WriteFileAtomic(filepath.Join(b.Dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, nil, fmt.Errorf("writing %s: %w", certFile, err)
 	}
 	return cert, key, nil
@@ -284,38 +285,4 @@ func ServerConfig(h *Holder, clientCAs *x509.CertPool) *tls.Config {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
