@@ -30,8 +30,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/persist"
 )
 
 // AdminPasswordEnv names the environment variable that sets the first
