@@ -29,9 +29,11 @@ import (
 	"github.com/pkiagent/pkiagent/pki/chain"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
+	"github.com/pkiagent/pkiagent/pki/keystore"
 )
 
-// KeyStore is what the engine needs of a key backend (file or TPM).
+// KeyStore is what the engine needs of a key backend (file or TPM); the
+// stores of pki/keystore/file and pki/keystore/tpm satisfy it.
 type KeyStore interface {
 	// Generate creates a key that never leaves the backend.
 	Generate(ctx context.Context, name string, spec KeySpec) (crypto.Signer, error)
@@ -42,11 +44,7 @@ type KeyStore interface {
 }
 
 // KeySpec describes a key to generate.
-type KeySpec struct {
-	Algorithm string // rsa | ecc
-	RSABits   int
-	Curve     string // secp256r1 | secp384r1 | secp521r1
-}
+type KeySpec = keystore.KeySpec
 
 // Publisher is the agent's event bus.
 type Publisher interface {

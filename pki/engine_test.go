@@ -2,10 +2,6 @@ package pki
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -13,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,44 +19,8 @@ import (
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/testpki"
+	"github.com/pkiagent/pkiagent/pki/keystore/file"
 )
-
-// memKeys is an in-memory key store fake.
-type memKeys struct {
-	mu   sync.Mutex
-	keys map[string]crypto.Signer
-}
-
-func (m *memKeys) Generate(_ context.Context, name string, _ KeySpec) (crypto.Signer, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	m.keys[name] = k
-	return k, nil
-}
-
-func (m *memKeys) Signer(_ context.Context, name string) (crypto.Signer, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k, ok := m.keys[name]
-	if !ok {
-		return nil, os.ErrNotExist
-	}
-	return k, nil
-}
-
-func (m *memKeys) Names() ([]string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for n := range m.keys {
-		out = append(out, n)
-	}
-	return out, nil
-}
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
@@ -69,7 +28,7 @@ type fixture struct {
 	store  *agent.Store
 	engine *Engine
 	clock  *clock.Fake
-	keys   *memKeys
+	keys   *file.Store
 	dir    string
 	gen    *testpki.Generator
 	sub    *agent.Subscription
@@ -87,7 +46,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := &memKeys{keys: map[string]crypto.Signer{}}
+	keys, err := file.New(filepath.Join(dir, "keys"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sub := store.Bus().Subscribe(10000)
 	e, err := New(context.Background(), Config{StateDir: dir, Clock: fc, Bus: store.Bus(), Audit: al, Keys: map[string]KeyStore{"file": keys}})
 	if err != nil {

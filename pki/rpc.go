@@ -18,6 +18,7 @@ import (
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
+	"github.com/pkiagent/pkiagent/pki/keystore"
 	"github.com/pkiagent/pkiagent/pki/pemx"
 )
 
@@ -43,19 +44,8 @@ func (e *Engine) GeneratePrivateKey(ctx context.Context, c agent.Caller, in agen
 		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage %q is not file or tpm", agent.ErrInvalid, in.KeyStorage)
 	}
 	spec := KeySpec{Algorithm: in.Algorithm, RSABits: int(in.RSAKeySize), Curve: in.ECCCurve}
-	switch in.Algorithm {
-	case "rsa":
-		if in.RSAKeySize < 2048 || in.RSAKeySize > 4096 || in.RSAKeySize%256 != 0 {
-			return agent.GenerateKeyOutput{}, fmt.Errorf("%w: rsa-key-size %d must be 2048 to 4096 in steps of 256", agent.ErrInvalid, in.RSAKeySize)
-		}
-	case "ecc":
-		switch in.ECCCurve {
-		case "secp256r1", "secp384r1", "secp521r1":
-		default:
-			return agent.GenerateKeyOutput{}, fmt.Errorf("%w: ecc-curve %q must be secp256r1, secp384r1 or secp521r1", agent.ErrInvalid, in.ECCCurve)
-		}
-	default:
-		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: algorithm %q must be rsa or ecc", agent.ErrInvalid, in.Algorithm)
+	if err := spec.Validate(); err != nil {
+		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: %v", agent.ErrInvalid, err)
 	}
 	e.mu.Lock()
 	_, exists := e.certs[in.Name]
@@ -64,7 +54,12 @@ func (e *Engine) GeneratePrivateKey(ctx context.Context, c agent.Caller, in agen
 		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists; keys are never overwritten", agent.ErrExists, in.Name)
 	}
 	signer, err := ks.Generate(ctx, in.Name, spec)
-	if err != nil {
+	switch {
+	case errors.Is(err, keystore.ErrUnsupported):
+		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: %s storage cannot hold a %s key: %v; choose a size or curve it supports", agent.ErrInvalid, in.KeyStorage, spec, err)
+	case errors.Is(err, keystore.ErrExists):
+		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists in %s storage; keys are never overwritten", agent.ErrExists, in.Name, in.KeyStorage)
+	case err != nil:
 		return agent.GenerateKeyOutput{}, fmt.Errorf("generate %s key %s in %s storage: %w", in.Algorithm, in.Name, in.KeyStorage, err)
 	}
 	alg := keyAlgorithm(signer.Public())

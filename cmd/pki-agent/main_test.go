@@ -80,3 +80,11 @@ func TestCorruptStateIsAStartupErrorNamingTheFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestUnreachableTPMIsAStartupError(t *testing.T) {
+	dir := t.TempDir()
+	err := run([]string{"--state-dir", dir, "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", "127.0.0.1:0", "--tpm", "tcp://127.0.0.1:1"})
+	if err == nil || !strings.Contains(err.Error(), "--tpm tcp://127.0.0.1:1") {
+		t.Fatalf("err = %v", err)
+	}
+}
