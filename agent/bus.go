@@ -26,10 +26,13 @@ const (
 
 // Event is what the bus carries. Subscribers must not modify it.
 type Event struct {
-	Kind         EventKind
-	Time         time.Time
-	CommitID     uint64
-	User         string
+	Kind     EventKind
+	Time     time.Time
+	CommitID uint64
+	User     string
+	// Owner is the session that made a config commit (CommitOptions.Owner),
+	// e.g. "netconf session 4"; NETCONF reports it in netconf-config-change.
+	Owner        string
 	Changes      []Change
 	Notification *Notification
 }

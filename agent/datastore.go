@@ -562,7 +562,7 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)
 	}
 	// Published under the lock so subscribers see commits in order.
-	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Changes: changes})
+	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes})
 	s.mu.Unlock()
 	s.log.Info("commit", "id", id, "user", opts.User, "changes", len(changes), "comment", opts.Comment)
 	return info, nil
