@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -81,6 +82,10 @@ type app struct {
 // loaded; run blocks until ctx is cancelled and returns after cleanup.
 type component struct {
 	name string
+	// engine marks a component the others depend on (the PKI engine): it
+	// is set up before every component that is not one, so a.pki is set
+	// when the northbound servers are set up.
+	engine bool
 	// setup runs before any component runs; it may register validators,
 	// appliers and state sources on the store.
 	setup func(a *app) (run func(ctx context.Context) error, err error)
@@ -123,16 +128,23 @@ func run(args []string) error {
 	}
 	defer dir.Close()
 	a := &app{opts: opts, log: log, clock: clock.Real{}, store: store, dir: dir}
-	if opts.metricsAddr != "" {
-		log.Warn("--metrics-addr is not available yet; no metrics are served", "addr", opts.metricsAddr)
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
 	var runs []func(context.Context) error
 	var names []string
-	for _, c := range components {
+	ordered := slices.Clone(components)
+	slices.SortStableFunc(ordered, func(x, y component) int {
+		switch {
+		case x.engine == y.engine:
+			return 0
+		case x.engine:
+			return -1
+		}
+		return 1
+	})
+	for _, c := range ordered {
 		r, err := c.setup(a)
 		if err != nil {
 			store.Close()

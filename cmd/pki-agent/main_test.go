@@ -2,10 +2,14 @@ package main
 
 import (
 	"bufio"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,48 +31,130 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+// agentProcess is the real pki-agent binary, started by runAgentBinary.
+type agentProcess struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	done  chan struct{}
+}
+
+// log returns what the agent logged so far.
+func (p *agentProcess) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// logged waits up to 10 s for a log line containing substr and returns it.
+func (p *agentProcess) logged(t *testing.T, substr string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if strings.Contains(l, substr) {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		p.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("agent never logged %q:\n%s", substr, p.log())
+	return ""
+}
+
+// logAttr returns the value of key=value in a slog text line.
+func logAttr(line, key string) string {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (p *agentProcess) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	err := p.cmd.Wait()
+	<-p.done
+	return err
+}
+
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pki-agent-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pki-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// runAgentBinary builds the agent once per test run, starts it with args
+// (plus loopback addresses unless given) and waits until it has started.
+// The process is stopped at the end of the test.
+func runAgentBinary(t *testing.T, stateDir string, args ...string) *agentProcess {
+	t.Helper()
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"--state-dir", stateDir, "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", "127.0.0.1:0"}, args...)
+	p := &agentProcess{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "PKI_AGENT_ADMIN_PASSWORD=test-password")
+	stderr, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+			<-p.done
+		}
+	})
+	p.logged(t, "pki-agent started")
+	return p
+}
+
 // TestBinaryStartsAndStopsOnSIGTERM builds the agent, starts it on loopback
 // and checks it shuts down cleanly on SIGTERM.
 func TestBinaryStartsAndStopsOnSIGTERM(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "pki-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
+	if err := p.stop(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.log())
 	}
-	cmd := exec.Command(bin, "--state-dir", filepath.Join(dir, "state"), "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "PKI_AGENT_ADMIN_PASSWORD=test-password")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	if !strings.Contains(p.log(), "pki-agent stopped") {
+		t.Fatalf("no clean stop:\n%s", p.log())
+	}
+}
+
+// TestMetricsEndpoint scrapes /metrics of the running binary.
+func TestMetricsEndpoint(t *testing.T) {
+	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"), "--metrics-addr", "127.0.0.1:0")
+	addr := logAttr(p.logged(t, "metrics listening"), "addr")
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(stderr)
-	started := make(chan struct{})
-	var lines []string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if strings.Contains(sc.Text(), "pki-agent started") {
-				close(started)
-			}
-		}
-	}()
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("agent did not start:\n%s", strings.Join(lines, "\n"))
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	<-done
-	if err != nil {
-		t.Fatalf("exit: %v\n%s", err, strings.Join(lines, "\n"))
-	}
-	if !strings.Contains(strings.Join(lines, "\n"), "pki-agent stopped") {
-		t.Fatalf("no clean stop:\n%s", strings.Join(lines, "\n"))
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `pkiagent_csr_total{result="success"} 0`) {
+		t.Fatalf("%s\n%s", resp.Status, body)
 	}
 }
 

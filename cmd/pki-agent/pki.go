@@ -15,7 +15,7 @@ import (
 // The PKI engine validates and applies every commit, publishes state and
 // alarms, and serves the PKI rpcs.
 func init() {
-	components = append(components, component{name: "pki", setup: setupPKI})
+	components = append(components, component{name: "pki", setup: setupPKI, engine: true})
 }
 
 func setupPKI(a *app) (func(context.Context) error, error) {
