@@ -1,0 +1,35 @@
+package tpm
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/pkiagent/pkiagent/pki/keystore"
+	"github.com/pkiagent/pkiagent/pki/keystore/internal/atomicfile"
+)
+
+// Rename gives the key from the name to, atomically and durably; to must
+// not exist (ErrExists: keys are never overwritten). A certz rotation keeps
+// the key it replaces under another name until the rotation is finalized.
+func (s *Store) Rename(from, to string) error {
+	if err := keystore.ValidateName(from); err != nil {
+		return err
+	}
+	if err := s.reserve(to); err != nil {
+		return err
+	}
+	defer s.unreserve(to)
+	if _, err := os.Lstat(s.path(from)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rename key %s: %w", from, keystore.ErrNotFound)
+	}
+	if err := os.Rename(s.path(from), s.path(to)); err != nil {
+		return fmt.Errorf("rename key %s to %s: %w", from, to, err)
+	}
+	if err := atomicfile.SyncDir(s.dir); err != nil {
+		return fmt.Errorf("rename key %s to %s: %w", from, to, err)
+	}
+	s.log.Info("TPM key renamed", "from", from, "to", to)
+	return nil
+}
