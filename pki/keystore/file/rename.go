@@ -14,8 +14,10 @@ import (
 // not exist (ErrExists: keys are never overwritten). A certz rotation keeps
 // the key it replaces under another name until the rotation is finalized.
 func (s *Store) Rename(from, to string) error {
-	if err := keystore.ValidateName(from); err != nil {
-		return err
+	for _, n := range []string{from, to} {
+		if err := keystore.ValidateName(n); err != nil {
+			return err
+		}
 	}
 	if err := s.reserve(to); err != nil {
 		return err

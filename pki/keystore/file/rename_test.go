@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestRename(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Public().(interface{ Equal(any) bool }).Equal(a.Public()) {
+	if !c.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(a.Public()) {
 		t.Error("the renamed key is not the same key")
 	}
 	if _, err := s.Signer(ctx, "a"); !errors.Is(err, keystore.ErrNotFound) {
