@@ -27,9 +27,11 @@ import (
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/pki/chain"
+	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
 	"github.com/pkiagent/pkiagent/pki/keystore"
+	"github.com/pkiagent/pkiagent/pki/peer"
 )
 
 // KeyStore is what the engine needs of a key backend (file or TPM); the
@@ -61,8 +63,15 @@ type Config struct {
 	Audit    *audit.Log
 	// Keys by storage name: "file" always, "tpm" when a TPM is configured.
 	Keys map[string]KeyStore
-	// Revocation answers check 3 of import; the CRL manager fills it.
+	// Revocation answers every revocation check (import check 3,
+	// re-grading, peers); nil means the CRL manager New creates.
 	Revocation importcheck.RevocationIndex
+	// CRLFetch tunes the CRL fetcher (timeouts, size limit); zero values
+	// take crl's documented defaults.
+	CRLFetch crl.FetchOptions
+	// PeerCacheSize bounds the cache of known revoked or expired peer
+	// certificates (0: peer.DefaultCacheSize).
+	PeerCacheSize int
 	// EvaluateEvery is how often expiry is re-graded (default 1h).
 	EvaluateEvery time.Duration
 }
@@ -73,6 +82,9 @@ type Engine struct {
 	cfg   Config
 	log   *slog.Logger
 	clock clock.Clock
+	// crl keeps the CRLs (DIR/crl) and answers every revocation check.
+	crl   *crl.Manager
+	peers *peer.Validator
 
 	mu        sync.Mutex
 	trusted   map[string]*trustedCA
@@ -83,8 +95,29 @@ type Engine struct {
 	published *gen.Device
 	bundles   sync.Map // sha256(content) -> *chain.Bundle, filled by Validate
 
+	// CRL sources: configured, learned (URL -> what names it), and the
+	// manager's state of each.
+	crlConfig   map[string]crl.Source
+	crlProxy    string
+	crlDiscover bool
+	learned     map[string][]string
+	crlStates   map[string]crl.SourceState
+
+	// Peer validation.
+	routers    map[string]*routerConfig
+	peerTrust  *peer.Anchors
+	peerStates map[peerKey]peer.State
+
 	stats stats
 }
+
+type routerConfig struct {
+	validate bool
+	action   peer.Action
+	peers    map[string]string // peer name -> identifier
+}
+
+type peerKey struct{ router, peer string }
 
 type trustedCA struct {
 	name   string
@@ -102,23 +135,20 @@ type managedCert struct {
 }
 
 type stats struct {
-	csrOK, csrFail, importOK, importFail                 atomic.Uint64
-	crlFetchOK, crlFetchFail, crlIngestOK, crlIngestFail atomic.Uint64
-	certExpired, certInvalid, certRevoked                atomic.Uint64
-	peerExpired, peerInvalid, peerRevoked                atomic.Uint64
+	csrOK, csrFail, importOK, importFail  atomic.Uint64
+	certExpired, certInvalid, certRevoked atomic.Uint64
+	peerExpired, peerInvalid, peerRevoked atomic.Uint64
 }
 
 // New returns an engine that has loaded the keys and certificates in
-// cfg.StateDir.
+// cfg.StateDir and the CRL master list in cfg.StateDir/crl. Run starts
+// CRL polling.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.Revocation == nil {
-		cfg.Revocation = importcheck.NewMemoryIndex()
 	}
 	if cfg.EvaluateEvery <= 0 {
 		cfg.EvaluateEvery = time.Hour
@@ -137,6 +167,25 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		clients: map[string]bool{},
 		certs:   map[string]*managedCert{},
 		alarms:  expiry.NewTracker(cfg.Clock),
+
+		crlConfig:   map[string]crl.Source{},
+		crlDiscover: true,
+		learned:     map[string][]string{},
+		crlStates:   map[string]crl.SourceState{},
+		routers:     map[string]*routerConfig{},
+		peerStates:  map[peerKey]peer.State{},
+	}
+	m, err := crl.New(crl.Config{Dir: filepath.Join(cfg.StateDir, "crl"), Clock: cfg.Clock, Logger: cfg.Logger, Fetch: cfg.CRLFetch, OnEvent: e.onCRLEvent})
+	if err != nil {
+		return nil, fmt.Errorf("CRL manager: %w", err)
+	}
+	e.crl = m
+	if e.cfg.Revocation == nil {
+		e.cfg.Revocation = m
+	}
+	e.peers = peer.NewValidator(e.cfg.Revocation, cfg.PeerCacheSize)
+	for _, st := range m.States() {
+		e.crlStates[st.URL] = st
 	}
 	if err := e.loadCertificates(ctx); err != nil {
 		return nil, err
@@ -155,8 +204,13 @@ func (e *Engine) Load(ctx context.Context, running *gen.Device) error {
 	return e.Apply(ctx, &agent.Commit{Old: &gen.Device{}, New: running})
 }
 
-// Run re-grades every certificate periodically until ctx ends.
+// Run polls CRLs and re-grades every certificate periodically until ctx
+// ends; it stops the CRL manager before it returns.
 func (e *Engine) Run(ctx context.Context) error {
+	if err := e.crl.Start(ctx); err != nil {
+		return err
+	}
+	defer e.crl.Stop()
 	t := e.clock.NewTimer(e.cfg.EvaluateEvery)
 	defer t.Stop()
 	for {
@@ -230,7 +284,35 @@ func (e *Engine) Validate(_ context.Context, c *agent.Commit) error {
 			}
 		}
 	}
+	if _, err := crlSourcesOf(c.New.GetAuthority()); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", agent.ErrInvalid, err))
+	}
 	return errors.Join(errs...)
+}
+
+// crlSourcesOf returns the configured CRL sources (with the http-proxy of
+// crl-settings), each checked to be pollable.
+func crlSourcesOf(auth *gen.PkiAuthority_Authority) (map[string]crl.Source, error) {
+	out := map[string]crl.Source{}
+	if auth == nil {
+		return out, nil
+	}
+	proxy := auth.GetCrlSettings().GetHttpProxy()
+	var errs []error
+	for url, l := range auth.CertificateRevocationList {
+		s := crl.Source{
+			URL:             url,
+			PollingInterval: time.Duration(l.GetPollingInterval()) * time.Hour,
+			BackoffInterval: time.Duration(l.GetBackoffInterval()) * time.Second,
+			Proxy:           proxy,
+		}
+		if err := s.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("certificate-revocation-list %s: %w", url, err))
+			continue
+		}
+		out[url] = s
+	}
+	return out, errors.Join(errs...)
 }
 
 // Apply implements agent.Applier. It cannot fail half way: the new trust
@@ -260,11 +342,33 @@ func (e *Engine) Apply(_ context.Context, c *agent.Commit) error {
 	for name := range auth.ClientCertificate {
 		clients[name] = true
 	}
+	sources, err := crlSourcesOf(auth)
+	if err != nil {
+		return err
+	}
+	anchors, err := peerAnchors(trusted)
+	if err != nil {
+		return err
+	}
+	routers := routersOf(auth)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.trusted, e.trustAll, e.clients = trusted, store, clients
+	e.crlConfig, e.crlProxy = sources, auth.GetCrlSettings().GetHttpProxy()
+	e.crlDiscover = auth.GetCrlSettings().GetDiscoverFromCertificates()
+	e.routers, e.peerTrust = routers, anchors
+	e.retainPeersLocked()
+	e.syncCRLLocked()
 	e.evaluateLocked()
 	return nil
+}
+
+func peerAnchors(trusted map[string]*trustedCA) (*peer.Anchors, error) {
+	bundles := map[string][]*x509.Certificate{}
+	for name, t := range trusted {
+		bundles[name] = t.bundle.Certs
+	}
+	return peer.NewAnchors(bundles)
 }
 
 func newTrustStore(trusted map[string]*trustedCA) (*importcheck.TrustStore, error) {

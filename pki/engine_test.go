@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,12 +33,18 @@ type fixture struct {
 	dir    string
 	gen    *testpki.Generator
 	sub    *agent.Subscription
+	close  func() // the store and the audit log, as at process exit
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	fc := clock.NewFake(t0)
+	return newFixtureIn(t, t.TempDir(), clock.NewFake(t0), opts...)
+}
+
+// newFixtureIn builds an engine on dir (which may hold an earlier run's
+// state) and clock.
+func newFixtureIn(t *testing.T, dir string, fc *clock.Fake, opts ...func(*Config)) *fixture {
+	t.Helper()
 	store, d, err := agent.OpenStore(filepath.Join(dir, "state"), agent.Config{Clock: fc})
 	if err != nil {
 		t.Fatal(err)
@@ -51,15 +58,21 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	sub := store.Bus().Subscribe(10000)
-	e, err := New(context.Background(), Config{StateDir: dir, Clock: fc, Bus: store.Bus(), Audit: al, Keys: map[string]KeyStore{"file": keys}})
+	cfg := Config{StateDir: dir, Clock: fc, Bus: store.Bus(), Audit: al, Keys: map[string]KeyStore{"file": keys}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	store.AddValidator(e)
 	store.AddApplier(e)
 	store.AddStateSource(e)
-	t.Cleanup(func() { store.Close(); d.Close(); al.Close() })
-	return &fixture{store: store, engine: e, clock: fc, keys: keys, dir: dir, gen: testpki.New(t0), sub: sub}
+	var once sync.Once
+	closeAll := func() { once.Do(func() { store.Close(); d.Close(); al.Close() }) }
+	t.Cleanup(closeAll)
+	return &fixture{store: store, engine: e, clock: fc, keys: keys, dir: dir, gen: testpki.New(t0), sub: sub, close: closeAll}
 }
 
 func (f *fixture) setTrusted(t *testing.T, name, content, mode string) error {

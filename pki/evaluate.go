@@ -72,6 +72,8 @@ func (e *Engine) evaluateLocked() {
 		}
 	}
 
+	e.recheckPeersLocked()
+
 	var transitions []expiry.Transition
 	ids := make([]string, 0, len(want))
 	for id := range want {

@@ -190,6 +190,7 @@ func (e *Engine) ImportCertificate(ctx context.Context, c agent.Caller, in agent
 	}
 	e.mu.Lock()
 	mc.cert, mc.chain = res.Certificate, res.Chain
+	e.syncCRLLocked() // its distribution points and issuing CAs
 	e.evaluateLocked()
 	status := mc.status
 	e.mu.Unlock()
@@ -268,17 +269,6 @@ func (e *Engine) auditEvent(c agent.Caller, typ, desc string, detail map[string]
 	if werr := e.cfg.Audit.Write(audit.Event{Time: e.clock.Now().UTC(), User: c.User, Type: typ, Description: desc, Detail: detail, Permitted: true}); werr != nil {
 		e.log.Error("audit log write failed", "type", typ, "err", werr)
 	}
-}
-
-// RefreshCRL implements agent.PKI. CRL fetching is not wired in yet.
-func (e *Engine) RefreshCRL(context.Context, agent.Caller, agent.RefreshCRLInput) (agent.RefreshCRLOutput, error) {
-	return agent.RefreshCRLOutput{}, errors.New("refresh-certificate-revocation-list: the CRL manager is not available in this build yet")
-}
-
-// ValidatePeerCertificate implements agent.PKI. Peer validation is not
-// wired in yet.
-func (e *Engine) ValidatePeerCertificate(context.Context, agent.Caller, agent.ValidatePeerInput) (agent.ValidatePeerOutput, error) {
-	return agent.ValidatePeerOutput{}, errors.New("validate-peer-certificate: peer validation is not available in this build yet")
 }
 
 var _ agent.PKI = (*Engine)(nil)

@@ -69,17 +69,20 @@ func (e *Engine) stateLocked() *gen.Device {
 		al.Severity = severityEnum(a.Severity)
 		al.TimeRaised = ygot.String(a.TimeRaised.UTC().Format(timeFormat))
 	}
+	e.crlStateLocked(d)
+	e.peerStateLocked(d)
 	d.Stats = e.statsTree()
 	return d
 }
 
 func (e *Engine) statsTree() *gen.PkiAuthority_Stats {
 	s := &e.stats
+	cs := e.crl.Stats()
 	sec := &gen.PkiAuthority_Stats_Security{
 		Csr:               &gen.PkiAuthority_Stats_Security_Csr{Success: ygot.Uint64(s.csrOK.Load()), Failure: ygot.Uint64(s.csrFail.Load())},
 		CertificateImport: &gen.PkiAuthority_Stats_Security_CertificateImport{Success: ygot.Uint64(s.importOK.Load()), Failure: ygot.Uint64(s.importFail.Load())},
-		CrlFetch:          &gen.PkiAuthority_Stats_Security_CrlFetch{Success: ygot.Uint64(s.crlFetchOK.Load()), Failure: ygot.Uint64(s.crlFetchFail.Load())},
-		CrlIngestion:      &gen.PkiAuthority_Stats_Security_CrlIngestion{Success: ygot.Uint64(s.crlIngestOK.Load()), Failure: ygot.Uint64(s.crlIngestFail.Load())},
+		CrlFetch:          &gen.PkiAuthority_Stats_Security_CrlFetch{Success: ygot.Uint64(cs.FetchSuccess), Failure: ygot.Uint64(cs.FetchFailure)},
+		CrlIngestion:      &gen.PkiAuthority_Stats_Security_CrlIngestion{Success: ygot.Uint64(cs.IngestionSuccess), Failure: ygot.Uint64(cs.IngestionFailure)},
 		Certificate:       &gen.PkiAuthority_Stats_Security_Certificate{Expired: ygot.Uint64(s.certExpired.Load()), Invalid: ygot.Uint64(s.certInvalid.Load()), Revoked: ygot.Uint64(s.certRevoked.Load())},
 		PeerCertificate:   &gen.PkiAuthority_Stats_Security_PeerCertificate{Expired: ygot.Uint64(s.peerExpired.Load()), Invalid: ygot.Uint64(s.peerInvalid.Load()), Revoked: ygot.Uint64(s.peerRevoked.Load())},
 	}
