@@ -56,6 +56,8 @@ type Session struct {
 	mu       sync.Mutex
 	killedBy uint32
 	killed   bool
+
+	afterReply []func() // run by the read loop once the current reply is queued
 }
 
 type outMsg struct {
@@ -254,10 +256,28 @@ func (s *Session) loop() Termination {
 			s.reply(req, ncxml.OK())
 			return Termination{Reason: TermClosed}
 		}
-		if !s.reply(req, s.handle(req)) {
+		ok := s.reply(req, s.handle(req))
+		s.mu.Lock()
+		after := s.afterReply
+		s.afterReply = nil
+		s.mu.Unlock()
+		if !ok {
 			return s.readFailed(net.ErrClosed)
 		}
+		for _, f := range after {
+			f()
+		}
 	}
+}
+
+// AfterReply registers f to run once the reply to the rpc being handled is
+// queued, so that what f sends (notifications of a new subscription) follows
+// that reply. Call it only from Handler.Handle; f is dropped if the session
+// ends first.
+func (s *Session) AfterReply(f func()) {
+	s.mu.Lock()
+	s.afterReply = append(s.afterReply, f)
+	s.mu.Unlock()
 }
 
 // readMessage reads one message within the idle timeout.

@@ -1,0 +1,16 @@
+// Package ops implements the NETCONF operations of pki-agent over the agent
+// datastore: it is the netconf.Handler that turns each decoded <rpc> into
+// store calls and their results (or failures) into replies and rpc-errors.
+//
+// It serves get, get-config, edit-config, copy-config, delete-config,
+// lock, unlock, validate, commit (confirmed, persist), cancel-commit,
+// discard-changes, kill-session, with-defaults (RFC 6243), subtree filters
+// (RFC 6241 section 6), get-schema (RFC 6022), the rpcs of module
+// pki-authority, and RFC 5277 notifications with a bounded replay buffer
+// (RFC 6470 base notifications included). XML is converted to and from the
+// datastore's trees through the goyang schema of the embedded YANG module.
+//
+// Limits: a subtree filter or config element nests at most as deep as the
+// rpc decoder allows (ncxml.MaxDepth); the replay buffer keeps the last
+// DefaultReplaySize notifications.
+package ops

@@ -1,0 +1,339 @@
+package ops
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/northbound/netconf"
+	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
+	pkyang "github.com/pkiagent/pkiagent/yang"
+)
+
+// Namespaces of the standard modules the handler speaks.
+const (
+	monNS     = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+	wdParamNS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
+	ylibNS    = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
+	ncnNS     = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+)
+
+// Config configures a Handler. Store is required.
+type Config struct {
+	Store *agent.Store
+	// PKI returns the engine behind the pki-authority rpcs, read at each
+	// call; nil (or a nil result) makes them fail with operation-failed.
+	PKI func() agent.PKI
+	// Clock stamps the notifications the handler makes (the store's clock
+	// when nil).
+	Clock clock.Clock
+	// Logger (slog.Default when nil).
+	Logger *slog.Logger
+	// ReplaySize is how many notifications are kept for replay
+	// (DefaultReplaySize when 0).
+	ReplaySize int
+}
+
+// DefaultReplaySize is the default length of the notification replay
+// buffer: the last 1024 notifications, whatever their age.
+const DefaultReplaySize = 1024
+
+// DefaultConfirmTimeout is the confirm-timeout of RFC 6241 8.4.5.1.
+const DefaultConfirmTimeout = 600 * time.Second
+
+// Handler serves the NETCONF operations of pki-agent. It implements
+// netconf.Handler and netconf.SessionObserver; Run must be running for
+// notifications of commits and of the PKI engine.
+type Handler struct {
+	store  *agent.Store
+	pki    func() agent.PKI
+	clock  clock.Clock
+	log    *slog.Logger
+	replay *replay
+	bus    *agent.Subscription // subscribed at New so no commit is missed
+
+	mu       sync.Mutex
+	sessions map[uint32]*sessState
+	// confirmedBy is the session that started the pending confirmed
+	// commit, for the timeout notification.
+	confirmedBy *netconf.Session
+}
+
+// sessState is what the handler keeps per session.
+type sessState struct {
+	sess *netconf.Session
+	done chan struct{} // closed when the session has ended
+	sub  *subscription // nil unless subscribed
+}
+
+// New returns a Handler over cfg.Store.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("netconf handler: no datastore")
+	}
+	if _, err := module(); err != nil {
+		return nil, fmt.Errorf("netconf handler: %w", err)
+	}
+	if cfg.PKI == nil {
+		cfg.PKI = func() agent.PKI { return nil }
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = cfg.Store.Clock()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ReplaySize <= 0 {
+		cfg.ReplaySize = DefaultReplaySize
+	}
+	return &Handler{
+		store: cfg.Store, pki: cfg.PKI, clock: cfg.Clock, log: cfg.Logger,
+		replay:   newReplay(cfg.ReplaySize),
+		bus:      cfg.Store.Bus().Subscribe(4096),
+		sessions: map[uint32]*sessState{},
+	}, nil
+}
+
+// moduleSetID identifies the set of modules served (RFC 7895).
+func moduleSetID() string {
+	h := sha256.New()
+	for _, m := range pkyang.Modules {
+		fmt.Fprintf(h, "%s@%s\n", m.Name, m.Revision)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Capabilities are the capabilities to advertise (after base:1.0 and
+// base:1.1, which the server adds).
+func Capabilities() []string {
+	caps := []string{
+		"urn:ietf:params:netconf:capability:writable-running:1.0",
+		"urn:ietf:params:netconf:capability:candidate:1.0",
+		"urn:ietf:params:netconf:capability:confirmed-commit:1.1",
+		"urn:ietf:params:netconf:capability:validate:1.1",
+		"urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+		"urn:ietf:params:netconf:capability:notification:1.0",
+		"urn:ietf:params:netconf:capability:interleave:1.0",
+		"urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
+		"urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id=" + moduleSetID(),
+		monNS + "?module=ietf-netconf-monitoring&revision=2010-10-04",
+		ncnNS + "?module=ietf-netconf-notifications&revision=2012-02-06",
+	}
+	for _, m := range pkyang.Modules {
+		caps = append(caps, m.Namespace+"?module="+m.Name+"&revision="+m.Revision)
+	}
+	return caps
+}
+
+func owner(s *netconf.Session) string { return fmt.Sprintf("netconf session %d", s.ID()) }
+
+// holderID returns the NETCONF session id of a lock owner, 0 for others
+// (RFC 6241: 0 means a non-NETCONF holder).
+func holderID(owner string) uint32 {
+	if rest, ok := strings.CutPrefix(owner, "netconf session "); ok {
+		if id, err := strconv.ParseUint(rest, 10, 32); err == nil {
+			return uint32(id)
+		}
+	}
+	return 0
+}
+
+func base(local string) xml.Name { return xml.Name{Space: ncxml.BaseNS, Local: local} }
+
+// Handle implements netconf.Handler.
+func (h *Handler) Handle(ctx context.Context, s *netconf.Session, req *ncxml.Request) ncxml.Reply {
+	d := req.Decoder()
+	tok, err := d.Token()
+	start, ok := tok.(xml.StartElement)
+	if err != nil || !ok {
+		return ncxml.Error(ncxml.MalformedMessage("cannot read the operation element"))
+	}
+	op, err := decodeTree(d, start)
+	if err != nil {
+		return ncxml.Error(ncxml.MalformedMessage("cannot read the operation element"))
+	}
+	var r ncxml.Reply
+	switch name := req.Operation; {
+	case name == base("get"):
+		r = h.get(s, op)
+	case name == base("get-config"):
+		r = h.getConfig(s, op)
+	case name == base("edit-config"):
+		r = h.editConfig(ctx, s, op)
+	case name == base("copy-config"):
+		r = h.copyConfig(ctx, s, op)
+	case name == base("delete-config"):
+		r = h.deleteConfig(s, op)
+	case name == base("lock"):
+		r = h.lock(s, op)
+	case name == base("unlock"):
+		r = h.unlock(s, op)
+	case name == base("validate"):
+		r = h.validate(ctx, s, op)
+	case name == base("commit"):
+		r = h.commit(ctx, s, op)
+	case name == base("cancel-commit"):
+		r = h.cancelCommit(ctx, s, op)
+	case name == base("discard-changes"):
+		r = h.discard(s, op)
+	case name == base("kill-session"):
+		r = h.killSession(ctx, s, op)
+	case name == xml.Name{Space: ncxml.NotificationNS, Local: "create-subscription"}:
+		r = h.createSubscription(s, op)
+	case name == xml.Name{Space: monNS, Local: "get-schema"}:
+		r = h.getSchema(op)
+	case name.Space == NS && slices.Contains(agent.RPCNames, name.Local):
+		r = h.pkiRPC(ctx, s, op)
+	default:
+		r = ncxml.Error(ncxml.OperationNotSupported(ncxml.Protocol,
+			fmt.Sprintf("operation <%s> in namespace %q is not supported by this server", name.Local, name.Space)))
+	}
+	if errs := r.Errors(); len(errs) > 0 {
+		h.log.Info("netconf: rpc failed", "session", s.ID(), "user", s.Username(), "operation", req.Operation.Local,
+			"error_tag", errs[0].Tag, "error", errs[0].Message)
+	}
+	return r
+}
+
+// params checks that the children of op are known parameters (in op's
+// namespace unless named with another) and returns them by local name.
+func params(op *node, allowed ...xml.Name) (map[string]*node, error) {
+	out := map[string]*node{}
+	for _, c := range op.children {
+		known := false
+		for _, a := range allowed {
+			if a.Local == c.name.Local && (a.Space == c.name.Space || (a.Space == "" && c.name.Space == op.name.Space)) {
+				known = true
+			}
+		}
+		if !known {
+			return nil, ncxml.UnknownElement(ncxml.Protocol, c.name.Local,
+				fmt.Sprintf("<%s> takes no parameter <%s> (namespace %q)", op.name.Local, c.name.Local, c.name.Space))
+		}
+		if _, dup := out[c.name.Local]; dup {
+			return nil, ncxml.BadElement(ncxml.Protocol, c.name.Local, fmt.Sprintf("parameter <%s> of <%s> is given twice", c.name.Local, op.name.Local))
+		}
+		out[c.name.Local] = c
+	}
+	return out, nil
+}
+
+func p(local string) xml.Name { return xml.Name{Local: local} }
+
+// datastoreArg reads <source> or <target>: running, candidate, or (when
+// inline is true) <config>. It returns the datastore or the config node.
+func datastoreArg(ps map[string]*node, param string, inline bool) (agent.Datastore, *node, error) {
+	n := ps[param]
+	if n == nil {
+		return 0, nil, ncxml.MissingElement(ncxml.Protocol, param, fmt.Sprintf("<%s> is required", param))
+	}
+	if len(n.children) != 1 {
+		return 0, nil, ncxml.BadElement(ncxml.Protocol, param, fmt.Sprintf("<%s> must name one datastore: <running/> or <candidate/>", param))
+	}
+	c := n.children[0]
+	if c.name.Space != ncxml.BaseNS {
+		return 0, nil, ncxml.UnknownNamespace(ncxml.Protocol, c.name.Local, c.name.Space, fmt.Sprintf("<%s> in <%s> must be in namespace %s", c.name.Local, param, ncxml.BaseNS))
+	}
+	switch c.name.Local {
+	case "running":
+		return agent.Running, nil, nil
+	case "candidate":
+		return agent.Candidate, nil, nil
+	case "config":
+		if inline {
+			return 0, c, nil
+		}
+	case "startup":
+		return 0, nil, ncxml.OperationNotSupported(ncxml.Protocol,
+			"this server has no startup datastore (:startup is not advertised): running is saved on every commit")
+	case "url":
+		return 0, nil, ncxml.OperationNotSupported(ncxml.Protocol, "<url> is not supported (:url is not advertised)")
+	}
+	return 0, nil, ncxml.BadElement(ncxml.Protocol, param, fmt.Sprintf("<%s> cannot be <%s> here", param, c.name.Local))
+}
+
+// canWrite checks that the session's role may change configuration.
+func canWrite(s *netconf.Session, what string) error {
+	if s.Role() == agent.RoleAdmin {
+		return nil
+	}
+	return ncxml.AccessDenied(ncxml.Application,
+		fmt.Sprintf("%s needs role admin; user %q has role %q", what, s.Username(), s.Role()))
+}
+
+// toRPCError maps an error of the agent to an rpc-error whose message says
+// what failed and how to fix it.
+func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
+	if errs := ncxml.AsRPCErrors(err); len(errs) > 0 {
+		return errs[0]
+	}
+	var le *agent.LockError
+	if errors.As(err, &le) {
+		id := holderID(le.Holder)
+		e := ncxml.InUse(ncxml.Protocol, fmt.Sprintf("%s: the %s datastore is locked by %s; wait until it is unlocked", what, le.Datastore, le.Holder))
+		e.Info.SessionID = &id
+		return e
+	}
+	msg := what + ": " + err.Error()
+	var path string
+	var elems = parsePathOf(err)
+	if elems != nil {
+		path = xpathOf(elems)
+	}
+	withPath := func(e *ncxml.RPCError) *ncxml.RPCError {
+		if path != "" {
+			e.WithPath(path, pathNS)
+		}
+		return e
+	}
+	switch {
+	case errors.Is(err, agent.ErrExists):
+		return withPath(ncxml.DataExists(msg + "; use merge or replace to change it"))
+	case errors.Is(err, agent.ErrMissing):
+		return withPath(ncxml.DataMissing(msg + "; use remove to delete it only if present"))
+	case errors.Is(err, agent.ErrUnknownPath):
+		bad := ""
+		if len(elems) > 0 {
+			bad = elems[len(elems)-1].Name
+		}
+		return withPath(ncxml.UnknownElement(ncxml.Application, bad, msg))
+	case errors.Is(err, agent.ErrAccessDenied):
+		return ncxml.AccessDenied(ncxml.Application, msg)
+	case errors.Is(err, agent.ErrReadOnly), errors.Is(err, agent.ErrInvalid):
+		return withPath(ncxml.InvalidValue(ncxml.Application, msg))
+	case errors.Is(err, agent.ErrPendingCommit):
+		return ncxml.InUse(ncxml.Protocol, msg)
+	case errors.Is(err, agent.ErrPersistID):
+		return ncxml.InvalidValue(ncxml.Protocol, msg+"; give the <persist-id> of the pending confirmed commit")
+	case errors.Is(err, agent.ErrNoPendingCommit), errors.Is(err, agent.ErrNoLock):
+		return ncxml.OperationFailed(ncxml.Protocol, msg)
+	case errors.Is(err, agent.ErrCandidateDirty):
+		return ncxml.ResourceDenied(ncxml.Protocol, msg)
+	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist), errors.Is(err, agent.ErrClosed):
+		return ncxml.OperationFailed(ncxml.Application, msg)
+	}
+	h.log.Error("netconf: unexpected error", "operation", what, "err", err)
+	return ncxml.OperationFailed(ncxml.Application, what+" failed on the server; the agent log has the details")
+}
+
+// parsePathOf returns the path of an *agent.PathError in err, if any.
+func parsePathOf(err error) []*gnmi.PathElem {
+	var pe *agent.PathError
+	if errors.As(err, &pe) && pe.Path != "" && pe.Path != "/" {
+		return parsePath(pe.Path)
+	}
+	return nil
+}

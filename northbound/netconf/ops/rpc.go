@@ -1,0 +1,121 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/northbound/netconf"
+	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
+	pkyang "github.com/pkiagent/pkiagent/yang"
+)
+
+// rpcInput converts the XML input of rpc e to RFC 7951 JSON, checking
+// names, types and mandatory leaves against the schema.
+func rpcInput(op *node, e *yang.Entry) ([]byte, error) {
+	in := e.RPC.Input
+	obj := map[string]any{}
+	root := []*gnmi.PathElem{{Name: e.Name}}
+	if in != nil {
+		wrapped := &node{name: op.name, children: op.children}
+		v, err := toJSON(wrapped, in, root, nil)
+		if err != nil {
+			return nil, err
+		}
+		obj = v.(map[string]any)
+		for _, c := range sortedChildren(in) {
+			if _, ok := obj[c.Name]; !ok && c.Mandatory == yang.TSTrue {
+				path := appendElem(root, &gnmi.PathElem{Name: c.Name})
+				return nil, ncxml.MissingElement(ncxml.Application, c.Name,
+					fmt.Sprintf("rpc %s needs <%s>", e.Name, c.Name)).WithPath(xpathOf(path), pathNS)
+			}
+		}
+	} else if len(op.children) > 0 {
+		return nil, ncxml.UnknownElement(ncxml.Application, op.children[0].name.Local, fmt.Sprintf("rpc %s takes no input", e.Name))
+	}
+	return json.Marshal(obj)
+}
+
+// pkiRPC runs an rpc of module pki-authority through agent.InvokeRPC with
+// the session's user and role.
+func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxml.Reply {
+	e := schemaRoot().Dir[op.name.Local]
+	if e == nil || e.RPC == nil {
+		return ncxml.Error(ncxml.OperationNotSupported(ncxml.Protocol, fmt.Sprintf("rpc %s is not in module pki-authority", op.name.Local)))
+	}
+	input, err := rpcInput(op, e)
+	if err != nil {
+		return ncxml.ErrorFrom(err, "")
+	}
+	pki := h.pki()
+	if pki == nil {
+		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, fmt.Sprintf("rpc %s: the PKI engine is not running on this agent", e.Name)))
+	}
+	out, err := agent.InvokeRPC(ctx, pki, agent.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
+	if err != nil {
+		msg := fmt.Sprintf("rpc %s: %v", e.Name, err)
+		switch {
+		case errors.Is(err, agent.ErrAccessDenied):
+			return ncxml.Error(ncxml.AccessDenied(ncxml.Application, msg))
+		case errors.Is(err, agent.ErrInvalid):
+			return ncxml.Error(ncxml.InvalidValue(ncxml.Application, msg).WithPath(rpcErrorPath(e, err), pathNS))
+		}
+		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, msg))
+	}
+	obj, err := decodeJSON(out)
+	if err != nil || e.RPC.Output == nil {
+		return ncxml.OK()
+	}
+	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, NS, obj), ""))
+}
+
+// rpcErrorPath names the input leaf an error talks about, else the rpc.
+func rpcErrorPath(e *yang.Entry, err error) string {
+	root := []*gnmi.PathElem{{Name: e.Name}}
+	if e.RPC.Input != nil {
+		msg := err.Error()
+		for _, c := range sortedChildren(e.RPC.Input) {
+			if strings.Contains(msg, c.Name) {
+				return xpathOf(appendElem(root, &gnmi.PathElem{Name: c.Name}))
+			}
+		}
+	}
+	return xpathOf(root)
+}
+
+// getSchema serves RFC 6022 get-schema for the embedded YANG modules.
+func (h *Handler) getSchema(op *node) ncxml.Reply {
+	ps, err := params(op, p("identifier"), p("version"), p("format"))
+	if err != nil {
+		return ncxml.ErrorFrom(err, "")
+	}
+	id := ps["identifier"]
+	if id == nil {
+		return ncxml.Error(ncxml.MissingElement(ncxml.Protocol, "identifier", "get-schema needs <identifier>"))
+	}
+	if f := ps["format"]; f != nil {
+		v := strings.TrimSpace(f.text)
+		if i := strings.IndexByte(v, ':'); i >= 0 {
+			v = v[i+1:]
+		}
+		if v != "yang" {
+			return ncxml.Error(ncxml.InvalidValue(ncxml.Protocol, fmt.Sprintf("schema format %q is not served; use yang", strings.TrimSpace(f.text))))
+		}
+	}
+	version := ""
+	if v := ps["version"]; v != nil {
+		version = strings.TrimSpace(v.text)
+	}
+	src, err := pkyang.Source(strings.TrimSpace(id.text), version)
+	if err != nil {
+		return ncxml.Error(ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("get-schema: %v", err)))
+	}
+	body := append([]byte(`<data xmlns="`+monNS+`">`), appendEscaped(nil, src)...)
+	return ncxml.Output(append(body, "</data>"...))
+}

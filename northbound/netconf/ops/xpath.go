@@ -1,0 +1,97 @@
+package ops
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	pkyang "github.com/pkiagent/pkiagent/yang"
+)
+
+// pathNS binds the prefix used in error-path expressions.
+var pathNS = map[string]string{pkyang.Main.Prefix: pkyang.Main.Namespace}
+
+// xpathOf renders elems as the error-path of RFC 6241 section 4.3, e.g.
+// /pka:authority/pka:trusted-ca-certificate[pka:name='x']/pka:content.
+func xpathOf(elems []*gnmi.PathElem) string {
+	if len(elems) == 0 {
+		return "/"
+	}
+	p := pkyang.Main.Prefix + ":"
+	var b strings.Builder
+	for _, e := range elems {
+		b.WriteByte('/')
+		b.WriteString(p)
+		b.WriteString(e.Name)
+		ks := make([]string, 0, len(e.Key))
+		for k := range e.Key {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			b.WriteString("[" + p + k + "=" + xpathLiteral(e.Key[k]) + "]")
+		}
+	}
+	return b.String()
+}
+
+// xpathLiteral quotes s as an XPath 1.0 string literal.
+func xpathLiteral(s string) string {
+	if !strings.Contains(s, "'") {
+		return "'" + s + "'"
+	}
+	if !strings.Contains(s, `"`) {
+		return `"` + s + `"`
+	}
+	parts := strings.Split(s, "'")
+	return "concat('" + strings.Join(parts, `', "'", '`) + "')"
+}
+
+// parsePath reads a path in agent.PathString syntax
+// (/a/b[k=v]/c, "]" and "\" escaped in key values) into elements. It is
+// lenient: it reads what it can and never fails.
+func parsePath(s string) []*gnmi.PathElem {
+	var out []*gnmi.PathElem
+	var cur *gnmi.PathElem
+	i := 0
+	for i < len(s) {
+		switch s[i] {
+		case '/':
+			i++
+			j := i
+			for j < len(s) && s[j] != '/' && s[j] != '[' {
+				j++
+			}
+			if j > i {
+				cur = &gnmi.PathElem{Name: s[i:j]}
+				out = append(out, cur)
+			}
+			i = j
+		case '[':
+			i++
+			j := strings.IndexByte(s[i:], '=')
+			if j < 0 || cur == nil {
+				return out
+			}
+			k := s[i : i+j]
+			i += j + 1
+			var v strings.Builder
+			for i < len(s) && s[i] != ']' {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				v.WriteByte(s[i])
+				i++
+			}
+			i++ // ]
+			if cur.Key == nil {
+				cur.Key = map[string]string{}
+			}
+			cur.Key[k] = v.String()
+		default:
+			i++
+		}
+	}
+	return out
+}
