@@ -13,7 +13,10 @@ import (
 )
 
 // The PKI engine validates and applies every commit, publishes state and
-// alarms, and serves the PKI rpcs.
+// alarms, and serves the PKI rpcs. It owns the CRL manager (master list in
+// DIR/crl, reloaded here by pki.New); the run func polls CRLs and stops
+// the manager, delivering its last audit records, before the audit log
+// closes.
 func init() {
 	components = append(components, component{name: "pki", setup: setupPKI, engine: true})
 }
