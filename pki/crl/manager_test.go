@@ -447,3 +447,27 @@ func TestManagerRefreshAndSources(t *testing.T) {
 		t.Fatalf("Refresh after Stop: %v", err)
 	}
 }
+
+// TestManagerMillionEntries fetches a 1,000,000-entry CRL (about 33 MiB,
+// generated at test time) from a real HTTP server through the manager and
+// answers lookups from it.
+func TestManagerMillionEntries(t *testing.T) {
+	skipMillion(t)
+	ca := testCA(t, testpki.New(t0), "million CA")
+	der := buildCRL(t, ca, bigCRLOptions{N: 1_000_000, Sequential: true, Number: 1})
+	srv := newCRLServer(t, der)
+	h := startHarness(t, t.TempDir(), ca)
+	h.m.SetSources([]Source{{URL: srv.url}})
+	u := h.update()
+	if !u.Success || u.TotalEntries != 1_000_000 || u.AddedEntries != 1_000_000 || u.Size != int64(len(der)) {
+		t.Fatalf("update %+v", u)
+	}
+	for _, n := range []int64{1, 500_000, 1_000_000} {
+		if !h.m.IsRevoked(ca.Cert.RawSubject, big.NewInt(n)) {
+			t.Fatalf("serial %d not revoked", n)
+		}
+	}
+	if h.m.IsRevoked(ca.Cert.RawSubject, big.NewInt(1_000_001)) || h.m.IsRevoked(ca.Cert.RawSubject, big.NewInt(0)) {
+		t.Fatal("serial outside the list revoked")
+	}
+}
