@@ -10,6 +10,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
+	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
 // editOps maps the edit-config operation attribute to agent operations.
@@ -139,9 +140,12 @@ func operationOf(n *node) (string, bool, error) {
 func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry, *gnmi.PathElem, error) {
 	here := appendElem(parent, &gnmi.PathElem{Name: n.name.Local})
 	if n.name.Space != NS {
-		return nil, nil, ncxml.UnknownNamespace(ncxml.Application, n.name.Local, n.name.Space,
-			fmt.Sprintf("<%s> is in namespace %q; this server's data is in %s", n.name.Local, n.name.Space, NS)).
-			WithPath(xpathOf(parent), pathNS)
+		e := ncxml.UnknownNamespace(ncxml.Application, n.name.Local, n.name.Space,
+			fmt.Sprintf("<%s> is in namespace %q; this server's data is in %s", n.name.Local, n.name.Space, NS))
+		if len(parent) > 0 {
+			e.WithPath(xpathOf(parent), pathNS)
+		}
+		return nil, nil, e
 	}
 	e := pe.Dir[n.name.Local]
 	if e == nil || !isData(e) {
@@ -172,7 +176,7 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 			v, err := leafValue(e.Dir[k].Type, kn.text)
 			if err != nil {
 				return nil, nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("key %s of %s: %v", k, agent.PathString(&gnmi.Path{Elem: here}), err)).
-					WithPath(xpathOf(here)+"/"+pathNS0+k, pathNS)
+					WithPath(xpathOf(here)+"/"+pkyang.Main.Prefix+":"+k, pathNS)
 			}
 			elem.Key[k] = jsonText(v)
 		}
@@ -180,7 +184,6 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 	return e, elem, nil
 }
 
-const pathNS0 = "pka:"
 
 // toJSON converts element n of schema e to its RFC 7951 value. Descendants
 // with an operation attribute are left out and added to deferred (when
