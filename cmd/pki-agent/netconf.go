@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/northbound/netconf"
+	"github.com/pkiagent/pkiagent/northbound/netconf/ops"
+)
+
+// The NETCONF server: SSH on --netconf-addr with the host key and
+// authorized_keys in STATE-DIR, the users and roles shared with
+// gNMI, and the operations over the datastore and the PKI engine.
+func init() {
+	components = append(components, component{name: "netconf", setup: setupNETCONF})
+}
+
+func setupNETCONF(a *app) (func(context.Context) error, error) {
+	u, err := openUsers(a)
+	if err != nil {
+		return nil, err
+	}
+	// The pki component may be set up after this one: read a.pki at each
+	// rpc, once every component is set up.
+	h, err := ops.New(ops.Config{Store: a.store, PKI: func() agent.PKI { return a.pki }, Clock: a.clock, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := netconf.NewServer(netconf.Config{
+		StateDir:      a.opts.stateDir,
+		Handler:       h,
+		Authenticator: u,
+		KeyRole: func(user string) (string, error) {
+			role, ok := u.RoleFor(user)
+			if !ok {
+				return "", fmt.Errorf("user %q is not in %s", user, a.opts.usersFile)
+			}
+			return role, nil
+		},
+		Capabilities: ops.Capabilities(),
+		Clock:        a.clock,
+		Logger:       a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", a.opts.netconfAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--netconf-addr %s: %w", a.opts.netconfAddr, err)
+	}
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var wg sync.WaitGroup
+		wg.Go(func() { h.Run(ctx) })
+		err := srv.Serve(ctx, lis)
+		cancel()
+		wg.Wait()
+		return err
+	}, nil
+}
