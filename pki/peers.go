@@ -79,6 +79,12 @@ func (e *Engine) ValidatePeerCertificate(_ context.Context, c agent.Caller, in a
 		return agent.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate router %s peer %s: %w", agent.ErrInvalid, in.Router, in.Peer, err)
 	}
 	e.mu.Lock()
+	// A commit may have changed the router while the chain was checked.
+	r = e.routers[in.Router]
+	if r == nil || !r.validate || r.peers[in.Peer] != id {
+		e.mu.Unlock()
+		return agent.ValidatePeerOutput{}, fmt.Errorf("validate-peer-certificate: the configuration of router %q peer %q changed during validation; try again", in.Router, in.Peer)
+	}
 	st := e.recordPeerLocked(k, r.action, v)
 	e.publishStateLocked()
 	e.mu.Unlock()

@@ -11,13 +11,13 @@
 // and a redirect limit. Manager ties them together and reports through
 // typed Events.
 //
-// Wiring (what the PKI engine does):
+// Wiring (what the PKI engine does in pki.New and Engine.Run):
 //
 //	m, err := crl.New(crl.Config{Dir: filepath.Join(stateDir, "crl"), Clock: clk,
 //		Logger: log, OnEvent: engine.onCRLEvent})
-//	cfg.Revocation = m                     // importcheck.RevocationIndex
-//	m.SetTrustedCAs(certs)                 // on every trusted-ca change
-//	m.SetSources(configured + learned)     // on every commit touching CRLs or certificates
+//	revocation = m                         // importcheck.RevocationIndex, peer.Index
+//	m.SetTrustedCAs(certs)                 // on every trusted-ca change and import
+//	m.SetSources(configured + learned)     // on every commit and import
 //	m.Start(ctx); defer m.Stop()
 //	m.Refresh(ctx, url)                    // refresh-certificate-revocation-list
 //	m.States(), m.Stats()                  // state tree and /stats/security
