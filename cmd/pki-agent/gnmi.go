@@ -15,18 +15,28 @@ import (
 	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/gnmi"
 	"github.com/pkiagent/pkiagent/northbound/tlsboot"
+	"github.com/pkiagent/pkiagent/pki"
 )
 
-// The gNMI server: TLS (bootstrapped, operator-given or, later, managed by
-// the agent), users and roles, and the gRPC services that share its port.
+// The gNMI server: TLS (bootstrapped, operator-given or managed by the
+// agent with --tls-cert-name), users and roles, and the gRPC services that
+// share its port.
 func init() {
 	components = append(components, component{name: "gnmi", setup: setupGNMI})
 }
 
-// grpcService adds a service (gNSI certz) to the gNMI port. It gets the
-// holder of the server certificate, to swap it after a Rotate; callers are
-// authenticated already (gnmi.CallerFrom).
-type grpcService func(a *app, certs *tlsboot.Holder) (register func(*grpc.Server), err error)
+// serverTLS is the gNMI server certificate as the services on its port see
+// it: holder is nil with --gnmi-insecure, managed nil without
+// --tls-cert-name.
+type serverTLS struct {
+	holder  *tlsboot.Holder
+	managed *tlsboot.Managed
+}
+
+// grpcService adds a service (gNSI certz) to the gNMI port. Services are
+// set up when the server starts, after every component (the PKI engine
+// too); callers are authenticated already (gnmi.CallerFrom).
+type grpcService func(a *app, certs serverTLS) (register func(*grpc.Server), err error)
 
 // grpcServices are registered by the wiring files of this package.
 var grpcServices []grpcService
@@ -72,9 +82,6 @@ func setupGNMI(a *app) (func(context.Context) error, error) {
 		if err != nil {
 			return nil, err
 		}
-		if a.opts.tlsCertName != "" {
-			a.log.Warn("--tls-cert-name is not available in this build yet; gNMI serves the certificate above until the PKI engine provides the managed one", "name", a.opts.tlsCertName)
-		}
 		holder = tlsboot.NewHolder(cert)
 		var clientCAs *x509.CertPool
 		if a.opts.clientCA != "" {
@@ -84,19 +91,45 @@ func setupGNMI(a *app) (func(context.Context) error, error) {
 		}
 		tlsCfg = tlsboot.ServerConfig(holder, clientCAs)
 	}
-	var regs []func(*grpc.Server)
-	for _, svc := range grpcServices {
-		r, err := svc(a, holder)
-		if err != nil {
-			return nil, err
-		}
-		if r != nil {
-			regs = append(regs, r)
-		}
+	if a.opts.tlsCertName != "" && holder == nil {
+		a.log.Warn("--tls-cert-name is ignored with --gnmi-insecure", "name", a.opts.tlsCertName)
 	}
 	lis, err := net.Listen("tcp", a.opts.gnmiAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--gnmi-addr %s: %w", a.opts.gnmiAddr, err)
 	}
-	return func(ctx context.Context) error { return srv.Serve(ctx, lis, tlsCfg, regs...) }, nil
+	return func(ctx context.Context) error {
+		defer lis.Close()
+		st := serverTLS{holder: holder}
+		if a.opts.tlsCertName != "" && holder != nil {
+			e, ok := a.pki.(*pki.Engine)
+			if !ok {
+				return fmt.Errorf("--tls-cert-name %s: the PKI engine is not running", a.opts.tlsCertName)
+			}
+			st.managed = &tlsboot.Managed{Holder: holder, Name: a.opts.tlsCertName, Load: e.TLSCertificate, Fallback: *holder.Current(), Logger: a.log}
+		}
+		var regs []func(*grpc.Server)
+		for _, svc := range grpcServices {
+			r, err := svc(a, st)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				regs = append(regs, r)
+			}
+		}
+		if st.managed == nil {
+			return srv.Serve(ctx, lis, tlsCfg, regs...)
+		}
+		// The managed certificate is in force before the first handshake,
+		// and follows every import or rotation of its name.
+		st.managed.Reload(ctx)
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); st.managed.Watch(wctx, a.store.Bus()) }()
+		err := srv.Serve(ctx, lis, tlsCfg, regs...)
+		stop()
+		<-done
+		return err
+	}, nil
 }

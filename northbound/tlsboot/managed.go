@@ -27,6 +27,7 @@ type Managed struct {
 
 	mu      sync.Mutex
 	serving string // fingerprint of the managed certificate in force, "" for Fallback
+	told    bool   // that NAME has no certificate yet was logged
 }
 
 // Reload puts NAME's current certificate in force. On an error other than
@@ -44,10 +45,10 @@ func (m *Managed) Reload(ctx context.Context) error {
 		if m.serving != "" || m.Holder.Current() == nil {
 			m.Holder.Set(m.Fallback)
 		}
-		if m.serving != "" {
-			log.Warn("gNMI TLS: the managed certificate is gone; serving the bootstrapped or --tls-cert certificate", "tls-cert-name", m.Name)
+		if m.serving != "" || !m.told {
+			log.Warn("gNMI TLS: the managed certificate has no certificate yet; serving the bootstrapped or --tls-cert certificate until it is imported (generate-private-key, generate-csr, import-certificate, or a certz Rotate of profile gNxI)", "tls-cert-name", m.Name)
 		}
-		m.serving = ""
+		m.serving, m.told = "", true
 		return nil
 	case err != nil:
 		log.Error("gNMI TLS: the managed certificate does not load; keeping the certificate in force", "tls-cert-name", m.Name, "err", err)
