@@ -102,6 +102,7 @@ type Engine struct {
 	crlDiscover bool
 	learned     map[string][]string
 	crlStates   map[string]crl.SourceState
+	crlCAs      string // the CA set last given to the manager
 
 	// Peer validation.
 	routers    map[string]*routerConfig

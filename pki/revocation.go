@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +65,12 @@ func (e *Engine) syncCRLLocked() {
 			addCA(c)
 		}
 	}
-	e.crl.SetTrustedCAs(cas)
+	// Only a changed set: SetTrustedCAs retries sources that failed
+	// verification, which an unrelated commit should not trigger.
+	if key := caSetKey(seen); key != e.crlCAs {
+		e.crlCAs = key
+		e.crl.SetTrustedCAs(cas)
+	}
 
 	sources := make([]crl.Source, 0, len(e.crlConfig)+len(learned))
 	for _, s := range e.crlConfig {
@@ -264,6 +270,15 @@ func crlState(st crl.SourceState) *gen.PkiAuthority_Authority_CertificateRevocat
 		s.LastError = ygot.String(st.LastError)
 	}
 	return s
+}
+
+func caSetKey(seen map[[32]byte]bool) string {
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, string(k[:]))
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, "")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
