@@ -10,6 +10,14 @@
 // (RFC 6470 base notifications included). XML is converted to and from the
 // datastore's trees through the goyang schema of the embedded YANG module.
 //
+// Semantics worth knowing: an edit-config is all or nothing whatever its
+// error-option (stop-on-error and rollback-on-error behave alike;
+// continue-on-error applies the edits that succeed on their own and reports
+// the others). On the candidate, test-then-set and set check types and
+// structure; full validation (mandatory leaves, PKI checks) happens at
+// validate, test-only and commit. On running (:writable-running) every edit
+// is a commit. Write operations, locks and kill-session need role admin.
+//
 // Limits: a subtree filter or config element nests at most as deep as the
 // rpc decoder allows (ncxml.MaxDepth); the replay buffer keeps the last
 // DefaultReplaySize notifications.

@@ -184,7 +184,6 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 	return e, elem, nil
 }
 
-
 // toJSON converts element n of schema e to its RFC 7951 value. Descendants
 // with an operation attribute are left out and added to deferred (when
 // deferred is nil they are refused: rpc input).

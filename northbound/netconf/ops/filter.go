@@ -26,7 +26,7 @@ func parseFilter(f *node) (*filter, error) {
 	case "", "subtree":
 	case "xpath":
 		return nil, ncxml.OperationNotSupported(ncxml.Protocol,
-			"xpath filters are not supported (the :xpath capability is not advertised); use a subtree filter").WithPath("", nil)
+			"xpath filters are not supported (the :xpath capability is not advertised); use a subtree filter")
 	default:
 		return nil, ncxml.BadAttribute(ncxml.Protocol, "type", "filter",
 			"filter type "+typ+" is unknown; use type=\"subtree\"")

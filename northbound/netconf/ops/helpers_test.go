@@ -129,14 +129,14 @@ func newEnv(t testing.TB) *env {
 
 // client speaks NETCONF base:1.1 by hand over SSH.
 type client struct {
-	t      testing.TB
-	conn   *ssh.Client
-	fr     *framing.Reader
-	fw     *framing.Writer
-	id     uint32
-	hello  *ncxml.Hello
-	nextID int
-	notifs chan string
+	t       testing.TB
+	conn    *ssh.Client
+	fr      *framing.Reader
+	fw      *framing.Writer
+	id      uint32
+	hello   *ncxml.Hello
+	nextID  int
+	notifs  chan string
 	replies chan string
 }
 
