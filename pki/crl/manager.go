@@ -232,6 +232,7 @@ func (m *Manager) IsRevoked(rawIssuer []byte, serial *big.Int) bool {
 // index and the master list. Until the first call the lists reloaded from
 // disk stay in force. It does not wait for the fetches.
 func (m *Manager) SetSources(sources []Source) error {
+	sources = append(sources, m.installedSources()...) // install.go
 	desired := make(map[string]Source, len(sources))
 	for _, s := range sources {
 		if err := s.Validate(); err != nil {
