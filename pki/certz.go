@@ -14,6 +14,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
 	"github.com/pkiagent/pkiagent/pki/keystore"
@@ -516,4 +517,22 @@ func (e *Engine) restoreOld(storage, name string) error {
 		return err
 	}
 	return persist.SyncDir(certDir(e.cfg.StateDir))
+}
+
+// InstallCRLs puts the CRL bundle of a certz profile in force (see
+// crl.Manager.Install); undo reinstalls the bundle it replaced.
+func (e *Engine) InstallCRLs(ctx context.Context, profile string, ders [][]byte) (undo func(context.Context) error, err error) {
+	prev, err := e.crl.Install(ctx, profile, ders)
+	if err != nil {
+		for _, kind := range []error{crl.ErrNotCRL, crl.ErrMalformed, crl.ErrUntrustedIssuer, crl.ErrSignature, crl.ErrUnhandledExtension, crl.ErrOlder, crl.ErrTooLarge} {
+			if errors.Is(err, kind) {
+				return nil, fmt.Errorf("%w: %w", agent.ErrInvalid, err)
+			}
+		}
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		_, err := e.crl.Install(ctx, profile, prev)
+		return err
+	}, nil
 }

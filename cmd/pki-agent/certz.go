@@ -28,7 +28,7 @@ func setupCertz(a *app, st serverTLS) (func(*grpc.Server), error) {
 		return nil, fmt.Errorf("certz: undo rotations a restart interrupted: %w", err)
 	}
 	cfg := certz.Config{
-		Engine: certzEngine{e}, Store: a.store, Logger: a.log,
+		Engine: certzEngine{e}, CRLs: e, Store: a.store, Logger: a.log,
 		ProfilesFile: filepath.Join(a.opts.stateDir, "certz-profiles.json"),
 	}
 	if m := st.managed; m != nil {

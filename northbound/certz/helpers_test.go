@@ -136,7 +136,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	cz, err := certzsrv.New(certzsrv.Config{
-		Engine: engineAdapter{e}, Store: store, ProfilesFile: filepath.Join(dir, "certz-profiles.json"),
+		Engine: engineAdapter{e}, CRLs: e, Store: store, ProfilesFile: filepath.Join(dir, "certz-profiles.json"),
 		ServerCertName: certName, Logger: log,
 		OnInstalled: func(name string) {
 			if name == certName {
