@@ -24,7 +24,7 @@ import (
 type passwordCreds struct{}
 
 func (passwordCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"username": "admin", "password": "test-password"}, nil
+	return map[string]string{"username": "admin", "password": adminPassword}, nil
 }
 func (passwordCreds) RequireTransportSecurity() bool { return true }
 

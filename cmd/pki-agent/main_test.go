@@ -106,7 +106,7 @@ func runAgentBinary(t *testing.T, stateDir string, args ...string) *agentProcess
 	}
 	args = append([]string{"--state-dir", stateDir, "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", "127.0.0.1:0"}, args...)
 	p := &agentProcess{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "PKI_AGENT_ADMIN_PASSWORD=test-password")
+	p.cmd.Env = append(os.Environ(), "PKI_AGENT_ADMIN_PASSWORD="+adminPassword)
 	stderr, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,60 +18,14 @@ import (
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 )
 
-const adminPassword = "test-password"
+const adminPassword = "test-password" // runAgentBinary sets it
 
-// startAgent builds and starts the agent with NETCONF on a free loopback
-// port and returns that address; the agent is stopped at cleanup.
+// startAgent starts the agent with NETCONF on a free loopback port and
+// returns that address; the agent is stopped at cleanup.
 func startAgent(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "pki-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "--state-dir", filepath.Join(dir, "state"), "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", addr)
-	cmd.Env = append(os.Environ(), "PKI_AGENT_ADMIN_PASSWORD="+adminPassword)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	logDone := make(chan []string)
-	go func() {
-		var lines []string
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if strings.Contains(sc.Text(), "pki-agent started") {
-				close(started)
-			}
-		}
-		logDone <- lines
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		err := cmd.Wait()
-		lines := <-logDone
-		log := strings.Join(lines, "\n")
-		if err != nil || t.Failed() {
-			t.Logf("agent exit %v; log:\n%s", err, log)
-		}
-		if strings.Contains(log, "netconf is not available") {
-			t.Errorf("the agent warns that netconf is not available")
-		}
-	})
-	select {
-	case <-started:
-	case <-time.After(60 * time.Second):
-		t.Fatal("agent did not start")
-	}
-	return addr
+	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
+	return logAttr(p.logged(t, "serving NETCONF"), "addr")
 }
 
 // TestNETCONFEndToEnd drives the real agent (datastore, PKI engine, users)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/pem"
+	"html"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pkiagent/pkiagent/internal/swtpmtest"
+	"github.com/pkiagent/pkiagent/internal/testpki"
+)
+
+const pkaNS = `xmlns="urn:pkiagent:yang:pki-authority"`
+
+var csrElem = regexp.MustCompile(`(?s)<csr[^>]*>(.*?)</csr>`)
+
+// TestProvisionInSwtpmThroughNETCONF is issue 3 end to end, as an operator
+// does it: the agent runs with --tpm pointing at a real swtpm; over NETCONF
+// the operator trusts a CA, has the key made in the TPM, gets a CSR, has it
+// signed and imports the certificate. After a restart of the agent (same
+// state directory, same TPM) the certificate is still served from the TPM
+// key, which still signs.
+func TestProvisionInSwtpmThroughNETCONF(t *testing.T) {
+	sw := swtpmtest.Start(t, t.TempDir())
+	state := filepath.Join(t.TempDir(), "state")
+	p := runAgentBinary(t, state, "--tpm", sw.Spec())
+	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+
+	ca := testpki.Must(testpki.New(time.Now()).Hierarchy(2))
+	must := func(op, want string) string {
+		t.Helper()
+		got := c.rpc(op)
+		if !strings.Contains(got, want) {
+			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
+		}
+		return got
+	}
+	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><trusted-ca-certificate><name>corp</name><content>`+
+		html.EscapeString(string(testpki.PEM(ca[0])))+`</content></trusted-ca-certificate><client-certificate><name>router</name></client-certificate></authority></config></edit-config>`, "<ok/>")
+	must(`<commit/>`, "<ok/>")
+	// The configured client certificate has no certificate yet.
+	must(`<get><filter><alarms `+pkaNS+`/></filter></get>`, "certificate-missing")
+
+	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve><key-storage>tpm</key-storage></generate-private-key>`, ">tpm</key-storage>")
+	// RSA 4096 is more than swtpm holds: a clear error, not a software key.
+	must(`<generate-private-key `+pkaNS+`><name>big</name><algorithm>rsa</algorithm><rsa-key-size>4096</rsa-key-size><key-storage>tpm</key-storage></generate-private-key>`, "tpm storage cannot hold")
+
+	reply := must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name><organization-name>Example</organization-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	m := csrElem.FindStringSubmatch(reply)
+	if m == nil {
+		t.Fatalf("no csr in %s", reply)
+	}
+	// issue signs for 30 days: the certificate is valid and expiring within the month.
+	leaf := issue(t, ca[1], []byte(html.UnescapeString(m[1])))
+	chainPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})) + string(testpki.PEM(ca[1]))
+	must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
+
+	got := must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">tpm</key-storage>")
+	if !strings.Contains(got, ">expiring-within-month</status>") || !strings.Contains(got, "router.example.net") {
+		t.Fatalf("certificate state: %s", got)
+	}
+	if alarms := c.rpc(`<get><filter><alarms ` + pkaNS + `/></filter></get>`); strings.Contains(alarms, "certificate-missing") {
+		t.Fatalf("certificate-missing not cleared: %s", alarms)
+	}
+
+	// Restart the agent on the same state directory and TPM.
+	if err := p.stop(); err != nil {
+		t.Fatalf("stop: %v\n%s", err, p.log())
+	}
+	p = runAgentBinary(t, state, "--tpm", sw.Spec())
+	c = dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	got = must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">tpm</key-storage>")
+	if !strings.Contains(got, ">expiring-within-month</status>") {
+		t.Fatalf("after restart: %s", got)
+	}
+	must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+}
