@@ -412,6 +412,29 @@ func TestConfirmedCommit(t *testing.T) {
 			t.Fatal("rolled back after confirm")
 		}
 	})
+	t.Run("persistent commit is confirmed only with its persist id", func(t *testing.T) {
+		fc := clock.NewFake(start)
+		s, _ := newTestStore(t, Config{Clock: fc})
+		confirmed(t, s, "s1", "abc")
+		for _, owner := range []string{"s1", "s2"} {
+			if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: owner}); !errors.Is(err, ErrPendingCommit) || !strings.Contains(err.Error(), "persist-id") {
+				t.Fatalf("plain commit by %s: err = %v", owner, err)
+			}
+		}
+		if _, ok := s.Pending(); !ok {
+			t.Fatal("a refused commit touched the pending one")
+		}
+		if err := s.Confirm("s2", "abc"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "s2"}); err != nil {
+			t.Fatal(err)
+		}
+		fc.Advance(time.Hour)
+		if !has(s) {
+			t.Fatal("rolled back after confirm")
+		}
+	})
 	t.Run("cancel with persist id", func(t *testing.T) {
 		fc := clock.NewFake(start)
 		s, _ := newTestStore(t, Config{Clock: fc})

@@ -446,7 +446,12 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 	if pending != nil && opts.Confirm == nil && fromCandidate {
 		// A plain <commit> confirms (RFC 6241 8.4.1), after committing any
 		// further candidate changes.
-		if pending.PersistID == "" && pending.Owner != opts.Owner {
+		switch {
+		case pending.PersistID != "":
+			// RFC 6241 8.4.1: a persistent confirmed commit is confirmed
+			// only by a commit that carries its persist-id (Confirm).
+			return CommitInfo{}, fmt.Errorf("%w (commit %d was made with persist): confirm it with its persist-id before committing again", ErrPendingCommit, pending.ID)
+		case pending.Owner != opts.Owner:
 			return CommitInfo{}, fmt.Errorf("%w by %s: only that session can confirm it", ErrPendingCommit, pending.Owner)
 		}
 	}
