@@ -205,7 +205,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out agent.Impor
 	if err := pemx.CheckNoPrivateKey([]byte(certPEM), pemx.DefaultLimits); err != nil {
 		return out, fmt.Errorf("%w: certificate %s: %w", agent.ErrInvalid, r.name, err)
 	}
-	pub := crypto.PublicKey(nil)
+	var pub crypto.PublicKey
 	if r.newKey != nil {
 		pub = r.newKey.Public()
 	} else {
@@ -383,9 +383,6 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 		} else if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove the certificate of %s: %w", r.name, err))
 		}
-		if err := os.Remove(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
 		e.mu.Lock()
 		if r.hadKey {
 			prev := r.prev
@@ -395,10 +392,11 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 		}
 		e.evaluateLocked()
 		e.mu.Unlock()
-	} else if r.newKey != nil {
-		if err := r.dropNewKey(); err != nil {
-			errs = append(errs, err)
-		}
+	} else if err := r.dropNewKey(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
 	}
 	err := errors.Join(errs...)
 	if err != nil {

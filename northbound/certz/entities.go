@@ -29,9 +29,9 @@ const (
 // SHA-256 for RSA keys and with the curve's own hash for ECDSA keys, so
 // other suites are refused rather than served with another hash.
 var suites = map[certz.CSRSuite]agent.GenerateKeyInput{
-	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_2048_SIGNATURE_ALGORITHM_SHA_2_256:       {Algorithm: "rsa", RSAKeySize: 2048},
-	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_3072_SIGNATURE_ALGORITHM_SHA_2_256:       {Algorithm: "rsa", RSAKeySize: 3072},
-	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_4096_SIGNATURE_ALGORITHM_SHA_2_256:       {Algorithm: "rsa", RSAKeySize: 4096},
+	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_2048_SIGNATURE_ALGORITHM_SHA_2_256:         {Algorithm: "rsa", RSAKeySize: 2048},
+	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_3072_SIGNATURE_ALGORITHM_SHA_2_256:         {Algorithm: "rsa", RSAKeySize: 3072},
+	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_4096_SIGNATURE_ALGORITHM_SHA_2_256:         {Algorithm: "rsa", RSAKeySize: 4096},
 	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_ECDSA_PRIME256V1_SIGNATURE_ALGORITHM_SHA_2_256: {Algorithm: "ecc", ECCCurve: "secp256r1"},
 	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_ECDSA_SECP384R1_SIGNATURE_ALGORITHM_SHA_2_384:  {Algorithm: "ecc", ECCCurve: "secp384r1"},
 	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_ECDSA_SECP521R1_SIGNATURE_ALGORITHM_SHA_2_512:  {Algorithm: "ecc", ECCCurve: "secp521r1"},

@@ -461,8 +461,14 @@ func TestProfilesAndCanGenerateCSR(t *testing.T) {
 	}{
 		{"add again", func() error { _, err := c.AddProfile(ctx, &certz.AddProfileRequest{SslProfileId: "web"}); return err }(), codes.AlreadyExists},
 		{"add a bad id", func() error { _, err := c.AddProfile(ctx, &certz.AddProfileRequest{SslProfileId: "a/b"}); return err }(), codes.InvalidArgument},
-		{"delete gNxI", func() error { _, err := c.DeleteProfile(ctx, &certz.DeleteProfileRequest{SslProfileId: "gNxI"}); return err }(), codes.FailedPrecondition},
-		{"delete a missing profile", func() error { _, err := c.DeleteProfile(ctx, &certz.DeleteProfileRequest{SslProfileId: "x"}); return err }(), codes.NotFound},
+		{"delete gNxI", func() error {
+			_, err := c.DeleteProfile(ctx, &certz.DeleteProfileRequest{SslProfileId: "gNxI"})
+			return err
+		}(), codes.FailedPrecondition},
+		{"delete a missing profile", func() error {
+			_, err := c.DeleteProfile(ctx, &certz.DeleteProfileRequest{SslProfileId: "x"})
+			return err
+		}(), codes.NotFound},
 		{"integrity manifest", func() error { _, err := c.GetIntegrityManifest(ctx, &certz.GetIntegrityManifestRequest{}); return err }(), codes.Unimplemented},
 	} {
 		if status.Code(tc.err) != tc.code {
