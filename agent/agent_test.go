@@ -709,3 +709,38 @@ func TestChangesFollowTheEdit(t *testing.T) {
 		t.Fatalf("changes = %v", ch)
 	}
 }
+
+// A candidate without uncommitted changes follows commits made straight to
+// running (gNMI Set), so a later NETCONF edit and commit of the candidate
+// does not undo them; a dirty candidate keeps its own content.
+func TestCleanCandidateFollowsRunning(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t, Config{})
+	if _, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Candidate() != s.Running() {
+		t.Fatal("clean candidate did not follow running")
+	}
+	if err := s.EditCandidate("nc1", addCRL(t, "http://x/b.crl", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1"}); err != nil {
+		t.Fatal(err)
+	}
+	run := s.Running().GetAuthority()
+	if run.GetCertificateRevocationList("http://x/a.crl") == nil || run.GetCertificateRevocationList("http://x/b.crl") == nil {
+		t.Fatal("the candidate commit undid the direct commit")
+	}
+	// Dirty candidate: a direct commit does not touch it.
+	if err := s.EditCandidate("nc1", addCRL(t, "http://x/c.crl", 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commitEdits(t, s, addCRL(t, "http://x/d.crl", 5)); err != nil {
+		t.Fatal(err)
+	}
+	cand := s.Candidate().GetAuthority()
+	if cand.GetCertificateRevocationList("http://x/c.crl") == nil || cand.GetCertificateRevocationList("http://x/d.crl") != nil {
+		t.Fatal("a direct commit changed a dirty candidate")
+	}
+}

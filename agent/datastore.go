@@ -560,6 +560,11 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 		}
 	}
 	s.mu.Lock()
+	if s.candidate == s.running {
+		// A candidate without uncommitted changes is a view of running:
+		// it follows commits made straight to running (gNMI Set).
+		s.candidate = tx.Root()
+	}
 	s.running = tx.Root()
 	s.lastID = id
 	s.history = append(s.history, historyEntry{info: info, root: tx.Root()})
