@@ -744,3 +744,57 @@ func TestCleanCandidateFollowsRunning(t *testing.T) {
 		t.Fatal("a direct commit changed a dirty candidate")
 	}
 }
+
+// A candidate commit validates and diffs only the edited nodes when running
+// has not moved under them; the result, the published changes and the disk
+// are those of a whole-tree commit.
+func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
+	ctx := context.Background()
+	s, dir := newTestStore(t, Config{})
+	for i := range 20 {
+		if _, err := commitEdits(t, s, addCRL(t, fmt.Sprintf("http://x/%d.crl", i), 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := s.Bus().Subscribe(16)
+	defer sub.Close()
+	edits := [][]Edit{
+		{addCRL(t, "http://x/new.crl", 5)},
+		{{Op: OpDelete, Path: mustPath(t, crlPath("http://x/3.crl"))}},
+		{{Op: OpReplace, Path: mustPath(t, crlPath("http://x/4.crl")), Value: jsonVal(`{"url": "http://x/4.crl", "backoff-interval": 9}`)}},
+		{addCRL(t, "http://x/new.crl", 6)},
+	}
+	for _, e := range edits {
+		if err := s.EditCandidate("nc", e...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, cand := s.Running(), s.Candidate()
+	want, err := Diff(before, cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := <-sub.C
+	if len(ev.Changes) != len(want) {
+		t.Fatalf("published %d changes, whole-tree diff has %d:\n%v\n%v", len(ev.Changes), len(want), ev.Changes, want)
+	}
+	if d, _ := Diff(s.Running(), cand); len(d) != 0 {
+		t.Fatalf("running differs from the committed candidate: %v", d)
+	}
+	if d, _ := Diff(reload(t, dir), cand); len(d) != 0 {
+		t.Fatalf("disk differs from the committed candidate: %v", d)
+	}
+	// A YANG error in an edited node still fails the commit.
+	if err := s.EditCandidate("nc", Edit{Op: OpMerge, Path: mustPath(t, crlPath("http://x/7.crl")+"/polling-interval"), Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: 500}}}); err != nil {
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatal(err)
+		}
+		return // refused at edit time already: fine
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("out-of-range polling-interval committed: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -135,10 +136,16 @@ type Store struct {
 
 	commitMu sync.Mutex // serialises commits and candidate edits
 
-	mu           sync.RWMutex // guards the fields below
-	running      *gen.Device
-	candidate    *gen.Device
-	dirtyBy      map[string]bool // owners that edited candidate since it last matched running
+	mu        sync.RWMutex // guards the fields below
+	running   *gen.Device
+	candidate *gen.Device
+	dirtyBy   map[string]bool // owners that edited candidate since it last matched running
+	// candTouched are the nodes edited in candidate since it last matched
+	// running; candWhole says they do not describe the difference (the
+	// candidate was replaced, or running moved under it), so a commit of
+	// the candidate validates and diffs whole trees.
+	candTouched  map[string][]*gnmi.PathElem
+	candWhole    bool
 	locks        map[Datastore]string
 	history      []historyEntry
 	lastID       uint64
@@ -303,8 +310,7 @@ func (s *Store) ReleaseOwner(ctx context.Context, owner string) {
 		}
 	}
 	if hadCandidateLock && s.candidate != s.running {
-		s.candidate = s.running
-		s.dirtyBy = map[string]bool{}
+		s.resetCandidateLocked()
 	}
 	p := s.pending
 	s.mu.Unlock()
@@ -345,6 +351,11 @@ func (s *Store) EditCandidate(owner string, edits ...Edit) error {
 		return nil
 	}
 	s.mu.Lock()
+	if s.candTouched == nil {
+		s.candTouched = map[string][]*gnmi.PathElem{}
+	}
+	maps.Copy(s.candTouched, tx.touched)
+	s.candWhole = s.candWhole || tx.wholeTree
 	s.candidate = tx.Root()
 	s.dirtyBy[owner] = true
 	s.mu.Unlock()
@@ -363,6 +374,7 @@ func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
 	s.candidate = root
 	if root != s.running {
 		s.dirtyBy[owner] = true
+		s.candWhole = true
 	}
 	return nil
 }
@@ -376,8 +388,7 @@ func (s *Store) DiscardCandidate(owner string) error {
 	if err := s.checkWritable(Candidate, owner); err != nil {
 		return err
 	}
-	s.candidate = s.running
-	s.dirtyBy = map[string]bool{}
+	s.resetCandidateLocked()
 	return nil
 }
 
@@ -417,8 +428,13 @@ func (s *Store) CommitCandidate(ctx context.Context, opts CommitOptions) (Commit
 	defer s.commitMu.Unlock()
 	s.mu.RLock()
 	cand, run := s.candidate, s.running
-	s.mu.RUnlock()
 	tx := newTxFromTrees(run, cand)
+	if !s.candWhole && cand != run {
+		// Only the edited nodes differ: validate and diff just those.
+		tx.wholeTree = false
+		tx.touched = cloneTouched(s.candTouched)
+	}
+	s.mu.RUnlock()
 	return s.commitLocked(ctx, tx, opts, true)
 }
 
@@ -479,8 +495,7 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 	}
 	if fromCandidate {
 		s.mu.Lock()
-		s.candidate = s.running
-		s.dirtyBy = map[string]bool{}
+		s.resetCandidateLocked()
 		s.mu.Unlock()
 	}
 	switch {
@@ -564,6 +579,9 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 		// A candidate without uncommitted changes is a view of running:
 		// it follows commits made straight to running (gNMI Set).
 		s.candidate = tx.Root()
+	} else {
+		// Running moves under the candidate's edits.
+		s.candWhole = true
 	}
 	s.running = tx.Root()
 	s.lastID = id
@@ -666,8 +684,7 @@ func (s *Store) rollbackPending(ctx context.Context, p *pendingState, user, comm
 	_, err := s.apply(ctx, tx, CommitOptions{User: user, Owner: p.Owner, Comment: comment}, false)
 	if err == nil {
 		s.mu.Lock()
-		s.candidate = s.running
-		s.dirtyBy = map[string]bool{}
+		s.resetCandidateLocked()
 		s.mu.Unlock()
 	}
 	return err
@@ -777,4 +794,13 @@ func (s *Store) State() (*gen.Device, error) {
 		}
 	}
 	return out, nil
+}
+
+// resetCandidateLocked makes the candidate a clean view of running again;
+// s.mu must be held for writing.
+func (s *Store) resetCandidateLocked() {
+	s.candidate = s.running
+	s.dirtyBy = map[string]bool{}
+	s.candTouched = nil
+	s.candWhole = false
 }
