@@ -153,6 +153,13 @@ func holderID(owner string) uint32 {
 
 func base(local string) xml.Name { return xml.Name{Space: ncxml.BaseNS, Local: local} }
 
+// baseOperations are the operations of RFC 6241.
+var baseOperations = map[string]bool{
+	"get": true, "get-config": true, "edit-config": true, "copy-config": true, "delete-config": true,
+	"lock": true, "unlock": true, "validate": true, "commit": true, "cancel-commit": true,
+	"discard-changes": true, "kill-session": true, "close-session": true,
+}
+
 // Handle implements netconf.Handler.
 func (h *Handler) Handle(ctx context.Context, s *netconf.Session, req *ncxml.Request) ncxml.Reply {
 	d := req.Decoder()
@@ -165,8 +172,16 @@ func (h *Handler) Handle(ctx context.Context, s *netconf.Session, req *ncxml.Req
 	if err != nil {
 		return ncxml.Error(ncxml.MalformedMessage("cannot read the operation element"))
 	}
+	name := req.Operation
+	if name.Space == "" && baseOperations[name.Local] {
+		// github.com/nemith/netconf v0.0.2 sends <lock xmlns=""> and
+		// <unlock xmlns="">: take a base operation in no namespace as the
+		// base operation it names, with its parameters.
+		name.Space = ncxml.BaseNS
+		op.setNamespace("", ncxml.BaseNS)
+	}
 	var r ncxml.Reply
-	switch name := req.Operation; {
+	switch {
 	case name == base("get"):
 		r = h.get(s, op)
 	case name == base("get-config"):

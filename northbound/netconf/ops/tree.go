@@ -15,6 +15,16 @@ import (
 // node is an XML element: decoded from a request (config, filter, rpc
 // input) or built from a datastore tree for a reply. Names carry namespace
 // URIs, never prefixes.
+// setNamespace moves n and its descendants in namespace from to namespace to.
+func (n *node) setNamespace(from, to string) {
+	if n.name.Space == from {
+		n.name.Space = to
+	}
+	for _, c := range n.children {
+		c.setNamespace(from, to)
+	}
+}
+
 type node struct {
 	name     xml.Name
 	attrs    []xml.Attr // attributes other than namespace declarations
