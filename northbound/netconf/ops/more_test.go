@@ -165,6 +165,28 @@ func TestNotifications(t *testing.T) {
 	}
 }
 
+// ncclient (and libnetconf2) send the <filter> of create-subscription in
+// the base namespace, as in <get>; it is accepted and applied.
+func TestCreateSubscriptionFilterInBaseNamespace(t *testing.T) {
+	e := newEnv(t)
+	a := dial(t, e.addr, "alice", "secret")
+	a.mustOK(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" type="subtree"><netconf-config-change xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"/></filter></create-subscription>`)
+	b := dial(t, e.addr, "bob", "secret") // its netconf-session-start is filtered out
+	e.store.Bus().Publish(agent.Event{Kind: agent.EventNotification, Time: time.Now(), Notification: &agent.Notification{
+		Module: "pki-authority", Name: "alarm-notification",
+		Leaves: []agent.Leaf{{Name: "action", Value: "raised"}, {Name: "id", Value: "crl-unreachable:http://a"}},
+	}})
+	b.mustOK(editCand(router("f1")))
+	b.mustOK(`<commit/>`)
+	n, ok := a.notification(5 * time.Second)
+	if !ok || !strings.Contains(n, "<netconf-config-change") || !strings.Contains(n, "pka:router[pka:name='f1']") {
+		t.Fatalf("first notification %q, want the netconf-config-change of the commit only", n)
+	}
+	a.mustErr(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" type="xpath" select="/x"/></create-subscription>`, "operation-not-supported")
+	c := dial(t, e.addr, "alice", "secret")
+	c.mustErr(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter xmlns="urn:other"/></create-subscription>`, "unknown-element")
+}
+
 func TestPKIRPCs(t *testing.T) {
 	e := newEnv(t)
 	admin := dial(t, e.addr, "alice", "secret")

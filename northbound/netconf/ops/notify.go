@@ -80,7 +80,9 @@ type subscription struct {
 }
 
 func (h *Handler) createSubscription(s *netconf.Session, op *node) ncxml.Reply {
-	ps, err := params(op, p("stream"), p("filter"), p("startTime"), p("stopTime"))
+	// RFC 5277 puts <filter> in the notification namespace; ncclient,
+	// libnetconf2 and others send it in the base namespace, as in <get>.
+	ps, err := params(op, p("stream"), p("filter"), base("filter"), p("startTime"), p("stopTime"))
 	if err != nil {
 		return ncxml.ErrorFrom(err, "")
 	}
