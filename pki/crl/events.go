@@ -11,7 +11,8 @@ import (
 // Event is what a Manager reports: *Update, *StateChange, *AlarmChange,
 // *Changed or *SourceRemoved. Events are delivered in order on one
 // goroutine that is not the manager's, so a handler may call any Manager
-// method; a slow handler delays later events but never the polling.
+// method but Refresh and Install (they wait for the handler); a slow
+// handler delays later events but never the polling.
 type Event interface{ crlEvent() }
 
 // Outcome of one step of an attempt.

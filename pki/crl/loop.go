@@ -552,10 +552,43 @@ func (e *eventQueue) run(h func(Event)) {
 		e.q = nil
 		e.mu.Unlock()
 		for _, ev := range batch {
+			if f, ok := ev.(*flushMark); ok {
+				close(f.done)
+				continue
+			}
 			if h != nil {
 				h(ev)
 			}
 		}
+	}
+}
+
+// flushMark is queued by flush; it is never given to the handler.
+type flushMark struct{ done chan struct{} }
+
+func (*flushMark) crlEvent() {}
+
+// flush waits until the handler has returned for every event queued
+// before the call (or ctx ends, or the queue is closed, which delivers
+// what it holds). It must not be called from the handler.
+func (e *eventQueue) flush(ctx context.Context) error {
+	f := &flushMark{done: make(chan struct{})}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		<-e.done
+		return nil
+	}
+	e.q = append(e.q, f)
+	e.cond.Signal()
+	e.mu.Unlock()
+	select {
+	case <-f.done:
+		return nil
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -339,7 +339,9 @@ func (w *refreshWait) record(err error) {
 
 // Refresh fetches url now (every source when url is ""), as the
 // refresh-certificate-revocation-list RPC does, without conditional GET,
-// and waits for the outcome. Its updates carry Forced true.
+// and waits for the outcome and for the event handler to have handled the
+// events of that outcome. Its updates carry Forced true. It must not be
+// called from the event handler.
 func (m *Manager) Refresh(ctx context.Context, url string) error {
 	if !m.running.Load() {
 		return ErrNotRunning
@@ -356,6 +358,12 @@ func (m *Manager) Refresh(ctx context.Context, url string) error {
 	}
 	select {
 	case err := <-w.done:
+		// The outcome is known; wait until the event handler has seen it
+		// too (state, alarms, Changed), so that a caller reading its own
+		// view right after Refresh returns sees the list it asked for.
+		if ferr := m.events.flush(ctx); ferr != nil && err == nil {
+			err = ferr
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -448,6 +448,62 @@ func TestManagerRefreshAndSources(t *testing.T) {
 	}
 }
 
+// TestManagerRefreshWaitsForHandler: when Refresh returns, the event
+// handler has already handled the events of that fetch (the engine reads
+// its state and re-grades certificates there, and the RPC answers from
+// that view). The handler is slow on purpose.
+func TestManagerRefreshWaitsForHandler(t *testing.T) {
+	g := testpki.New(t0)
+	ca := testCA(t, g, "slow handler CA")
+	srv := newCRLServer(t, mustCRL(t, ca, testpki.CRLOptions{Number: 1}))
+	var mu sync.Mutex
+	entries := -1
+	changed := 0
+	m, err := New(Config{
+		Dir:    t.TempDir(),
+		Clock:  clock.NewFake(t0),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Fetch:  FetchOptions{Timeout: 5 * time.Second},
+		OnEvent: func(e Event) {
+			time.Sleep(50 * time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			switch e := e.(type) {
+			case *StateChange:
+				if e.State.Issuer != "" {
+					entries = e.State.Entries
+				}
+			case *Changed:
+				changed++
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetTrustedCAs(caPool(ca))
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	m.SetSources([]Source{{URL: srv.url}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Refresh(ctx, srv.url); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(mustCRL(t, ca, testpki.CRLOptions{Revoked: serials(7, 8), Number: 2}), http.StatusOK, "")
+	if err := m.Refresh(ctx, srv.url); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	gotEntries, gotChanged := entries, changed
+	mu.Unlock()
+	if gotEntries != 2 || gotChanged != 1 {
+		t.Fatalf("after Refresh returned the handler had seen entries %d and %d Changed events; want 2 and 1", gotEntries, gotChanged)
+	}
+}
+
 // TestManagerMillionEntries fetches a 1,000,000-entry CRL (about 33 MiB,
 // generated at test time) from a real HTTP server through the manager and
 // answers lookups from it.
