@@ -90,7 +90,7 @@ func monitoringNodes() []*node {
 	modules := &node{name: xmlName(ylibNS, "modules-state"), children: []*node{{name: xmlName(ylibNS, "module-set-id"), text: moduleSetID()}}}
 	leaf := func(ns, name, text string) *node { return &node{name: xmlName(ns, name), text: text} }
 	for _, m := range pkyang.Modules {
-		schemas.children = append(schemas.children, &node{name: xmlName(monNS, "schema"), children: []*node{
+		schemas.children = append(schemas.children, &node{name: xmlName(monNS, "schema"), keys: []string{"identifier", "version", "format"}, children: []*node{
 			leaf(monNS, "identifier", m.Name), leaf(monNS, "version", m.Revision), leaf(monNS, "format", "yang"),
 			leaf(monNS, "namespace", m.Namespace), leaf(monNS, "location", "NETCONF"),
 		}})
@@ -98,7 +98,7 @@ func monitoringNodes() []*node {
 		if m.Name == pkyang.Main.Name {
 			conf = "implement"
 		}
-		modules.children = append(modules.children, &node{name: xmlName(ylibNS, "module"), children: []*node{
+		modules.children = append(modules.children, &node{name: xmlName(ylibNS, "module"), keys: []string{"name", "revision"}, children: []*node{
 			leaf(ylibNS, "name", m.Name), leaf(ylibNS, "revision", m.Revision),
 			leaf(ylibNS, "namespace", m.Namespace), leaf(ylibNS, "conformance-type", conf),
 		}})

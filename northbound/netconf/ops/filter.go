@@ -93,7 +93,7 @@ func selectSiblings(data, fs []*node) (out []*node, ok bool) {
 				continue
 			}
 			if kids, ok := selectSiblings(d.children, f.children); ok && (len(kids) > 0 || d.leaf()) {
-				sels = append(sels, &node{name: d.name, text: d.text, children: kids, src: d})
+				sels = append(sels, &node{name: d.name, text: d.text, children: withKeys(d, kids), src: d})
 			}
 		}
 		if s := mergeSelections(d, sels); s != nil {
@@ -101,6 +101,34 @@ func selectSiblings(data, fs []*node) (out []*node, ok bool) {
 		}
 	}
 	return out, true
+}
+
+// withKeys returns the selected children kids of list entry d with d's
+// key leaves first, selected or not: an entry without its keys cannot be
+// told apart from its siblings (RFC 7950 7.8.5; as libyang-based servers
+// and ConfD answer).
+func withKeys(d *node, kids []*node) []*node {
+	if len(d.keys) == 0 {
+		return kids
+	}
+	isKey := func(n *node) bool { return slices.Contains(d.keys, n.name.Local) }
+	out := make([]*node, 0, len(d.keys)+len(kids))
+	for _, k := range d.keys {
+		i := slices.IndexFunc(kids, func(n *node) bool { return n.name.Local == k })
+		if i >= 0 {
+			out = append(out, kids[i])
+			continue
+		}
+		if j := slices.IndexFunc(d.children, func(n *node) bool { return n.name.Local == k }); j >= 0 {
+			out = append(out, d.children[j])
+		}
+	}
+	for _, n := range kids {
+		if !isKey(n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // mergeSelections unites what several filter nodes selected of data node d:
@@ -197,7 +225,7 @@ func applyDefaults(children []*node, e *yang.Entry, mode withDefaults, configOnl
 			out = append(out, c)
 			continue
 		}
-		n := &node{name: c.name, text: c.text, children: applyDefaults(c.children, ce, mode, configOnly)}
+		n := &node{name: c.name, text: c.text, children: applyDefaults(c.children, ce, mode, configOnly), keys: c.keys}
 		if mode == wdTrim && !ce.IsList() && len(n.children) == 0 && len(c.children) > 0 {
 			continue
 		}

@@ -72,7 +72,15 @@ func TestFiltersAndWithDefaults(t *testing.T) {
 		{"content match on a key", `<authority ` + pka + `><router><name>r2</name></router></authority>`,
 			`<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r2</name><peer-validation>true</peer-validation><peer><name>p1</name><identifier>cn-r2</identifier></peer></router></authority>`},
 		{"selection under a key match", `<authority ` + pka + `><router><name>r1</name><peer><identifier/></peer></router></authority>`,
-			`<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r1</name><peer><identifier>cn-r1</identifier></peer></router></authority>`},
+			`<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r1</name><peer><name>p1</name><identifier>cn-r1</identifier></peer></router></authority>`},
+		// A list entry always comes with its keys, selected or not, or the
+		// entries could not be told apart.
+		{"keys of list entries come with a selection below them", `<authority ` + pka + `><router><peer><identifier/></peer></router></authority>`,
+			`<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r1</name><peer><name>p1</name><identifier>cn-r1</identifier></peer></router><router><name>r2</name><peer><name>p1</name><identifier>cn-r2</identifier></peer></router></authority>`},
+		{"keys come with a content match on a non-key leaf below the entry", `<authority ` + pka + `><router><peer><identifier>cn-r2</identifier></peer></router></authority>`,
+			`<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r2</name><peer><name>p1</name><identifier>cn-r2</identifier></peer></router></authority>`},
+		{"keys come with a selected leaf", `<authority ` + pka + `><router><certificate-failure-action/></router></authority>`,
+			`<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r3</name><certificate-failure-action>fail-soft</certificate-failure-action></router></authority>`},
 		{"two instances unite", `<authority ` + pka + `><router><name>r1</name><peer-validation/></router><router><name>r3</name></router></authority>`,
 			`<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r1</name><peer-validation>true</peer-validation></router><router><name>r3</name><certificate-failure-action>fail-soft</certificate-failure-action></router></authority>`},
 		{"content match on a non-key leaf", `<authority ` + pka + `><router><peer-validation>true</peer-validation><name/></router></authority>`,
@@ -107,6 +115,9 @@ func TestFiltersAndWithDefaults(t *testing.T) {
 	c.mustErr(`<get><with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">all</with-defaults></get>`, "invalid-value")
 	if got := c.data(`<get><filter><netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"/></filter></get>`); !strings.Contains(got, "<identifier>pki-authority</identifier>") {
 		t.Errorf("netconf-state: %s", got)
+	}
+	if got := c.data(`<get><filter><modules-state xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-library"><module><namespace/></module></modules-state></filter></get>`); !strings.Contains(got, "<module><name>pki-authority</name><revision>") {
+		t.Errorf("yang-library modules without their keys: %s", got)
 	}
 }
 

@@ -37,6 +37,9 @@ type node struct {
 	nsDecl map[string]string
 	// src is the data node a filtered copy stands for.
 	src *node
+	// keys names the key leaves of a list entry, which a subtree filter
+	// always returns with any part of the entry (RFC 7950 7.8.5).
+	keys []string
 }
 
 func xmlName(ns, local string) xml.Name { return xml.Name{Space: ns, Local: local} }
@@ -219,7 +222,7 @@ func fromJSON(e *yang.Entry, ns string, obj map[string]any) []*node {
 				if !ok {
 					continue
 				}
-				out = append(out, &node{name: xn, children: fromJSON(c, ns, m)})
+				out = append(out, &node{name: xn, children: fromJSON(c, ns, m), keys: keys(c)})
 			}
 		case c.IsLeafList():
 			arr, _ := v.([]any)
