@@ -7,10 +7,11 @@
 // holds at most 16 PEM blocks (MaxBlocks). Larger input is refused before it
 // is scanned, so memory stays bounded by the input size.
 //
-// The accepted grammar is strict: blank lines and PEM blocks only. Text
-// before, between or after blocks (openssl's "subject=" or "Bag Attributes"
-// lines, for example) is refused with its line number, because such text
-// usually means the operator pasted more than intended.
+// Outside PEM blocks, explanatory text is skipped as RFC 7468 (section
+// 5.2) asks: the dump "openssl ca" and "openssl x509 -text" print before a
+// certificate, "subject=" lines, "Bag Attributes". Binary bytes and lines
+// that look like base64 data outside any block are refused with their line
+// number. Inside a block the grammar is strict (RFC 1421 headers, base64).
 package pemx
 
 import (
@@ -58,8 +59,8 @@ var (
 	ErrMalformed = errors.New("malformed PEM")
 	// ErrBase64: the body of a block is not valid base64.
 	ErrBase64 = errors.New("corrupt base64 in PEM block")
-	// ErrJunk: text outside any PEM block.
-	ErrJunk = errors.New("text outside PEM blocks")
+	// ErrJunk: binary bytes or base64 data outside any PEM block.
+	ErrJunk = errors.New("data outside PEM blocks")
 	// ErrWrongType: a block of another type than expected.
 	ErrWrongType = errors.New("unexpected PEM block type")
 	// ErrCertificate: a CERTIFICATE block whose DER does not parse.
@@ -155,7 +156,7 @@ func CheckNoPrivateKey(data []byte, lim Limits) error {
 }
 
 // Decode runs CheckNoPrivateKey and then parses data into PEM blocks with
-// the strict grammar of the package comment.
+// the grammar of the package comment.
 func Decode(data []byte, lim Limits) ([]Block, error) {
 	if err := CheckNoPrivateKey(data, lim); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -69,6 +70,11 @@ func TestCertificatesOK(t *testing.T) {
 		{desc: "CRLF line endings", in: bytes.ReplaceAll(chain, []byte("\n"), []byte("\r\n"))},
 		{desc: "blank lines and indentation", in: append([]byte("\n\n  "), bytes.ReplaceAll(chain, []byte("-----\n-----"), []byte("-----\n\n\n-----"))...)},
 		{desc: "no final newline", in: bytes.TrimRight(chain, "\n")},
+		// RFC 7468 section 5.2 explanatory text, as "openssl ca" (without
+		// -notext), "openssl x509 -text" and PKCS#12 exports print it.
+		{desc: "openssl text dump before each block", in: opensslTextDump(f)},
+		{desc: "subject= and Bag Attributes lines", in: bytes.ReplaceAll(chain, []byte("-----BEGIN"),
+			[]byte("Bag Attributes\n    localKeyID: 01 00 00 00\nsubject=CN = r1.example.net\nissuer=CN = Corp CA\n-----BEGIN"))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -86,6 +92,20 @@ func TestCertificatesOK(t *testing.T) {
 			}
 		})
 	}
+}
+
+// opensslTextDump is the chain as "openssl ca" writes a certificate it
+// issues: a text dump of the certificate ahead of each PEM block.
+func opensslTextDump(f fixture) []byte {
+	var b bytes.Buffer
+	for _, c := range f.chain {
+		fmt.Fprintf(&b, "Certificate:\n    Data:\n        Version: 3 (0x2)\n        Serial Number: %s\n", c.Cert.SerialNumber)
+		fmt.Fprintf(&b, "        Issuer: CN = %s\n        Subject: CN = %s\n", c.Cert.Issuer.CommonName, c.Cert.Subject.CommonName)
+		b.WriteString("        Subject Public Key Info:\n            Modulus:\n                00:c3:5e:9a:77:0b:21\n")
+		b.WriteString("    Signature Value:\n        30:45:02:20:1c:4e:9a:77:0b:21:5d:e3:8f:61:2a:90:cc:17:\n")
+		b.Write(c.PEM())
+	}
+	return b.Bytes()
 }
 
 func TestPrivateKeysRefusedAndNeverEchoed(t *testing.T) {
@@ -185,8 +205,9 @@ func TestBadInput(t *testing.T) {
 		{desc: "truncated before next block", in: append(one[:half:half], one...), want: ErrTruncated, wantText: "before the next BEGIN line"},
 		{desc: "garbage base64", in: garbage, want: ErrBase64, wantText: "line 2"},
 		{desc: "bad base64 padding", in: append(append([]byte("-----BEGIN CERTIFICATE-----\n"), b64[:len(b64)-3]...), "\n-----END CERTIFICATE-----\n"...), want: ErrBase64},
-		{desc: "trailing junk", in: append(append([]byte{}, one...), "subject=CN=r1\n"...), want: ErrJunk, wantText: "after PEM block 1"},
-		{desc: "leading junk", in: append([]byte("Bag Attributes\n"), one...), want: ErrJunk, wantText: "before the first PEM block"},
+		{desc: "base64 after a block", in: append(append([]byte{}, one...), b64[:64]...), want: ErrJunk, wantText: "after PEM block 1"},
+		{desc: "base64 before a block", in: append(append([]byte{}, b64[:65]...), one...), want: ErrJunk, wantText: "before the first PEM block"},
+		{desc: "binary bytes before a block", in: append([]byte("note\x01\x02 here\n"), one...), want: ErrJunk, wantText: "binary bytes"},
 		{desc: "END label mismatch", in: bytes.Replace(one, []byte("END CERTIFICATE"), []byte("END X509 CRL"), 1), want: ErrMalformed, wantText: "does not match"},
 		{desc: "END without BEGIN", in: []byte("-----END CERTIFICATE-----\n"), want: ErrMalformed},
 		{desc: "10 MB PEM", in: huge, want: ErrTooLarge, wantText: "limit is 1048576 bytes"},

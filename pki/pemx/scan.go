@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
@@ -75,7 +76,9 @@ func scan(data []byte, lim Limits) ([]Block, error) {
 			case bytes.HasPrefix(line, []byte(endPrefix)):
 				fail(&Error{Err: ErrMalformed, Line: lineNo, Detail: "END line without a BEGIN line"})
 			default:
-				fail(junkError(line, lineNo, len(blocks)))
+				if e := junkError(line, lineNo, len(blocks)); e != nil {
+					fail(e)
+				}
 			}
 			continue
 		}
@@ -183,15 +186,45 @@ func armorLabel(line []byte, prefix string) (string, bool) {
 	return label, true
 }
 
+// junkError judges a line outside any PEM block. Explanatory text (RFC
+// 7468 section 5.2: what "openssl ca" or "openssl x509 -text" print before
+// the block, "subject=" lines, PKCS#12 "Bag Attributes") is skipped: it
+// returns nil. Binary bytes and lines that look like base64 data without
+// armor are refused, since they are data, not explanation.
 func junkError(line []byte, lineNo, blocksSoFar int) *Error {
 	where := "before the first PEM block"
 	if blocksSoFar > 0 {
 		where = fmt.Sprintf("after PEM block %d", blocksSoFar)
 	}
-	if len(line) > 0 && line[0] == 0x30 {
-		return &Error{Err: ErrJunk, Line: lineNo, Detail: where + "; it looks like binary DER (give PEM text only)"}
+	binary := !utf8.Valid(line)
+	for _, c := range line {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			binary = true
+		}
 	}
-	return &Error{Err: ErrJunk, Line: lineNo, Detail: where + "; remove everything that is not between -----BEGIN and -----END lines"}
+	switch {
+	case binary && line[0] == 0x30:
+		return &Error{Err: ErrJunk, Line: lineNo, Detail: where + "; it looks like binary DER (give PEM text only)"}
+	case binary:
+		return &Error{Err: ErrJunk, Line: lineNo, Detail: where + "; it holds binary bytes (give PEM text only)"}
+	}
+	if len(line) >= minDataLine && allB64(line) {
+		return &Error{Err: ErrJunk, Line: lineNo, Detail: where + "; it looks like base64 data outside -----BEGIN and -----END lines"}
+	}
+	return nil
+}
+
+// minDataLine is the length from which a base64-only line outside a block
+// counts as data rather than explanatory text.
+const minDataLine = 16
+
+func allB64(line []byte) bool {
+	for _, c := range line {
+		if !isB64(c) {
+			return false
+		}
+	}
+	return true
 }
 
 type derShape int
