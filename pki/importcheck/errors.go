@@ -97,7 +97,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := fmt.Sprintf("import check %s: %s", e.Category, e.Reason)
+	s := fmt.Sprintf("import %s: %s", e.Category, e.Reason)
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}

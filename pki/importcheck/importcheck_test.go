@@ -206,6 +206,9 @@ func TestRefused(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantIn) {
 				t.Errorf("error %q does not say %q", err, tc.wantIn)
 			}
+			if !strings.HasPrefix(err.Error(), "import check ") || strings.Contains(err.Error(), "check check") {
+				t.Errorf("error %q does not start with one \"import check N\"", err)
+			}
 			if len(err.Error()) > 600 {
 				t.Errorf("error is %d bytes long", len(err.Error()))
 			}
