@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
@@ -278,20 +282,80 @@ func (h *Handler) configChange(ev agent.Event) *node {
 		}
 	}
 	n.children = append(n.children, by, &node{name: xmlName(ncnNS, "datastore"), text: "running"})
-	for i, c := range ev.Changes {
+	for i, e := range topmostEdits(ev.Changes) {
 		if i == maxEdits {
 			break
+		}
+		target := &node{name: xmlName(ncnNS, "target"), text: xpathOf(e.target), nsDecl: pathNS}
+		n.children = append(n.children, &node{name: xmlName(ncnNS, "edit"), children: []*node{
+			target, {name: xmlName(ncnNS, "operation"), text: e.operation},
+		}})
+	}
+	return n
+}
+
+// configEdit is one edit of netconf-config-change.
+type configEdit struct {
+	target    []*gnmi.PathElem
+	operation string // create | delete | replace
+}
+
+// topmostEdits turns leaf-level changes into the topmost nodes RFC 6470
+// asks for: a list entry whose key leaf appeared or vanished was created or
+// deleted as a whole, and the changes below it are part of that edit.
+func topmostEdits(changes []agent.Change) []configEdit {
+	var created []configEdit // entries created or deleted
+	for _, c := range changes {
+		elems := c.Path.GetElem()
+		if n := len(elems); n >= 2 && hasKey(elems[n-2], elems[n-1].GetName()) {
+			op := "create"
+			if c.Value == nil {
+				op = "delete"
+			}
+			created = append(created, configEdit{target: elems[:n-1], operation: op})
+		}
+	}
+	covered := func(path []*gnmi.PathElem, self int) bool {
+		return slices.ContainsFunc(created, func(e configEdit) bool {
+			return (self < 0 || len(e.target) < len(created[self].target)) && underEntry(path, e.target)
+		})
+	}
+	var out []configEdit
+	for i, e := range created {
+		if !covered(e.target, i) { // not inside another created entry
+			out = append(out, e)
+		}
+	}
+	for _, c := range changes {
+		elems := c.Path.GetElem()
+		if covered(elems, -1) {
+			continue
 		}
 		op := "replace"
 		if c.Value == nil {
 			op = "delete"
 		}
-		target := &node{name: xmlName(ncnNS, "target"), text: xpathOf(c.Path.GetElem()), nsDecl: pathNS}
-		n.children = append(n.children, &node{name: xmlName(ncnNS, "edit"), children: []*node{
-			target, {name: xmlName(ncnNS, "operation"), text: op},
-		}})
+		out = append(out, configEdit{target: elems, operation: op})
 	}
-	return n
+	return out
+}
+
+func hasKey(e *gnmi.PathElem, name string) bool {
+	_, ok := e.GetKey()[name]
+	return ok
+}
+
+// underEntry reports whether path lies in (or is) the list entry entry.
+func underEntry(path, entry []*gnmi.PathElem) bool {
+	if len(path) < len(entry) {
+		return false
+	}
+	for i, e := range entry {
+		if path[i].GetName() != e.GetName() || !maps.Equal(path[i].GetKey(), e.GetKey()) {
+			return false
+		}
+	}
+	return true
 }
 
 // confirmedEvent records an RFC 6470 netconf-confirmed-commit.
