@@ -278,7 +278,7 @@ func (s *Store) Unlock(ds Datastore, owner string) error {
 	h, ok := s.locks[ds]
 	switch {
 	case !ok:
-		return fmt.Errorf("unlock %s: %w: it is not locked", ds, ErrNoLock)
+		return fmt.Errorf("%w: %s is not locked", ErrNoLock, ds)
 	case h != owner:
 		return &LockError{Datastore: ds, Holder: h}
 	}
