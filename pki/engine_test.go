@@ -228,6 +228,56 @@ func TestProvisionAndExpiryAlarms(t *testing.T) {
 	}
 }
 
+// TestAuditDetailAsSSR: generate_csr logs the subject fields given and the
+// validity period, ingest_certificate the purpose (extended key usages),
+// as the SSR's audit events do.
+func TestAuditDetailAsSSR(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	h := testpki.Must(f.gen.Hierarchy(2))
+	if err := f.setTrusted(t, "corp", string(testpki.PEM(h[0])), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: "r", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: "r", CommonName: "r.example", CountryName: "US",
+		OrganizationName: "ExampleOrg", EmailAddress: "admin@example.com", ValidityPeriod: 365}); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := f.keys.Signer(ctx, "r")
+	leaf := testpki.Must(f.gen.Issue(h[1], testpki.Options{CN: "r.example", Key: key, NotBefore: t0.Add(-time.Hour), NotAfter: t0.AddDate(1, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
+	if _, err := f.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: "r", Certificate: string(testpki.PEM(leaf, h[1]))}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(f.dir, "audit.log"))
+	details := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev struct {
+			Type   string         `json:"type"`
+			Detail map[string]any `json:"detail"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		details[ev.Type] = ev.Detail
+	}
+	csrD := details["system.generate_csr"]
+	for k, want := range map[string]any{"name": "r", "common_name": "r.example", "country_name": "US", "organization_name": "ExampleOrg",
+		"email_address": "admin@example.com", "validity_period_days": float64(365), "success": true} {
+		if csrD[k] != want {
+			t.Errorf("generate_csr detail %s = %v, want %v (detail %v)", k, csrD[k], want, csrD)
+		}
+	}
+	if _, ok := csrD["locality_name"]; ok {
+		t.Errorf("generate_csr detail has a locality_name that was not given: %v", csrD)
+	}
+	if got := details["system.ingest_certificate"]["purpose"]; got != "TLS Web Client Authentication" {
+		t.Errorf("ingest_certificate purpose = %v", got)
+	}
+}
+
 func TestImportRefusals(t *testing.T) {
 	f := newFixture(t)
 	h := testpki.Must(f.gen.Hierarchy(2))

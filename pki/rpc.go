@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/agent/persist"
@@ -111,7 +112,7 @@ func (e *Engine) GenerateCSR(ctx context.Context, c agent.Caller, in agent.Gener
 		} else {
 			e.stats.csrOK.Add(1)
 		}
-		e.auditEvent(c, "system.generate_csr", fmt.Sprintf("generate CSR for %s", in.Name), map[string]any{"name": in.Name, "common_name": in.CommonName, "success": err == nil}, err)
+		e.auditEvent(c, "system.generate_csr", fmt.Sprintf("generate CSR for %s", in.Name), csrAuditDetail(in, err == nil), err)
 	}()
 	if err := checkName(in.Name); err != nil {
 		return out, err
@@ -198,6 +199,7 @@ func (e *Engine) ImportCertificate(ctx context.Context, c agent.Caller, in agent
 	detail["fingerprint"] = res.Info.FingerprintSHA256
 	detail["crl_urls"] = res.Info.CRLDistributionPoints
 	detail["certificate_authority"] = res.TrustedCA
+	detail["purpose"] = purpose(res.Certificate.ExtKeyUsage)
 	e.publishCertificateEvent("ingest-certificate", in.Name, res.Certificate.Subject.CommonName, res.Info.FingerprintSHA256, res.Info.CRLDistributionPoints)
 	return agent.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
 }
@@ -272,3 +274,51 @@ func (e *Engine) auditEvent(c agent.Caller, typ, desc string, detail map[string]
 }
 
 var _ agent.PKI = (*Engine)(nil)
+
+// csrAuditDetail is the detail of a system.generate_csr audit event, with
+// the subject fields given, as the SSR logs it.
+func csrAuditDetail(in agent.GenerateCSRInput, ok bool) map[string]any {
+	d := map[string]any{"name": in.Name, "common_name": in.CommonName, "success": ok}
+	for k, v := range map[string]string{
+		"country_name": in.CountryName, "state_province_name": in.StateProvinceName,
+		"locality_name": in.LocalityName, "organization_name": in.OrganizationName,
+		"organizational_unit_name": in.OrganizationalUnitName, "email_address": in.EmailAddress,
+	} {
+		if v != "" {
+			d[k] = v
+		}
+	}
+	if in.ValidityPeriod > 0 {
+		d["validity_period_days"] = in.ValidityPeriod
+	}
+	return d
+}
+
+// purpose names the extended key usages as openssl prints them ("TLS Web
+// Client Authentication"), comma-separated; "N/A" when there are none.
+func purpose(ekus []x509.ExtKeyUsage) string {
+	names := map[x509.ExtKeyUsage]string{
+		x509.ExtKeyUsageAny:             "Any Extended Key Usage",
+		x509.ExtKeyUsageServerAuth:      "TLS Web Server Authentication",
+		x509.ExtKeyUsageClientAuth:      "TLS Web Client Authentication",
+		x509.ExtKeyUsageCodeSigning:     "Code Signing",
+		x509.ExtKeyUsageEmailProtection: "E-mail Protection",
+		x509.ExtKeyUsageIPSECEndSystem:  "IPSec End System",
+		x509.ExtKeyUsageIPSECTunnel:     "IPSec Tunnel",
+		x509.ExtKeyUsageIPSECUser:       "IPSec User",
+		x509.ExtKeyUsageTimeStamping:    "Time Stamping",
+		x509.ExtKeyUsageOCSPSigning:     "OCSP Signing",
+	}
+	var out []string
+	for _, u := range ekus {
+		if n, ok := names[u]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("extended key usage %d", int(u)))
+		}
+	}
+	if len(out) == 0 {
+		return "N/A"
+	}
+	return strings.Join(out, ", ")
+}
