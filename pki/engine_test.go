@@ -327,6 +327,11 @@ func TestClientCertificateMissingAlarm(t *testing.T) {
 	if a := f.alarm("certificate-missing:gnmi-server"); a == nil || a.GetCategory() != gen.PkiAuthority_AlarmCategory_certificate_missing {
 		t.Fatalf("alarm %v", a)
 	}
+	// It is listed under /certificates as no-certificate, before any key.
+	st, _ := f.store.State()
+	if c := st.GetCertificates().GetCertificate("gnmi-server"); c == nil || c.GetStatus() != gen.PkiAuthority_CertificateStatus_no_certificate {
+		t.Fatalf("/certificates/certificate[name=gnmi-server] = %+v", c)
+	}
 	// Through the generic dispatch, a viewer may not run rpcs.
 	_, err := agent.InvokeRPC(context.Background(), f.engine, agent.Caller{User: "v", Role: agent.RoleViewer}, "generate-private-key", []byte(`{"name":"x"}`))
 	if !errors.Is(err, agent.ErrAccessDenied) {

@@ -40,6 +40,14 @@ func (e *Engine) stateLocked() *gen.Device {
 			c.CrlDistributionPoint = info.CRLDistributionPoints
 		}
 	}
+	// A configured client-certificate without key or certificate is listed
+	// too, as no-certificate (its certificate-missing alarm says what to do).
+	for name := range e.clients {
+		if _, ok := e.certs[name]; !ok {
+			c, _ := d.GetOrCreateCertificates().NewCertificate(name)
+			c.Status = gen.PkiAuthority_CertificateStatus_no_certificate
+		}
+	}
 	for name, t := range e.trusted {
 		ca := d.GetOrCreateAuthority().GetOrCreateTrustedCaCertificate(name)
 		st := ca.GetOrCreateState()
