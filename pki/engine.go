@@ -93,7 +93,7 @@ type Engine struct {
 	certs     map[string]*managedCert
 	alarms    *expiry.Tracker
 	published *gen.Device
-	bundles   sync.Map // sha256(content) -> *chain.Bundle, filled by Validate
+	bundles   sync.Map // sha256(content) -> checkedBundle, filled by Validate
 
 	// CRL sources: configured, learned (URL -> what names it), and the
 	// manager's state of each.
@@ -121,9 +121,10 @@ type routerConfig struct {
 type peerKey struct{ router, peer string }
 
 type trustedCA struct {
-	name   string
-	mode   string // strict | warn
-	bundle *chain.Bundle
+	name    string
+	mode    string // strict | warn
+	content string
+	bundle  *chain.Bundle // re-checked by evaluateLocked as time passes
 }
 
 type managedCert struct {
@@ -246,17 +247,49 @@ func touchedNames(c *agent.Commit, list string) map[string]bool {
 	return out
 }
 
+// checkedBundle is a parsed bundle and the time its verdict was reached.
+type checkedBundle struct {
+	b  *chain.Bundle
+	at time.Time
+}
+
+// bundleFor parses and checks a trusted CA bundle, from the cache when the
+// content was seen before and no certificate of it has become valid or
+// expired since: the verdict depends on the time, not only on the bytes.
 func (e *Engine) bundleFor(content string) (*chain.Bundle, error) {
 	sum := sha256.Sum256([]byte(content))
-	if b, ok := e.bundles.Load(sum); ok {
-		return b.(*chain.Bundle), nil
+	now := e.clock.Now()
+	if v, ok := e.bundles.Load(sum); ok {
+		cb := v.(checkedBundle)
+		if !validityChangedBetween(cb.b.Certs, cb.at, now) {
+			return cb.b, nil
+		}
+		b := chain.CheckBundle(cb.b.Certs, now)
+		e.bundles.Store(sum, checkedBundle{b: b, at: now})
+		return b, nil
 	}
-	b, err := chain.ParseBundle([]byte(content), e.clock.Now())
+	b, err := chain.ParseBundle([]byte(content), now)
 	if err != nil {
 		return nil, err
 	}
-	e.bundles.Store(sum, b)
+	e.bundles.Store(sum, checkedBundle{b: b, at: now})
 	return b, nil
+}
+
+// validityChangedBetween reports whether a notBefore or notAfter of certs
+// lies between a and b (inclusive), so a check made at a may not hold at b.
+func validityChangedBetween(certs []*x509.Certificate, a, b time.Time) bool {
+	if b.Before(a) {
+		a, b = b, a
+	}
+	for _, c := range certs {
+		for _, t := range []time.Time{c.NotBefore, c.NotAfter} {
+			if !t.Before(a) && !t.After(b) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Validate implements agent.Validator: every trusted CA chain the commit
@@ -333,7 +366,7 @@ func (e *Engine) Apply(_ context.Context, c *agent.Commit) error {
 		if ca.GetValidationMode() == gen.PkiAuthority_ValidationMode_warn {
 			mode = "warn"
 		}
-		trusted[name] = &trustedCA{name: name, mode: mode, bundle: b}
+		trusted[name] = &trustedCA{name: name, mode: mode, content: ca.GetContent(), bundle: b}
 	}
 	store, err := newTrustStore(trusted)
 	if err != nil {

@@ -133,6 +133,43 @@ func TestTrustedCAStrictAndWarn(t *testing.T) {
 	}
 }
 
+// TestTrustedCAVerdictFollowsTheClock: the check of a trusted CA bundle
+// depends on the time, not only on its bytes. A CA refused in strict mode
+// as not yet valid is accepted once it is; a CA that expires after its
+// commit is no longer shown as valid.
+func TestTrustedCAVerdictFollowsTheClock(t *testing.T) {
+	f := newFixture(t)
+	future := testpki.Must(f.gen.Root(testpki.Options{CN: "Future Root", NotBefore: t0.Add(time.Hour), NotAfter: t0.AddDate(5, 0, 0)}))
+	if err := f.setTrusted(t, "future", string(testpki.PEM(future)), "strict"); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("not yet valid CA in strict mode: %v", err)
+	}
+	f.clock.Set(t0.Add(2 * time.Hour))
+	if err := f.setTrusted(t, "future", string(testpki.PEM(future)), "strict"); err != nil {
+		t.Fatalf("the same CA, now valid, is still refused: %v", err)
+	}
+
+	short := testpki.Must(f.gen.Root(testpki.Options{CN: "Short Root", NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(3 * time.Hour)}))
+	if err := f.setTrusted(t, "short", string(testpki.PEM(short)), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	status := func() gen.E_PkiAuthority_Authority_TrustedCaCertificate_State_Status {
+		st, _ := f.store.State()
+		return st.GetAuthority().GetTrustedCaCertificate("short").GetState().GetStatus()
+	}
+	if got := status(); got != gen.PkiAuthority_Authority_TrustedCaCertificate_State_Status_valid {
+		t.Fatalf("status before expiry = %v", got)
+	}
+	f.clock.Set(t0.Add(4 * time.Hour))
+	f.engine.Evaluate()
+	if got := status(); got != gen.PkiAuthority_Authority_TrustedCaCertificate_State_Status_invalid {
+		t.Fatalf("status after the CA expired = %v, want invalid", got)
+	}
+	// And a strict commit of the same bytes is now refused.
+	if err := f.setTrusted(t, "short2", string(testpki.PEM(short)), "strict"); !errors.Is(err, agent.ErrInvalid) {
+		t.Fatalf("expired CA accepted in strict mode: %v", err)
+	}
+}
+
 // provision runs key -> CSR -> CA signs -> import and returns the leaf.
 func provision(t *testing.T, f *fixture, issuer *testpki.Cert, name string, notAfter time.Time) (*testpki.Cert, error) {
 	t.Helper()

@@ -52,6 +52,9 @@ func (e *Engine) evaluateLocked() {
 		}
 	}
 	for name, t := range e.trusted {
+		if b, err := e.bundleFor(t.content); err == nil {
+			t.bundle = b // a CA expired or became valid since the commit
+		}
 		if t.mode == "warn" {
 			if ws := t.bundle.Warnings(); len(ws) > 0 {
 				want[alarmTrustedCA+name] = expiry.Alarm{ID: alarmTrustedCA + name, Resource: "trusted-ca-certificate " + name, Category: categoryTrustedCA, Severity: expiry.SeverityMajor,
