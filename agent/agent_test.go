@@ -798,3 +798,30 @@ func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
 		t.Fatalf("out-of-range polling-interval committed: %v", err)
 	}
 }
+
+// ygot would truncate 3.5 to 3 for an integer leaf; such a value is refused.
+func TestNonIntegerNumbersRefused(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	leaf := crlPath("http://x/a.crl") + "/polling-interval"
+	for _, tc := range []struct {
+		desc string
+		edit Edit
+	}{
+		{"leaf json_ietf 3.5", Edit{Op: OpMerge, Path: mustPath(t, leaf), Value: jsonVal(`3.5`)}},
+		{"leaf json 2e1", Edit{Op: OpMerge, Path: mustPath(t, leaf), Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonVal{JsonVal: []byte(`2e1`)}}}},
+		{"leaf double", Edit{Op: OpMerge, Path: mustPath(t, leaf), Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: 3.5}}}},
+		{"entry with 3.5", Edit{Op: OpMerge, Path: mustPath(t, crlPath("http://x/a.crl")), Value: jsonVal(`{"polling-interval": 3.5}`)}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if _, err := commitEdits(t, s, tc.edit); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v", err)
+			}
+			if s.Running().GetAuthority().GetCertificateRevocationList("http://x/a.crl") != nil {
+				t.Fatal("committed")
+			}
+		})
+	}
+	if _, err := commitEdits(t, s, Edit{Op: OpMerge, Path: mustPath(t, leaf), Value: jsonVal(`3`)}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,6 +219,9 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 		if jv, ok := v.GetValue().(*gnmi.TypedValue_JsonVal); ok {
 			v = &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: jv.JsonVal}}
 		}
+		if err := checkJSONNumbers(v.GetJsonIetfVal()); err != nil {
+			return err
+		}
 		parentEntry := entryFor(loc.parent.Type().Elem())
 		last := loc.elems[len(loc.elems)-1]
 		if err := ytypes.SetNode(parentEntry, loc.parent.Interface(), &gnmi.Path{Elem: []*gnmi.PathElem{{Name: last.Name}}}, v); err != nil {
@@ -269,13 +273,34 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 // jsonBytes returns the JSON carried by a TypedValue. Scalars are not
 // accepted for containers.
 func jsonBytes(v *gnmi.TypedValue) ([]byte, error) {
+	var data []byte
 	switch x := v.GetValue().(type) {
 	case *gnmi.TypedValue_JsonIetfVal:
-		return x.JsonIetfVal, nil
+		data = x.JsonIetfVal
 	case *gnmi.TypedValue_JsonVal:
-		return x.JsonVal, nil
+		data = x.JsonVal
+	default:
+		return nil, fmt.Errorf("%w: a container or list entry needs a JSON object value, got %T", ErrInvalid, v.GetValue())
 	}
-	return nil, fmt.Errorf("%w: a container or list entry needs a JSON object value, got %T", ErrInvalid, v.GetValue())
+	return data, checkJSONNumbers(data)
+}
+
+// checkJSONNumbers refuses a JSON number with a fraction or an exponent.
+// In RFC 7951 only the integer types up to 32 bits are JSON numbers
+// (decimal64 is a string), while ygot's unmarshalling would silently
+// truncate 3.5 to 3.
+func checkJSONNumbers(data []byte) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil // malformed JSON is reported by the unmarshaller
+		}
+		if n, ok := tok.(json.Number); ok && strings.ContainsAny(string(n), ".eE") {
+			return fmt.Errorf("%w: %s is not an integer; every number in this model is an integer", ErrInvalid, n)
+		}
+	}
 }
 
 // Validate checks the YANG model (types, ranges, patterns, keys, mandatory)
