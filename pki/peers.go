@@ -39,7 +39,7 @@ func routersOf(auth *gen.PkiAuthority_Authority) map[string]*routerConfig {
 func (e *Engine) retainPeersLocked() {
 	for k := range e.peerStates {
 		if r := e.routers[k.router]; r != nil && r.validate {
-			if _, ok := r.peers[k.peer]; ok {
+			if id, ok := r.peers[k.peer]; ok && id == e.peerStates[k].Identifier {
 				continue
 			}
 		}
@@ -99,6 +99,9 @@ func (e *Engine) ValidatePeerCertificate(_ context.Context, c agent.Caller, in a
 // recordPeerLocked applies a verdict to a peer: state, counter, alarm.
 func (e *Engine) recordPeerLocked(k peerKey, action peer.Action, v peer.Verdict) peer.State {
 	st := peer.Next(e.peerStates[k], action, v, e.clock.Now())
+	if r := e.routers[k.router]; r != nil {
+		st.Identifier = r.peers[k.peer]
+	}
 	e.peerStates[k] = st
 	switch v.Result {
 	case peer.Expired:
@@ -110,10 +113,9 @@ func (e *Engine) recordPeerLocked(k peerKey, action peer.Action, v peer.Verdict)
 	}
 	a := expiry.Alarm{ID: peerAlarmID(k), Resource: fmt.Sprintf("router %s peer %s", k.router, k.peer), Category: categoryPeer, Severity: expiry.SeverityNone}
 	if st.Failed() {
-		a.Severity = expiry.SeverityMajor
-		if st.Status == peer.StatusSevered {
-			a.Severity = expiry.SeverityCritical
-		}
+		// SPEC: expired, revoked or invalid is critical, whether the
+		// session is severed (fail-hard) or only alarmed (fail-soft).
+		a.Severity = expiry.SeverityCritical
 		a.Text = fmt.Sprintf("router %s peer %s: %s", k.router, k.peer, st.Reason)
 	}
 	if tr, ok := e.alarms.Set(a); ok {

@@ -115,7 +115,7 @@ func TestValidatePeerCertificate(t *testing.T) {
 			if (a != nil) != (tc.result != "valid") {
 				t.Fatalf("alarm %v for %s", a, tc.result)
 			}
-			if a != nil && (a.GetSeverity() != gen.PkiAuthority_Severity_major || a.GetCategory() != gen.PkiAuthority_AlarmCategory_peer_certificate) {
+			if a != nil && (a.GetSeverity() != gen.PkiAuthority_Severity_critical || a.GetCategory() != gen.PkiAuthority_AlarmCategory_peer_certificate) {
 				t.Fatalf("fail-soft alarm %v %v", a.GetSeverity(), a.GetCategory())
 			}
 		})
@@ -127,7 +127,7 @@ func TestValidatePeerCertificate(t *testing.T) {
 	// Fail-soft: one raise for the run of failures (it was cleared by
 	// the valid certificate first), nothing more.
 	p.engine.crl.Stop()
-	if got := strings.Join(alarmActions(p.notifications("alarm-notification"), "peer-certificate:soft/p"), ","); got != "raised major" {
+	if got := strings.Join(alarmActions(p.notifications("alarm-notification"), "peer-certificate:soft/p"), ","); got != "raised critical" {
 		t.Fatalf("alarm notifications %s", got)
 	}
 }
@@ -246,4 +246,36 @@ func TestValidatePeerErrors(t *testing.T) {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// A verdict is about the identity it was given for: when the peer is
+// configured with another identifier, its state and alarm go.
+func TestPeerIdentifierChangeDropsTheVerdict(t *testing.T) {
+	p := newPeerFixture(t)
+	mismatch, _ := p.peerPEM(t, "someone-else", testpki.Options{})
+	if out := p.validate(t, "soft", mismatch); out.Result != "invalid" {
+		t.Fatalf("%+v", out)
+	}
+	if p.alarm("peer-certificate:soft/p") == nil {
+		t.Fatal("no alarm")
+	}
+	// Same identifier re-committed (another leaf changed): the verdict holds.
+	if err := p.merge(t, `{"certificate-failure-action": "fail-soft"}`, routerElem("soft")); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.peerState(t, "soft"); st.GetStatus() != gen.PkiAuthority_PeerStatus_invalid {
+		t.Fatalf("status after an unrelated commit: %v", st.GetStatus())
+	}
+	if err := p.merge(t, `{"peer": [{"name": "p", "identifier": "someone-else"}]}`, routerElem("soft")); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.peerState(t, "soft"); st.GetStatus() == gen.PkiAuthority_PeerStatus_invalid {
+		t.Fatalf("verdict for the old identifier kept: %v %q", st.GetStatus(), st.GetReason())
+	}
+	if p.alarm("peer-certificate:soft/p") != nil {
+		t.Fatal("alarm for the old identifier kept")
+	}
+	if out := p.validate(t, "soft", mismatch); out.Result != "valid" {
+		t.Fatalf("the certificate of the new identifier: %+v", out)
+	}
 }

@@ -40,6 +40,9 @@ type State struct {
 	// Path is the last accepted certificate path (leaf first), kept so the
 	// peer can be re-checked when a CRL changes or the certificate expires.
 	Path []*x509.Certificate
+	// Identifier is the identity the verdict was given for; a state whose
+	// peer is now configured with another identifier no longer holds.
+	Identifier string
 }
 
 // Failed reports whether the peer is in a failed state (an alarm holds).
