@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openconfig/gnmi/proto/gnmi"
+
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
@@ -309,19 +311,32 @@ func (e *Engine) Validate(_ context.Context, c *agent.Commit) error {
 		}
 		b, err := e.bundleFor(ca.GetContent())
 		if err != nil {
-			errs = append(errs, fmt.Errorf("trusted-ca-certificate %s: content: %w", name, err))
+			errs = append(errs, invalidAt(err,
+				listElem("trusted-ca-certificate", "name", name), &gnmi.PathElem{Name: "content"}))
 			continue
 		}
 		if ca.GetValidationMode() != gen.PkiAuthority_ValidationMode_warn {
 			if err := b.Err(); err != nil {
-				errs = append(errs, fmt.Errorf("trusted-ca-certificate %s (validation-mode strict): %w", name, err))
+				errs = append(errs, invalidAt(fmt.Errorf("validation-mode strict: %w", err),
+					listElem("trusted-ca-certificate", "name", name), &gnmi.PathElem{Name: "content"}))
 			}
 		}
 	}
 	if _, err := crlSourcesOf(c.New.GetAuthority()); err != nil {
-		errs = append(errs, fmt.Errorf("%w: %w", agent.ErrInvalid, err))
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// invalidAt marks err as invalid config at /authority/elems..., so NETCONF
+// reports an error-path and gNMI names the path.
+func invalidAt(err error, elems ...*gnmi.PathElem) error {
+	p := &gnmi.Path{Elem: append([]*gnmi.PathElem{{Name: "authority"}}, elems...)}
+	return &agent.PathError{Op: "validate", Path: agent.PathString(p), Err: fmt.Errorf("%w: %w", agent.ErrInvalid, err)}
+}
+
+func listElem(list, key, value string) *gnmi.PathElem {
+	return &gnmi.PathElem{Name: list, Key: map[string]string{key: value}}
 }
 
 // crlSourcesOf returns the configured CRL sources (with the http-proxy of
@@ -341,7 +356,8 @@ func crlSourcesOf(auth *gen.PkiAuthority_Authority) (map[string]crl.Source, erro
 			Proxy:           proxy,
 		}
 		if err := s.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("certificate-revocation-list %s: %w", url, err))
+			errs = append(errs, invalidAt(err,
+				listElem("certificate-revocation-list", "url", url), &gnmi.PathElem{Name: "url"}))
 			continue
 		}
 		out[url] = s

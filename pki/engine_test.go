@@ -109,7 +109,7 @@ func TestTrustedCAStrictAndWarn(t *testing.T) {
 	// An expired CA fails a strict commit with the reason ...
 	expired := testpki.Must(f.gen.Root(testpki.Options{CN: "Old Root", NotBefore: t0.AddDate(-3, 0, 0), NotAfter: t0.AddDate(0, 0, -1)}))
 	err := f.setTrusted(t, "old", string(testpki.PEM(expired)), "strict")
-	if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "trusted-ca-certificate old") || !strings.Contains(err.Error(), "expired") {
+	if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "trusted-ca-certificate[name=old]/content") || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("err = %v", err)
 	}
 	if f.store.Running().GetAuthority().GetTrustedCaCertificate("old") != nil {

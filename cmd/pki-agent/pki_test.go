@@ -78,3 +78,20 @@ func TestProvisionInSwtpmThroughNETCONF(t *testing.T) {
 	}
 	must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 }
+
+// A PKI check that fails at validate or commit names the offending node in
+// error-path, as the YANG checks do.
+func TestPKIValidationErrorPath(t *testing.T) {
+	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
+	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	if got := c.rpc(`<edit-config><target><candidate/></target><config><authority ` + pkaNS + `><trusted-ca-certificate><name>bad</name><content>not a pem</content></trusted-ca-certificate></authority></config></edit-config>`); !strings.Contains(got, "<ok/>") {
+		t.Fatal(got)
+	}
+	for _, op := range []string{`<validate><source><candidate/></source></validate>`, `<commit/>`} {
+		got := c.rpc(op)
+		if !strings.Contains(got, "<error-tag>invalid-value</error-tag>") ||
+			!strings.Contains(got, "/pka:authority/pka:trusted-ca-certificate[pka:name=&apos;bad&apos;]/pka:content</error-path>") {
+			t.Fatalf("%s:\n%s", op, got)
+		}
+	}
+}
