@@ -88,14 +88,17 @@ type Engine struct {
 	crl   *crl.Manager
 	peers *peer.Validator
 
-	mu        sync.Mutex
-	trusted   map[string]*trustedCA
-	trustAll  *importcheck.TrustStore
-	clients   map[string]bool // configured client-certificate names
-	certs     map[string]*managedCert
-	alarms    *expiry.Tracker
-	published *gen.Device
-	bundles   sync.Map // sha256(content) -> checkedBundle, filled by Validate
+	mu       sync.Mutex
+	trusted  map[string]*trustedCA
+	trustAll *importcheck.TrustStore
+	// configured is set once a configuration was applied (Load or a
+	// commit): until then no certificate is judged against trust.
+	configured bool
+	clients    map[string]bool // configured client-certificate names
+	certs      map[string]*managedCert
+	alarms     *expiry.Tracker
+	published  *gen.Device
+	bundles    sync.Map // sha256(content) -> checkedBundle, filled by Validate
 
 	// CRL sources: configured, learned (URL -> what names it), and the
 	// manager's state of each.
@@ -136,6 +139,31 @@ type managedCert struct {
 	cert      *x509.Certificate
 	chain     []*x509.Certificate
 	status    string
+	// trust caches the last chain check: against which trust store, its
+	// verdict, and until when that verdict holds (a CA of the path expires).
+	trust struct {
+		store *importcheck.TrustStore
+		err   error
+		until time.Time
+	}
+}
+
+// trustErr says whether mc's certificate still chains to a trusted CA at
+// now; the verdict is cached until the trust store changes or a
+// certificate of the path expires.
+func (e *Engine) trustErr(mc *managedCert, now time.Time) error {
+	t := &mc.trust
+	if t.store == e.trustAll && t.store != nil && now.Before(t.until) {
+		return t.err
+	}
+	path, _, err := e.trustAll.Verify(mc.cert, mc.chain[1:], now)
+	t.store, t.err, t.until = e.trustAll, err, now.Add(time.Hour)
+	for _, c := range path {
+		if c.NotAfter.Before(t.until) {
+			t.until = c.NotAfter
+		}
+	}
+	return err
 }
 
 type stats struct {
@@ -404,6 +432,7 @@ func (e *Engine) Apply(_ context.Context, c *agent.Commit) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.trusted, e.trustAll, e.clients = trusted, store, clients
+	e.configured = true
 	e.crlConfig, e.crlProxy = sources, auth.GetCrlSettings().GetHttpProxy()
 	e.crlDiscover = auth.GetCrlSettings().GetDiscoverFromCertificates()
 	e.routers, e.peerTrust = routers, anchors

@@ -380,3 +380,43 @@ func TestClientCertificateMissingAlarm(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// A managed certificate whose trusted CA is removed turns invalid with a
+// critical certificate-invalid alarm; trusting the CA again clears it.
+func TestCertificateInvalidWhenItsCAIsNoLongerTrusted(t *testing.T) {
+	f := newFixture(t)
+	h := testpki.Must(f.gen.Hierarchy(2))
+	if err := f.setTrusted(t, "corp", string(testpki.PEM(h[0])), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provision(t, f, h[1], "router", t0.AddDate(1, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	status := func() gen.E_PkiAuthority_CertificateStatus {
+		st, _ := f.store.State()
+		return st.GetCertificates().GetCertificate("router").GetStatus()
+	}
+	if status() != gen.PkiAuthority_CertificateStatus_valid {
+		t.Fatalf("status %v", status())
+	}
+	tx := f.store.Begin(agent.Running)
+	if err := tx.Apply(agent.Edit{Op: agent.OpDelete, Path: &gnmi.Path{Elem: []*gnmi.PathElem{{Name: "authority"}, {Name: "trusted-ca-certificate", Key: map[string]string{"name": "corp"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Commit(context.Background(), tx, agent.CommitOptions{User: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	a := f.alarm("certificate:router")
+	if status() != gen.PkiAuthority_CertificateStatus_invalid || a == nil || a.GetCategory() != gen.PkiAuthority_AlarmCategory_certificate_invalid || a.GetSeverity() != gen.PkiAuthority_Severity_critical {
+		t.Fatalf("after removing the CA: status %v, alarm %v", status(), a)
+	}
+	if err := f.setTrusted(t, "corp", string(testpki.PEM(h[0])), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	if status() != gen.PkiAuthority_CertificateStatus_valid || f.alarm("certificate:router") != nil {
+		t.Fatalf("after trusting the CA again: status %v, alarm %v", status(), f.alarm("certificate:router"))
+	}
+	if st, _ := f.store.State(); st.GetStats().GetSecurity().GetCertificate().GetInvalid() != 1 {
+		t.Fatalf("certificate invalid counter %d", st.GetStats().GetSecurity().GetCertificate().GetInvalid())
+	}
+}

@@ -36,6 +36,13 @@ func (e *Engine) evaluateLocked() {
 		g := expiry.GradeAt(mc.cert.NotBefore, mc.cert.NotAfter, now)
 		mc.status = string(g.Status)
 		alarm := expiry.Alarm{ID: alarmCertificate + name, Resource: "certificate " + name, Category: g.Category, Severity: g.Severity, Text: fmt.Sprintf("certificate %s: %s", name, g.Text)}
+		if e.configured && g.Status != expiry.StatusExpired && g.Status != expiry.StatusInvalid {
+			if err := e.trustErr(mc, now); err != nil {
+				mc.status = string(expiry.StatusInvalid)
+				alarm.Category, alarm.Severity = expiry.CategoryInvalid, expiry.SeverityCritical
+				alarm.Text = fmt.Sprintf("certificate %s no longer chains to a configured trusted CA: %v", name, err)
+			}
+		}
 		if e.isRevoked(mc) {
 			mc.status = "revoked"
 			alarm.Category, alarm.Severity = categoryRevoked, expiry.SeverityCritical

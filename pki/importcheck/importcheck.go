@@ -231,6 +231,13 @@ func matchKey(certPub, keyPub crypto.PublicKey) error {
 	return nil
 }
 
+// Verify checks that leaf, with the intermediates in extra, still chains
+// to one of the trusted CAs at now; it returns the path and the name of the
+// trusted CA, or the reason as an *Error (the check 2 verdict alone).
+func (ts *TrustStore) Verify(leaf *x509.Certificate, extra []*x509.Certificate, now time.Time) ([]*x509.Certificate, string, error) {
+	return ts.verify(leaf, extra, now)
+}
+
 // verify tries each trusted CA in name order. When none verifies, the
 // most specific failure wins: a problem found on the way to a trusted CA
 // beats "unknown issuer".
