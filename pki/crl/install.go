@@ -48,11 +48,7 @@ func (m *Manager) Install(ctx context.Context, bundle string, crls [][]byte) (pr
 		if err != nil {
 			return nil, fmt.Errorf("CRL %d: %w", i, err)
 		}
-		c, err := Parse(der)
-		if err != nil {
-			return nil, fmt.Errorf("CRL %d: %w", i, err)
-		}
-		if _, err := c.Verify(trusted); err != nil {
+		if _, _, err := ParseVerified(der, trusted); err != nil {
 			return nil, fmt.Errorf("CRL %d: %w", i, err)
 		}
 		sum := sha256.Sum256(der)

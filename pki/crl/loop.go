@@ -257,17 +257,21 @@ func (m *Manager) attempt(ctx context.Context, j job) *result {
 		r.ingestErr = err
 		return r
 	}
-	sum := sha256.Sum256(der)
-	if j.prev != nil && sum == j.prev.derHash {
-		r.notModified = true
-		return r
+	// Identical bytes are no update. Only a body of the held size can be
+	// identical; otherwise the hash (kept for the next fetch) is computed
+	// beside the parsing.
+	var sum [32]byte
+	var hashed sync.WaitGroup
+	if j.prev != nil && int64(len(der)) == j.prev.size {
+		if sum = sha256.Sum256(der); sum == j.prev.derHash {
+			r.notModified = true
+			return r
+		}
+	} else {
+		hashed.Go(func() { sum = sha256.Sum256(der) })
 	}
-	c, err := Parse(der)
-	if err != nil {
-		r.ingestErr = err
-		return r
-	}
-	ca, err := c.Verify(j.trusted)
+	c, ca, err := ParseVerified(der, j.trusted)
+	hashed.Wait()
 	if err != nil {
 		r.ingestErr = err
 		return r
