@@ -1,6 +1,7 @@
 package crl
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
@@ -156,7 +157,8 @@ func TestVerify(t *testing.T) {
 		{desc: "CA without cRLSign", signer: noCRLSign, trusted: []*testpki.Cert{noCRLSign}, want: ErrSignature},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			c, err := Parse(buildCRL(t, tc.signer, bigCRLOptions{N: 3, Number: 1}))
+			der := buildCRL(t, tc.signer, bigCRLOptions{N: 3, Number: 1})
+			c, err := Parse(der)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,8 +169,24 @@ func TestVerify(t *testing.T) {
 			if err == nil && got != tc.signer.Cert {
 				t.Fatalf("verified by %v, want %v", got.Subject, tc.signer.Cert.Subject)
 			}
+			// ParseVerified reaches the same verdict.
+			pc, pgot, perr := ParseVerified(der, caPool(tc.trusted...))
+			if !errors.Is(perr, tc.want) || pgot != got || (perr == nil && pc.Entries != c.Entries) {
+				t.Fatalf("ParseVerified: %v by %v, want %v by %v", perr, pgot, err, got)
+			}
 		})
 	}
+	t.Run("a CRL that does not parse is reported before its signature", func(t *testing.T) {
+		der := mustCRL(t, impostor, testpki.CRLOptions{Revoked: serials(2), Number: 1})
+		i := bytes.Index(der, []byte{0x02, 0x01, 0x02}) // the second entry's serial INTEGER
+		if i < 0 {
+			t.Skip("serial 2 not found in the encoding")
+		}
+		der[i] = 0x05 // not an INTEGER: the entry does not parse
+		if _, _, err := ParseVerified(der, caPool(ca)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("ParseVerified: %v, want ErrMalformed", err)
+		}
+	})
 	t.Run("flipped signature bit", func(t *testing.T) {
 		der := mustCRL(t, ca, testpki.CRLOptions{Revoked: serials(1), Number: 1})
 		der[len(der)-5] ^= 1
