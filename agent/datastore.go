@@ -13,6 +13,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // Datastore names a NETCONF-style datastore.
@@ -30,30 +31,15 @@ func (d Datastore) String() string {
 	return "running"
 }
 
-// Commit is what validators and appliers see of a commit: the running tree
-// before and after, and the leaves that change. Trees are read-only.
-type Commit struct {
-	ID      uint64
-	User    string
-	Old     *gen.Device
-	New     *gen.Device
-	Changes []Change
-}
-
-// Validator checks the semantics of a commit beyond the YANG model (for
-// example PEM that parses and a CA chain that verifies). It must not have
-// side effects.
-type Validator interface {
-	Validate(ctx context.Context, c *Commit) error
-}
-
-// Applier reconciles a subsystem (the PKI engine) with a new running tree.
-// Apply must be all or nothing: when it returns an error the subsystem is
-// as it was under c.Old. The store calls Apply again with Old and New
-// swapped to undo a commit that fails after Apply succeeded.
-type Applier interface {
-	Apply(ctx context.Context, c *Commit) error
-}
+// The commit the validators and appliers see, and the hooks the PKI engine
+// implements, are defined in package api, which the engine shares; these
+// are the same types under their agent names.
+type (
+	Commit      = api.Commit
+	Validator   = api.Validator
+	Applier     = api.Applier
+	StateSource = api.StateSource
+)
 
 // Persister saves running. Save is called after a successful apply and
 // before the commit becomes visible; an error aborts the commit.
@@ -763,12 +749,6 @@ func (s *Store) Close() {
 		s.pending.timer.Stop()
 	}
 	s.bus.Close()
-}
-
-// StateSource fills config-false data into a tree (the PKI engine's state).
-type StateSource interface {
-	// State returns a tree holding only state; the caller may not modify it.
-	State() *gen.Device
 }
 
 // AddStateSource registers a provider of operational state.

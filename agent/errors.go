@@ -3,6 +3,8 @@ package agent
 import (
 	"errors"
 	"fmt"
+
+	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // Error kinds. Northbound servers map them to gRPC codes and NETCONF
@@ -10,15 +12,18 @@ import (
 var (
 	// ErrInvalid: a value breaks the YANG model (type, range, pattern,
 	// mandatory, key) or a semantic rule of a validator.
-	ErrInvalid = errors.New("invalid value")
+	// It is api.ErrInvalid, the same value the PKI engine returns.
+	ErrInvalid = api.ErrInvalid
 	// ErrUnknownPath: a path names an element the model does not have.
 	ErrUnknownPath = errors.New("unknown element")
 	// ErrReadOnly: a path names state (config false).
 	ErrReadOnly = errors.New("read-only state")
 	// ErrExists: create of an element that exists (NETCONF data-exists).
-	ErrExists = errors.New("already exists")
+	// It is api.ErrExists.
+	ErrExists = api.ErrExists
 	// ErrMissing: delete of an element that does not exist (data-missing).
-	ErrMissing = errors.New("does not exist")
+	// It is api.ErrMissing.
+	ErrMissing = api.ErrMissing
 	// ErrLocked: the datastore is locked by another owner.
 	ErrLocked = errors.New("locked")
 	// ErrCandidateDirty: the candidate holds another owner's uncommitted changes.
@@ -40,21 +45,9 @@ var (
 )
 
 // PathError says which path an operation failed on and why. It unwraps to
-// one of the Err kinds above (and to the underlying cause).
-type PathError struct {
-	Op   string // merge, replace, create, delete, remove, validate
-	Path string // e.g. /authority/trusted-ca-certificate[name=root]/content
-	Err  error
-}
-
-func (e *PathError) Error() string {
-	if e.Path == "" {
-		return fmt.Sprintf("%s /: %v", e.Op, e.Err)
-	}
-	return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err)
-}
-
-func (e *PathError) Unwrap() error { return e.Err }
+// one of the Err kinds above (and to the underlying cause). It is
+// api.PathError, which the PKI engine returns too.
+type PathError = api.PathError
 
 // LockError says who holds a lock.
 type LockError struct {

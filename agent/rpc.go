@@ -6,99 +6,38 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/pkiagent/pkiagent/pki/api"
 )
 
-// Roles of users, as SPEC.md defines them.
+// The roles, the caller, the rpc inputs and outputs and the PKI interface
+// are defined in package api, which the PKI engine shares; these are the
+// same types and values under their agent names.
 const (
-	RoleAdmin    = "admin"    // everything
-	RoleOperator = "operator" // read and the PKI RPCs
-	RoleViewer   = "viewer"   // read only
+	RoleAdmin    = api.RoleAdmin
+	RoleOperator = api.RoleOperator
+	RoleViewer   = api.RoleViewer
 )
 
-// Caller is who invokes an operation.
-type Caller struct {
-	User string
-	Role string
-}
+type (
+	Caller                  = api.Caller
+	GenerateKeyInput        = api.GenerateKeyInput
+	GenerateKeyOutput       = api.GenerateKeyOutput
+	SubjectAltName          = api.SubjectAltName
+	GenerateCSRInput        = api.GenerateCSRInput
+	GenerateCSROutput       = api.GenerateCSROutput
+	ImportCertificateInput  = api.ImportCertificateInput
+	ImportCertificateOutput = api.ImportCertificateOutput
+	RefreshCRLInput         = api.RefreshCRLInput
+	RefreshCRLResult        = api.RefreshCRLResult
+	RefreshCRLOutput        = api.RefreshCRLOutput
+	ValidatePeerInput       = api.ValidatePeerInput
+	ValidatePeerOutput      = api.ValidatePeerOutput
+	PKI                     = api.PKI
+)
 
 // ErrAccessDenied: the caller's role does not allow the operation.
 var ErrAccessDenied = errors.New("access denied")
-
-// The inputs and outputs of the pki-authority YANG rpcs, with JSON names as
-// in RFC 7951 (unqualified).
-type (
-	GenerateKeyInput struct {
-		Name       string `json:"name"`
-		Algorithm  string `json:"algorithm,omitempty"`    // rsa | ecc (default ecc)
-		RSAKeySize uint16 `json:"rsa-key-size,omitempty"` // default 2048
-		ECCCurve   string `json:"ecc-curve,omitempty"`    // default secp256r1
-		KeyStorage string `json:"key-storage,omitempty"`  // file | tpm (default file)
-	}
-	GenerateKeyOutput struct {
-		Name         string `json:"name"`
-		KeyAlgorithm string `json:"key-algorithm"`
-		KeyStorage   string `json:"key-storage"`
-	}
-	SubjectAltName struct {
-		DNS []string `json:"dns,omitempty"`
-		IP  []string `json:"ip,omitempty"`
-		URI []string `json:"uri,omitempty"`
-	}
-	GenerateCSRInput struct {
-		Name                   string          `json:"name"`
-		CommonName             string          `json:"common-name"`
-		CountryName            string          `json:"country-name,omitempty"`
-		StateProvinceName      string          `json:"state-province-name,omitempty"`
-		LocalityName           string          `json:"locality-name,omitempty"`
-		OrganizationName       string          `json:"organization-name,omitempty"`
-		OrganizationalUnitName string          `json:"organizational-unit-name,omitempty"`
-		EmailAddress           string          `json:"email-address,omitempty"`
-		SubjectAltName         *SubjectAltName `json:"subject-alt-name,omitempty"`
-		ValidityPeriod         uint16          `json:"validity-period,omitempty"` // days, default 365
-	}
-	GenerateCSROutput struct {
-		CSR string `json:"csr"`
-	}
-	ImportCertificateInput struct {
-		Name        string `json:"name"`
-		Certificate string `json:"certificate"`
-	}
-	ImportCertificateOutput struct {
-		FingerprintSHA256 string `json:"fingerprint-sha256"`
-		Status            string `json:"status"`
-	}
-	RefreshCRLInput struct {
-		URL string `json:"url,omitempty"`
-	}
-	RefreshCRLResult struct {
-		URL     string `json:"url"`
-		Success bool   `json:"success"`
-		Message string `json:"message,omitempty"`
-	}
-	RefreshCRLOutput struct {
-		Result []RefreshCRLResult `json:"result,omitempty"`
-	}
-	ValidatePeerInput struct {
-		Router      string `json:"router"`
-		Peer        string `json:"peer"`
-		Certificate string `json:"certificate"`
-	}
-	ValidatePeerOutput struct {
-		Result string `json:"result"` // valid | expired | revoked | invalid
-		Reason string `json:"reason,omitempty"`
-	}
-)
-
-// PKI is the engine behind the rpcs. Errors are in operator words and never
-// carry private key material; errors wrapping ErrInvalid are the caller's
-// fault (bad input), others are operation failures.
-type PKI interface {
-	GeneratePrivateKey(ctx context.Context, c Caller, in GenerateKeyInput) (GenerateKeyOutput, error)
-	GenerateCSR(ctx context.Context, c Caller, in GenerateCSRInput) (GenerateCSROutput, error)
-	ImportCertificate(ctx context.Context, c Caller, in ImportCertificateInput) (ImportCertificateOutput, error)
-	RefreshCRL(ctx context.Context, c Caller, in RefreshCRLInput) (RefreshCRLOutput, error)
-	ValidatePeerCertificate(ctx context.Context, c Caller, in ValidatePeerInput) (ValidatePeerOutput, error)
-}
 
 // RPCNames lists the rpcs of module pki-authority.
 var RPCNames = []string{

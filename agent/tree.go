@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/openconfig/ygot/ytypes"
 
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // schema is the compiled YANG schema of the generated structs.
@@ -58,32 +58,8 @@ func fieldIndex(t reflect.Type, name string) (int, bool) {
 
 // PathString renders a path the way operators read it, in gNMI path
 // syntax: /a/b[key=value]/c, keys sorted, with "]" and "\\" in key values
-// escaped. (ygot.PathToString collapses the "//" of URL keys.)
-func PathString(p *gnmi.Path) string {
-	if p == nil || len(p.Elem) == 0 {
-		return "/"
-	}
-	var b strings.Builder
-	for _, e := range p.Elem {
-		b.WriteByte('/')
-		b.WriteString(e.Name)
-		keys := make([]string, 0, len(e.Key))
-		for k := range e.Key {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			b.WriteByte('[')
-			b.WriteString(k)
-			b.WriteByte('=')
-			b.WriteString(keyEscaper.Replace(e.Key[k]))
-			b.WriteByte(']')
-		}
-	}
-	return b.String()
-}
-
-var keyEscaper = strings.NewReplacer(`\`, `\\`, `]`, `\]`)
+// escaped. It is api.PathString.
+func PathString(p *gnmi.Path) string { return api.PathString(p) }
 
 func prefixString(elems []*gnmi.PathElem) string {
 	return PathString(&gnmi.Path{Elem: elems})

@@ -15,6 +15,7 @@ import (
 	"github.com/openconfig/ygot/ytypes"
 
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // Op is an edit operation, named as in NETCONF edit-config.
@@ -394,7 +395,7 @@ func (t *Tx) Changes() ([]Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch, err := diffNodes(old, cur, elems)
+		ch, err := api.DiffNodes(old, cur, elems)
 		if err != nil {
 			return nil, err
 		}
@@ -403,53 +404,12 @@ func (t *Tx) Changes() ([]Change, error) {
 	return out, nil
 }
 
-// Change is one leaf that changed. Value is nil when the leaf was deleted.
-type Change struct {
-	Path  *gnmi.Path
-	Value *gnmi.TypedValue
-}
+// Change is one leaf that changed. It is api.Change, the type the PKI
+// engine publishes its state changes in.
+type Change = api.Change
 
 // Diff returns the leaf-level differences between two whole trees.
-func Diff(old, cur *gen.Device) ([]Change, error) {
-	return diffNodes(reflect.ValueOf(old), reflect.ValueOf(cur), nil)
-}
-
-func diffNodes(old, cur reflect.Value, prefix []*gnmi.PathElem) ([]Change, error) {
-	if !old.IsValid() && !cur.IsValid() {
-		return nil, nil
-	}
-	var typ reflect.Type
-	if cur.IsValid() {
-		typ = cur.Type()
-	} else {
-		typ = old.Type()
-	}
-	if !old.IsValid() || old.IsNil() {
-		old = reflect.New(typ.Elem())
-	}
-	if !cur.IsValid() || cur.IsNil() {
-		cur = reflect.New(typ.Elem())
-	}
-	n, err := ygot.Diff(old.Interface().(ygot.GoStruct), cur.Interface().(ygot.GoStruct))
-	if err != nil {
-		return nil, fmt.Errorf("diff at %s: %w", prefixString(prefix), err)
-	}
-	out := make([]Change, 0, len(n.GetUpdate())+len(n.GetDelete()))
-	for _, d := range n.GetDelete() {
-		out = append(out, Change{Path: joinPath(prefix, d)})
-	}
-	for _, u := range n.GetUpdate() {
-		out = append(out, Change{Path: joinPath(prefix, u.GetPath()), Value: u.GetVal()})
-	}
-	return out, nil
-}
-
-func joinPath(prefix []*gnmi.PathElem, p *gnmi.Path) *gnmi.Path {
-	elems := make([]*gnmi.PathElem, 0, len(prefix)+len(p.GetElem()))
-	elems = append(elems, prefix...)
-	elems = append(elems, p.GetElem()...)
-	return &gnmi.Path{Elem: elems}
-}
+func Diff(old, cur *gen.Device) ([]Change, error) { return api.Diff(old, cur) }
 
 // EmitJSON renders a tree (or any generated struct) as RFC 7951 JSON with
 // module-qualified top-level names.

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
@@ -46,7 +46,7 @@ type (
 type Rotation struct {
 	e      *Engine
 	name   string
-	caller agent.Caller
+	caller api.Caller
 
 	newKey     crypto.Signer // generated in this rotation; nil when none
 	newStorage string
@@ -60,15 +60,15 @@ type Rotation struct {
 }
 
 // BeginRotation starts a rotation of the certificate name.
-func (e *Engine) BeginRotation(name string, c agent.Caller) (*Rotation, error) {
+func (e *Engine) BeginRotation(name string, c api.Caller) (*Rotation, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
 	if strings.HasSuffix(name, RotateNewSuffix) || strings.HasSuffix(name, RotateOldSuffix) {
-		return nil, fmt.Errorf("%w: name %s ends in a suffix reserved for rotation", agent.ErrInvalid, name)
+		return nil, fmt.Errorf("%w: name %s ends in a suffix reserved for rotation", api.ErrInvalid, name)
 	}
 	if len(name)+len(RotateNewSuffix) > keystore.MaxNameLen {
-		return nil, fmt.Errorf("%w: name %s is too long to rotate: at most %d characters", agent.ErrInvalid, name, keystore.MaxNameLen-len(RotateNewSuffix))
+		return nil, fmt.Errorf("%w: name %s is too long to rotate: at most %d characters", api.ErrInvalid, name, keystore.MaxNameLen-len(RotateNewSuffix))
 	}
 	return &Rotation{e: e, name: name, caller: c}, nil
 }
@@ -91,7 +91,7 @@ func (e *Engine) KeyStorage(name string) string {
 // ignored; key.KeyStorage empty means KeyStorage(name)) and returns a CSR
 // signed by it. The key stays aside until Install. Calling it again
 // replaces the key generated before.
-func (r *Rotation) GenerateCSR(ctx context.Context, key agent.GenerateKeyInput, in agent.GenerateCSRInput) (pemCSR string, err error) {
+func (r *Rotation) GenerateCSR(ctx context.Context, key api.GenerateKeyInput, in api.GenerateCSRInput) (pemCSR string, err error) {
 	e := r.e
 	in.Name = r.name
 	defer func() {
@@ -103,18 +103,18 @@ func (r *Rotation) GenerateCSR(ctx context.Context, key agent.GenerateKeyInput, 
 		e.auditEvent(r.caller, "system.generate_csr", fmt.Sprintf("certz Rotate: generate key and CSR for %s", r.name), map[string]any{"name": r.name, "common_name": in.CommonName, "success": err == nil}, err)
 	}()
 	if r.installed {
-		return "", fmt.Errorf("%w: a certificate was already installed in this rotation of %s; finalize it and rotate again for another key", agent.ErrInvalid, r.name)
+		return "", fmt.Errorf("%w: a certificate was already installed in this rotation of %s; finalize it and rotate again for another key", api.ErrInvalid, r.name)
 	}
 	if key.KeyStorage == "" {
 		key.KeyStorage = e.KeyStorage(r.name)
 	}
 	ks, ok := e.cfg.Keys[key.KeyStorage]
 	if !ok {
-		return "", fmt.Errorf("%w: key-storage %s is not available (a TPM needs --tpm)", agent.ErrInvalid, key.KeyStorage)
+		return "", fmt.Errorf("%w: key-storage %s is not available (a TPM needs --tpm)", api.ErrInvalid, key.KeyStorage)
 	}
 	spec := KeySpec{Algorithm: key.Algorithm, RSABits: int(key.RSAKeySize), Curve: key.ECCCurve}
 	if err := spec.Validate(); err != nil {
-		return "", fmt.Errorf("%w: %v", agent.ErrInvalid, err)
+		return "", fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
 	staged := r.name + RotateNewSuffix
 	if err := r.dropNewKey(); err != nil {
@@ -130,7 +130,7 @@ func (r *Rotation) GenerateCSR(ctx context.Context, key agent.GenerateKeyInput, 
 	}
 	switch {
 	case errors.Is(err, keystore.ErrUnsupported):
-		return "", fmt.Errorf("%w: %s storage cannot hold a %s key: %v", agent.ErrInvalid, key.KeyStorage, spec, err)
+		return "", fmt.Errorf("%w: %s storage cannot hold a %s key: %v", api.ErrInvalid, key.KeyStorage, spec, err)
 	case err != nil:
 		return "", fmt.Errorf("generate a %s key for %s in %s storage: %w", spec, r.name, key.KeyStorage, err)
 	}
@@ -138,7 +138,7 @@ func (r *Rotation) GenerateCSR(ctx context.Context, key agent.GenerateKeyInput, 
 	p, err := csr.Create(csrRequest(in), signer)
 	if err != nil {
 		if errors.Is(err, csr.ErrInvalidField) {
-			return "", fmt.Errorf("%w: %w", agent.ErrInvalid, err)
+			return "", fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
 		return "", err
 	}
@@ -147,7 +147,7 @@ func (r *Rotation) GenerateCSR(ctx context.Context, key agent.GenerateKeyInput, 
 	return string(p), nil
 }
 
-func csrRequest(in agent.GenerateCSRInput) csr.Request {
+func csrRequest(in api.GenerateCSRInput) csr.Request {
 	req := csr.Request{Subject: csr.Subject{
 		CommonName: in.CommonName, CountryName: in.CountryName, StateProvinceName: in.StateProvinceName,
 		LocalityName: in.LocalityName, OrganizationName: in.OrganizationName,
@@ -188,7 +188,7 @@ func (r *Rotation) dropNewKey() error {
 // name) and makes it the certificate in force. What it replaces is kept
 // until Commit or Rollback. It may be called again to replace the
 // certificate installed before.
-func (r *Rotation) Install(ctx context.Context, certPEM string) (out agent.ImportCertificateOutput, err error) {
+func (r *Rotation) Install(ctx context.Context, certPEM string) (out api.ImportCertificateOutput, err error) {
 	e := r.e
 	detail := map[string]any{"name": r.name, "via": "certz"}
 	defer func() {
@@ -203,7 +203,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out agent.Impor
 	}()
 	// Check 1 comes before anything else reads the input.
 	if err := pemx.CheckNoPrivateKey([]byte(certPEM), pemx.DefaultLimits); err != nil {
-		return out, fmt.Errorf("%w: certificate %s: %w", agent.ErrInvalid, r.name, err)
+		return out, fmt.Errorf("%w: certificate %s: %w", api.ErrInvalid, r.name, err)
 	}
 	var pub crypto.PublicKey
 	if r.newKey != nil {
@@ -211,7 +211,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out agent.Impor
 	} else {
 		s, _, err := e.signerFor(ctx, r.name)
 		if err != nil {
-			return out, fmt.Errorf("%w: no private key for %s on the box: send a GenerateCSRRequest in this Rotate first (keys are generated on the box and never imported)", agent.ErrMissing, r.name)
+			return out, fmt.Errorf("%w: no private key for %s on the box: send a GenerateCSRRequest in this Rotate first (keys are generated on the box and never imported)", api.ErrMissing, r.name)
 		}
 		pub = s.Public()
 	}
@@ -219,14 +219,14 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out agent.Impor
 	trust := e.trustAll
 	e.mu.Unlock()
 	if trust == nil {
-		return out, fmt.Errorf("%w: certificate %s: no trusted-ca-certificate is configured to check it against (upload a trust bundle)", agent.ErrInvalid, r.name)
+		return out, fmt.Errorf("%w: certificate %s: no trusted-ca-certificate is configured to check it against (upload a trust bundle)", api.ErrInvalid, r.name)
 	}
 	res, err := importcheck.Check(importcheck.Input{
 		PEM: []byte(certPEM), PublicKey: pub, Trust: trust,
 		Revocation: e.revocationIndex(), Now: e.clock.Now(), Limits: pemx.DefaultLimits,
 	})
 	if err != nil {
-		return out, fmt.Errorf("%w: certificate %s: %w", agent.ErrInvalid, r.name, err)
+		return out, fmt.Errorf("%w: certificate %s: %w", api.ErrInvalid, r.name, err)
 	}
 	if !r.installed {
 		if err := r.saveBefore(); err != nil {
@@ -260,7 +260,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out agent.Impor
 	detail["certificate_authority"] = res.TrustedCA
 	e.log.Info("certz: certificate installed, waiting for finalize", "name", r.name, "fingerprint", res.Info.FingerprintSHA256, "user", r.caller.User)
 	e.publishCertificateEvent("ingest-certificate", r.name, res.Certificate.Subject.CommonName, res.Info.FingerprintSHA256, res.Info.CRLDistributionPoints)
-	return agent.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
+	return api.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
 }
 
 // saveBefore records the certificate's state before the first install,
@@ -410,7 +410,7 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 
 // TLSCertificate returns the certificate name with its chain (without the
 // root) and a handle on its key (file or TPM), for a TLS server. It wraps
-// agent.ErrMissing when the name has no certificate yet.
+// api.ErrMissing when the name has no certificate yet.
 func (e *Engine) TLSCertificate(ctx context.Context, name string) (tls.Certificate, error) {
 	e.mu.Lock()
 	var leaf *x509.Certificate
@@ -421,7 +421,7 @@ func (e *Engine) TLSCertificate(ctx context.Context, name string) (tls.Certifica
 	}
 	e.mu.Unlock()
 	if leaf == nil {
-		return tls.Certificate{}, fmt.Errorf("%w: %s has no certificate yet: generate a key and a CSR, and import the signed certificate (or rotate it with gNSI certz)", agent.ErrMissing, name)
+		return tls.Certificate{}, fmt.Errorf("%w: %s has no certificate yet: generate a key and a CSR, and import the signed certificate (or rotate it with gNSI certz)", api.ErrMissing, name)
 	}
 	signer, err := e.cfg.Keys[storage].Signer(ctx, name)
 	if err != nil {
@@ -524,7 +524,7 @@ func (e *Engine) InstallCRLs(ctx context.Context, profile string, ders [][]byte)
 	if err != nil {
 		for _, kind := range []error{crl.ErrNotCRL, crl.ErrMalformed, crl.ErrUntrustedIssuer, crl.ErrSignature, crl.ErrUnhandledExtension, crl.ErrOlder, crl.ErrTooLarge} {
 			if errors.Is(err, kind) {
-				return nil, fmt.Errorf("%w: %w", agent.ErrInvalid, err)
+				return nil, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 			}
 		}
 		return nil, err

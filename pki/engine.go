@@ -5,6 +5,11 @@
 // expiry and revocation, raises and clears alarms, counts, audits, and
 // publishes its state. It is the one place where generated structs become
 // domain values; the crypto leaf packages beside it know nothing of gen.
+//
+// Dependencies point inward: agent (the datastore) and the northbound
+// servers call the engine, and the engine knows them only through the
+// shared vocabulary of pki/api (commits, changes, events, rpc inputs and
+// outputs, callers, error kinds). It never imports agent or northbound.
 package pki
 
 import (
@@ -24,10 +29,10 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/chain"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/expiry"
@@ -52,7 +57,7 @@ type KeySpec = keystore.KeySpec
 
 // Publisher is the agent's event bus.
 type Publisher interface {
-	Publish(agent.Event)
+	Publish(api.Event)
 }
 
 // Config builds an Engine.
@@ -78,8 +83,9 @@ type Config struct {
 	EvaluateEvery time.Duration
 }
 
-// Engine implements agent.Validator, agent.Applier, agent.StateSource and
-// agent.PKI. It is safe for concurrent use.
+// Engine implements api.Validator, api.Applier, api.StateSource and
+// api.PKI (agent's Validator, Applier, StateSource and PKI are the same
+// interfaces). It is safe for concurrent use.
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
@@ -233,7 +239,7 @@ func certDir(stateDir string) string { return filepath.Join(stateDir, "certs") }
 // Load brings the engine in step with the running configuration read from
 // disk at start-up.
 func (e *Engine) Load(ctx context.Context, running *gen.Device) error {
-	return e.Apply(ctx, &agent.Commit{Old: &gen.Device{}, New: running})
+	return e.Apply(ctx, &api.Commit{Old: &gen.Device{}, New: running})
 }
 
 // Run polls CRLs and re-grades every certificate periodically until ctx
@@ -266,7 +272,7 @@ func (e *Engine) Evaluate() {
 // ---- Validator and Applier ------------------------------------------------
 
 // touchedTrusted returns the trusted-ca-certificate names a commit changes.
-func touchedNames(c *agent.Commit, list string) map[string]bool {
+func touchedNames(c *api.Commit, list string) map[string]bool {
 	out := map[string]bool{}
 	for _, ch := range c.Changes {
 		el := ch.Path.GetElem()
@@ -322,9 +328,9 @@ func validityChangedBetween(certs []*x509.Certificate, a, b time.Time) bool {
 	return false
 }
 
-// Validate implements agent.Validator: every trusted CA chain the commit
+// Validate implements api.Validator: every trusted CA chain the commit
 // adds or changes must parse; in strict mode it must also verify.
-func (e *Engine) Validate(_ context.Context, c *agent.Commit) error {
+func (e *Engine) Validate(_ context.Context, c *api.Commit) error {
 	var errs []error
 	names := touchedNames(c, "trusted-ca-certificate")
 	sorted := make([]string, 0, len(names))
@@ -360,7 +366,7 @@ func (e *Engine) Validate(_ context.Context, c *agent.Commit) error {
 // reports an error-path and gNMI names the path.
 func invalidAt(err error, elems ...*gnmi.PathElem) error {
 	p := &gnmi.Path{Elem: append([]*gnmi.PathElem{{Name: "authority"}}, elems...)}
-	return &agent.PathError{Op: "validate", Path: agent.PathString(p), Err: fmt.Errorf("%w: %w", agent.ErrInvalid, err)}
+	return &api.PathError{Op: "validate", Path: api.PathString(p), Err: fmt.Errorf("%w: %w", api.ErrInvalid, err)}
 }
 
 func listElem(list, key, value string) *gnmi.PathElem {
@@ -393,9 +399,9 @@ func crlSourcesOf(auth *gen.PkiAuthority_Authority) (map[string]crl.Source, erro
 	return out, errors.Join(errs...)
 }
 
-// Apply implements agent.Applier. It cannot fail half way: the new trust
+// Apply implements api.Applier. It cannot fail half way: the new trust
 // set is built aside and swapped in.
-func (e *Engine) Apply(_ context.Context, c *agent.Commit) error {
+func (e *Engine) Apply(_ context.Context, c *api.Commit) error {
 	auth := c.New.GetAuthority()
 	if auth == nil {
 		auth = &gen.PkiAuthority_Authority{}

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 )
 
@@ -148,9 +148,9 @@ func (e *Engine) publishAlarm(tr expiry.Transition) {
 	if e.cfg.Bus == nil {
 		return
 	}
-	e.cfg.Bus.Publish(agent.Event{Kind: agent.EventNotification, Time: e.clock.Now().UTC(), Notification: &agent.Notification{
+	e.cfg.Bus.Publish(api.Event{Kind: api.EventNotification, Time: e.clock.Now().UTC(), Notification: &api.Notification{
 		Module: "pki-authority", Name: "alarm-notification",
-		Leaves: []agent.Leaf{
+		Leaves: []api.Leaf{
 			{Name: "action", Value: action}, {Name: "id", Value: a.ID}, {Name: "resource", Value: a.Resource},
 			{Name: "category", Value: a.Category}, {Name: "severity", Value: a.Severity.String()},
 			{Name: "text", Value: a.Text}, {Name: "time-raised", Value: a.TimeRaised.UTC().Format(timeFormat)},
@@ -172,12 +172,12 @@ func (e *Engine) publishStateLocked() {
 	if e.cfg.Bus == nil {
 		return
 	}
-	changes, err := agent.Diff(prev, st)
+	changes, err := api.Diff(prev, st)
 	if err != nil {
 		e.log.Error("computing state changes for telemetry", "err", err)
 		return
 	}
 	if len(changes) > 0 {
-		e.cfg.Bus.Publish(agent.Event{Kind: agent.EventState, Time: e.clock.Now().UTC(), Changes: changes})
+		e.cfg.Bus.Publish(api.Event{Kind: api.EventState, Time: e.clock.Now().UTC(), Changes: changes})
 	}
 }

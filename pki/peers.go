@@ -7,8 +7,8 @@ import (
 
 	"github.com/openconfig/ygot/ygot"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 	"github.com/pkiagent/pkiagent/pki/peer"
 )
@@ -52,10 +52,10 @@ func (e *Engine) retainPeersLocked() {
 
 func peerAlarmID(k peerKey) string { return alarmPeer + k.router + "/" + k.peer }
 
-// ValidatePeerCertificate implements agent.PKI: the certificate chain a
+// ValidatePeerCertificate implements api.PKI: the certificate chain a
 // peer of a router with peer-validation presented is checked and the
 // peer's state, counters and alarm follow the verdict.
-func (e *Engine) ValidatePeerCertificate(_ context.Context, c agent.Caller, in agent.ValidatePeerInput) (agent.ValidatePeerOutput, error) {
+func (e *Engine) ValidatePeerCertificate(_ context.Context, c api.Caller, in api.ValidatePeerInput) (api.ValidatePeerOutput, error) {
 	k := peerKey{router: in.Router, peer: in.Peer}
 	e.mu.Lock()
 	r := e.routers[in.Router]
@@ -63,33 +63,33 @@ func (e *Engine) ValidatePeerCertificate(_ context.Context, c agent.Caller, in a
 	e.mu.Unlock()
 	switch {
 	case r == nil:
-		return agent.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: router %q is not configured (authority/router[name=%s])", agent.ErrMissing, in.Router, in.Router)
+		return api.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: router %q is not configured (authority/router[name=%s])", api.ErrMissing, in.Router, in.Router)
 	case !r.validate:
-		return agent.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: router %q does not validate peers: set authority/router[name=%s]/peer-validation true", agent.ErrInvalid, in.Router, in.Router)
+		return api.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: router %q does not validate peers: set authority/router[name=%s]/peer-validation true", api.ErrInvalid, in.Router, in.Router)
 	}
 	id, ok := r.peers[in.Peer]
 	switch {
 	case !ok:
-		return agent.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: router %q has no peer %q (authority/router[name=%s]/peer[name=%s])", agent.ErrMissing, in.Router, in.Peer, in.Router, in.Peer)
+		return api.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: router %q has no peer %q (authority/router[name=%s]/peer[name=%s])", api.ErrMissing, in.Router, in.Peer, in.Router, in.Peer)
 	case id == "":
-		return agent.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: peer %q of router %q has no identifier configured, so no certificate can match it", agent.ErrInvalid, in.Peer, in.Router)
+		return api.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate: peer %q of router %q has no identifier configured, so no certificate can match it", api.ErrInvalid, in.Peer, in.Router)
 	}
 	v, err := e.peers.Validate([]byte(in.Certificate), id, anchors, e.clock.Now())
 	if err != nil {
-		return agent.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate router %s peer %s: %w", agent.ErrInvalid, in.Router, in.Peer, err)
+		return api.ValidatePeerOutput{}, fmt.Errorf("%w: validate-peer-certificate router %s peer %s: %w", api.ErrInvalid, in.Router, in.Peer, err)
 	}
 	e.mu.Lock()
 	// A commit may have changed the router while the chain was checked.
 	r = e.routers[in.Router]
 	if r == nil || !r.validate || r.peers[in.Peer] != id {
 		e.mu.Unlock()
-		return agent.ValidatePeerOutput{}, fmt.Errorf("validate-peer-certificate: the configuration of router %q peer %q changed during validation; try again", in.Router, in.Peer)
+		return api.ValidatePeerOutput{}, fmt.Errorf("validate-peer-certificate: the configuration of router %q peer %q changed during validation; try again", in.Router, in.Peer)
 	}
 	st := e.recordPeerLocked(k, r.action, v)
 	e.publishStateLocked()
 	e.mu.Unlock()
 	e.log.Info("peer certificate validated", "router", in.Router, "peer", in.Peer, "result", v.Result, "status", st.Status, "reason", v.Reason, "user", c.User)
-	out := agent.ValidatePeerOutput{Result: string(v.Result)}
+	out := api.ValidatePeerOutput{Result: string(v.Result)}
 	if v.Result != peer.Valid {
 		out.Reason = st.Reason
 	}

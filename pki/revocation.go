@@ -14,9 +14,9 @@ import (
 
 	"github.com/openconfig/ygot/ygot"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 )
@@ -156,24 +156,24 @@ func (e *Engine) publishCRLUpdate(u *crl.Update) {
 	if e.cfg.Bus == nil {
 		return
 	}
-	leaves := []agent.Leaf{
+	leaves := []api.Leaf{
 		{Name: "url", Value: u.URL}, {Name: "issuer", Value: u.Issuer}, {Name: "forced", Value: u.Forced},
 		{Name: "success", Value: u.Success}, {Name: "size", Value: uint64(u.Size)},
 		{Name: "total-entries", Value: uint64(u.TotalEntries)}, {Name: "added-entries", Value: uint64(u.AddedEntries)},
 		{Name: "removed-entries", Value: uint64(u.RemovedEntries)},
 	}
 	if !u.ThisUpdate.IsZero() {
-		leaves = append(leaves, agent.Leaf{Name: "this-update", Value: u.ThisUpdate.UTC().Format(timeFormat)})
+		leaves = append(leaves, api.Leaf{Name: "this-update", Value: u.ThisUpdate.UTC().Format(timeFormat)})
 	}
 	if !u.NextUpdate.IsZero() {
-		leaves = append(leaves, agent.Leaf{Name: "next-update", Value: u.NextUpdate.UTC().Format(timeFormat)})
+		leaves = append(leaves, api.Leaf{Name: "next-update", Value: u.NextUpdate.UTC().Format(timeFormat)})
 	}
-	e.cfg.Bus.Publish(agent.Event{Kind: agent.EventNotification, Time: u.Time.UTC(), Notification: &agent.Notification{Module: "pki-authority", Name: "crl-update", Leaves: leaves}})
+	e.cfg.Bus.Publish(api.Event{Kind: api.EventNotification, Time: u.Time.UTC(), Notification: &api.Notification{Module: "pki-authority", Name: "crl-update", Leaves: leaves}})
 }
 
-// RefreshCRL implements agent.PKI: a forced fetch of one source, or of
+// RefreshCRL implements api.PKI: a forced fetch of one source, or of
 // every configured and learned source, waiting for the outcomes.
-func (e *Engine) RefreshCRL(ctx context.Context, c agent.Caller, in agent.RefreshCRLInput) (agent.RefreshCRLOutput, error) {
+func (e *Engine) RefreshCRL(ctx context.Context, c api.Caller, in api.RefreshCRLInput) (api.RefreshCRLOutput, error) {
 	e.mu.Lock()
 	var urls []string
 	for u := range e.crlConfig {
@@ -188,17 +188,17 @@ func (e *Engine) RefreshCRL(ctx context.Context, c agent.Caller, in agent.Refres
 	sort.Strings(urls)
 	if in.URL != "" {
 		if !slices.Contains(urls, in.URL) {
-			return agent.RefreshCRLOutput{}, fmt.Errorf("%w: refresh-certificate-revocation-list: %q is neither a configured certificate-revocation-list nor a learned CRL source (%d known)", agent.ErrInvalid, in.URL, len(urls))
+			return api.RefreshCRLOutput{}, fmt.Errorf("%w: refresh-certificate-revocation-list: %q is neither a configured certificate-revocation-list nor a learned CRL source (%d known)", api.ErrInvalid, in.URL, len(urls))
 		}
 		urls = []string{in.URL}
 	}
-	out := agent.RefreshCRLOutput{Result: make([]agent.RefreshCRLResult, len(urls))}
+	out := api.RefreshCRLOutput{Result: make([]api.RefreshCRLResult, len(urls))}
 	var wg sync.WaitGroup
 	for i, u := range urls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := agent.RefreshCRLResult{URL: u, Success: true}
+			r := api.RefreshCRLResult{URL: u, Success: true}
 			if err := e.crl.Refresh(ctx, u); err != nil {
 				r.Success, r.Message = false, err.Error()
 			} else {

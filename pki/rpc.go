@@ -14,9 +14,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
 	"github.com/pkiagent/pkiagent/pki/keystore"
@@ -27,41 +27,41 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func checkName(name string) error {
 	if !nameRE.MatchString(name) {
-		return fmt.Errorf("%w: name %q must be 1 to 64 letters, digits, dots, underscores or hyphens", agent.ErrInvalid, name)
+		return fmt.Errorf("%w: name %q must be 1 to 64 letters, digits, dots, underscores or hyphens", api.ErrInvalid, name)
 	}
 	return nil
 }
 
-// GeneratePrivateKey implements agent.PKI.
-func (e *Engine) GeneratePrivateKey(ctx context.Context, c agent.Caller, in agent.GenerateKeyInput) (agent.GenerateKeyOutput, error) {
+// GeneratePrivateKey implements api.PKI.
+func (e *Engine) GeneratePrivateKey(ctx context.Context, c api.Caller, in api.GenerateKeyInput) (api.GenerateKeyOutput, error) {
 	if err := checkName(in.Name); err != nil {
-		return agent.GenerateKeyOutput{}, err
+		return api.GenerateKeyOutput{}, err
 	}
 	ks, ok := e.cfg.Keys[in.KeyStorage]
 	if !ok {
 		if in.KeyStorage == "tpm" {
-			return agent.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage tpm: no TPM is configured (start the agent with --tpm sim, /dev/tpmrm0 or tcp://HOST:PORT)", agent.ErrInvalid)
+			return api.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage tpm: no TPM is configured (start the agent with --tpm sim, /dev/tpmrm0 or tcp://HOST:PORT)", api.ErrInvalid)
 		}
-		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage %q is not file or tpm", agent.ErrInvalid, in.KeyStorage)
+		return api.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage %q is not file or tpm", api.ErrInvalid, in.KeyStorage)
 	}
 	spec := KeySpec{Algorithm: in.Algorithm, RSABits: int(in.RSAKeySize), Curve: in.ECCCurve}
 	if err := spec.Validate(); err != nil {
-		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: %v", agent.ErrInvalid, err)
+		return api.GenerateKeyOutput{}, fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
 	e.mu.Lock()
 	_, exists := e.certs[in.Name]
 	e.mu.Unlock()
 	if exists {
-		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists; keys are never overwritten", agent.ErrExists, in.Name)
+		return api.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists; keys are never overwritten", api.ErrExists, in.Name)
 	}
 	signer, err := ks.Generate(ctx, in.Name, spec)
 	switch {
 	case errors.Is(err, keystore.ErrUnsupported):
-		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: %s storage cannot hold a %s key: %v; choose a size or curve it supports", agent.ErrInvalid, in.KeyStorage, spec, err)
+		return api.GenerateKeyOutput{}, fmt.Errorf("%w: %s storage cannot hold a %s key: %v; choose a size or curve it supports", api.ErrInvalid, in.KeyStorage, spec, err)
 	case errors.Is(err, keystore.ErrExists):
-		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists in %s storage; keys are never overwritten", agent.ErrExists, in.Name, in.KeyStorage)
+		return api.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists in %s storage; keys are never overwritten", api.ErrExists, in.Name, in.KeyStorage)
 	case err != nil:
-		return agent.GenerateKeyOutput{}, fmt.Errorf("generate %s key %s in %s storage: %w", in.Algorithm, in.Name, in.KeyStorage, err)
+		return api.GenerateKeyOutput{}, fmt.Errorf("generate %s key %s in %s storage: %w", in.Algorithm, in.Name, in.KeyStorage, err)
 	}
 	alg := keyAlgorithm(signer.Public())
 	e.mu.Lock()
@@ -69,7 +69,7 @@ func (e *Engine) GeneratePrivateKey(ctx context.Context, c agent.Caller, in agen
 	e.evaluateLocked()
 	e.mu.Unlock()
 	e.log.Info("private key generated", "name", in.Name, "algorithm", alg, "storage", in.KeyStorage, "user", c.User)
-	return agent.GenerateKeyOutput{Name: in.Name, KeyAlgorithm: alg, KeyStorage: in.KeyStorage}, nil
+	return api.GenerateKeyOutput{Name: in.Name, KeyAlgorithm: alg, KeyStorage: in.KeyStorage}, nil
 }
 
 func keyAlgorithm(pub crypto.PublicKey) string {
@@ -95,7 +95,7 @@ func (e *Engine) signerFor(ctx context.Context, name string) (crypto.Signer, *ma
 	mc, ok := e.certs[name]
 	e.mu.Unlock()
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: no private key named %s: run generate-private-key first", agent.ErrMissing, name)
+		return nil, nil, fmt.Errorf("%w: no private key named %s: run generate-private-key first", api.ErrMissing, name)
 	}
 	s, err := e.cfg.Keys[mc.storage].Signer(ctx, name)
 	if err != nil {
@@ -104,8 +104,8 @@ func (e *Engine) signerFor(ctx context.Context, name string) (crypto.Signer, *ma
 	return s, mc, nil
 }
 
-// GenerateCSR implements agent.PKI.
-func (e *Engine) GenerateCSR(ctx context.Context, c agent.Caller, in agent.GenerateCSRInput) (out agent.GenerateCSROutput, err error) {
+// GenerateCSR implements api.PKI.
+func (e *Engine) GenerateCSR(ctx context.Context, c api.Caller, in api.GenerateCSRInput) (out api.GenerateCSROutput, err error) {
 	defer func() {
 		if err != nil {
 			e.stats.csrFail.Add(1)
@@ -140,17 +140,17 @@ func (e *Engine) GenerateCSR(ctx context.Context, c agent.Caller, in agent.Gener
 	p, err := csr.Create(req, signer)
 	if err != nil {
 		if errors.Is(err, csr.ErrInvalidField) {
-			return out, fmt.Errorf("%w: %w", agent.ErrInvalid, err)
+			return out, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
 		return out, err
 	}
 	e.publishCertificateEvent("generate-csr", in.Name, in.CommonName, "", nil)
-	return agent.GenerateCSROutput{CSR: string(p)}, nil
+	return api.GenerateCSROutput{CSR: string(p)}, nil
 }
 
-// ImportCertificate implements agent.PKI: the three checks, then the
+// ImportCertificate implements api.PKI: the three checks, then the
 // certificate is stored beside its key.
-func (e *Engine) ImportCertificate(ctx context.Context, c agent.Caller, in agent.ImportCertificateInput) (out agent.ImportCertificateOutput, err error) {
+func (e *Engine) ImportCertificate(ctx context.Context, c api.Caller, in api.ImportCertificateInput) (out api.ImportCertificateOutput, err error) {
 	detail := map[string]any{"name": in.Name}
 	defer func() {
 		if err != nil {
@@ -167,7 +167,7 @@ func (e *Engine) ImportCertificate(ctx context.Context, c agent.Caller, in agent
 	}
 	// Check 1 comes before anything else reads the input.
 	if err := pemx.CheckNoPrivateKey([]byte(in.Certificate), pemx.DefaultLimits); err != nil {
-		return out, fmt.Errorf("%w: import-certificate %s: %w", agent.ErrInvalid, in.Name, err)
+		return out, fmt.Errorf("%w: import-certificate %s: %w", api.ErrInvalid, in.Name, err)
 	}
 	signer, mc, err := e.signerFor(ctx, in.Name)
 	if err != nil {
@@ -177,14 +177,14 @@ func (e *Engine) ImportCertificate(ctx context.Context, c agent.Caller, in agent
 	trust := e.trustAll
 	e.mu.Unlock()
 	if trust == nil {
-		return out, fmt.Errorf("%w: import-certificate %s: no trusted-ca-certificate is configured to check it against", agent.ErrInvalid, in.Name)
+		return out, fmt.Errorf("%w: import-certificate %s: no trusted-ca-certificate is configured to check it against", api.ErrInvalid, in.Name)
 	}
 	res, err := importcheck.Check(importcheck.Input{
 		PEM: []byte(in.Certificate), PublicKey: signer.Public(), Trust: trust,
 		Revocation: e.cfg.Revocation, Now: e.clock.Now(), Limits: pemx.DefaultLimits,
 	})
 	if err != nil {
-		return out, fmt.Errorf("%w: import-certificate %s: %w", agent.ErrInvalid, in.Name, err)
+		return out, fmt.Errorf("%w: import-certificate %s: %w", api.ErrInvalid, in.Name, err)
 	}
 	if err := e.saveCertificate(in.Name, res.Chain); err != nil {
 		return out, err
@@ -201,7 +201,7 @@ func (e *Engine) ImportCertificate(ctx context.Context, c agent.Caller, in agent
 	detail["certificate_authority"] = res.TrustedCA
 	detail["purpose"] = purpose(res.Certificate.ExtKeyUsage)
 	e.publishCertificateEvent("ingest-certificate", in.Name, res.Certificate.Subject.CommonName, res.Info.FingerprintSHA256, res.Info.CRLDistributionPoints)
-	return agent.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
+	return api.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
 }
 
 // saveCertificate writes the certificate and its chain (without the root)
@@ -254,17 +254,17 @@ func (e *Engine) publishCertificateEvent(event, name, cn, fingerprint string, cr
 	if e.cfg.Bus == nil {
 		return
 	}
-	leaves := []agent.Leaf{{Name: "event", Value: event}, {Name: "name", Value: name}, {Name: "common-name", Value: cn}}
+	leaves := []api.Leaf{{Name: "event", Value: event}, {Name: "name", Value: name}, {Name: "common-name", Value: cn}}
 	if fingerprint != "" {
-		leaves = append(leaves, agent.Leaf{Name: "fingerprint", Value: fingerprint})
+		leaves = append(leaves, api.Leaf{Name: "fingerprint", Value: fingerprint})
 	}
 	if len(crls) > 0 {
-		leaves = append(leaves, agent.Leaf{Name: "crl-urls", Value: crls})
+		leaves = append(leaves, api.Leaf{Name: "crl-urls", Value: crls})
 	}
-	e.cfg.Bus.Publish(agent.Event{Kind: agent.EventNotification, Time: e.clock.Now().UTC(), Notification: &agent.Notification{Module: "pki-authority", Name: "certificate-event", Leaves: leaves}})
+	e.cfg.Bus.Publish(api.Event{Kind: api.EventNotification, Time: e.clock.Now().UTC(), Notification: &api.Notification{Module: "pki-authority", Name: "certificate-event", Leaves: leaves}})
 }
 
-func (e *Engine) auditEvent(c agent.Caller, typ, desc string, detail map[string]any, err error) {
+func (e *Engine) auditEvent(c api.Caller, typ, desc string, detail map[string]any, err error) {
 	if e.cfg.Audit == nil {
 		return
 	}
@@ -273,11 +273,16 @@ func (e *Engine) auditEvent(c agent.Caller, typ, desc string, detail map[string]
 	}
 }
 
-var _ agent.PKI = (*Engine)(nil)
+var (
+	_ api.PKI         = (*Engine)(nil)
+	_ api.Validator   = (*Engine)(nil)
+	_ api.Applier     = (*Engine)(nil)
+	_ api.StateSource = (*Engine)(nil)
+)
 
 // csrAuditDetail is the detail of a system.generate_csr audit event, with
 // the subject fields given, as the SSR logs it.
-func csrAuditDetail(in agent.GenerateCSRInput, ok bool) map[string]any {
+func csrAuditDetail(in api.GenerateCSRInput, ok bool) map[string]any {
 	d := map[string]any{"name": in.Name, "common_name": in.CommonName, "success": ok}
 	for k, v := range map[string]string{
 		"country_name": in.CountryName, "state_province_name": in.StateProvinceName,

@@ -10,7 +10,7 @@ import (
 	"github.com/pkiagent/pkiagent/pki/expiry"
 )
 
-// State implements agent.StateSource: certificates, trusted CA state,
+// State implements api.StateSource: certificates, trusted CA state,
 // alarms and counters, as a tree the caller must not modify.
 func (e *Engine) State() *gen.Device {
 	e.mu.Lock()

@@ -1,0 +1,126 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
+
+	"github.com/pkiagent/pkiagent/gen"
+)
+
+// Commit is what validators and appliers see of a commit: the running tree
+// before and after, and the leaves that change. Trees are read-only.
+type Commit struct {
+	ID      uint64
+	User    string
+	Old     *gen.Device
+	New     *gen.Device
+	Changes []Change
+}
+
+// Validator checks the semantics of a commit beyond the YANG model (for
+// example PEM that parses and a CA chain that verifies). It must not have
+// side effects.
+type Validator interface {
+	Validate(ctx context.Context, c *Commit) error
+}
+
+// Applier reconciles a subsystem (the PKI engine) with a new running tree.
+// Apply must be all or nothing: when it returns an error the subsystem is
+// as it was under c.Old. The store calls Apply again with Old and New
+// swapped to undo a commit that fails after Apply succeeded.
+type Applier interface {
+	Apply(ctx context.Context, c *Commit) error
+}
+
+// StateSource fills config-false data into a tree (the PKI engine's state).
+type StateSource interface {
+	// State returns a tree holding only state; the caller may not modify it.
+	State() *gen.Device
+}
+
+// Change is one leaf that changed. Value is nil when the leaf was deleted.
+type Change struct {
+	Path  *gnmi.Path
+	Value *gnmi.TypedValue
+}
+
+// Diff returns the leaf-level differences between two whole trees.
+func Diff(old, cur *gen.Device) ([]Change, error) {
+	return DiffNodes(reflect.ValueOf(old), reflect.ValueOf(cur), nil)
+}
+
+// DiffNodes returns the leaf-level differences between two nodes of the
+// same generated struct type found at prefix; the paths of the changes
+// start with prefix. A node that is absent (an invalid Value or a nil
+// pointer) diffs as an empty one.
+func DiffNodes(old, cur reflect.Value, prefix []*gnmi.PathElem) ([]Change, error) {
+	if !old.IsValid() && !cur.IsValid() {
+		return nil, nil
+	}
+	var typ reflect.Type
+	if cur.IsValid() {
+		typ = cur.Type()
+	} else {
+		typ = old.Type()
+	}
+	if !old.IsValid() || old.IsNil() {
+		old = reflect.New(typ.Elem())
+	}
+	if !cur.IsValid() || cur.IsNil() {
+		cur = reflect.New(typ.Elem())
+	}
+	n, err := ygot.Diff(old.Interface().(ygot.GoStruct), cur.Interface().(ygot.GoStruct))
+	if err != nil {
+		return nil, fmt.Errorf("diff at %s: %w", PathString(&gnmi.Path{Elem: prefix}), err)
+	}
+	out := make([]Change, 0, len(n.GetUpdate())+len(n.GetDelete()))
+	for _, d := range n.GetDelete() {
+		out = append(out, Change{Path: joinPath(prefix, d)})
+	}
+	for _, u := range n.GetUpdate() {
+		out = append(out, Change{Path: joinPath(prefix, u.GetPath()), Value: u.GetVal()})
+	}
+	return out, nil
+}
+
+func joinPath(prefix []*gnmi.PathElem, p *gnmi.Path) *gnmi.Path {
+	elems := make([]*gnmi.PathElem, 0, len(prefix)+len(p.GetElem()))
+	elems = append(elems, prefix...)
+	elems = append(elems, p.GetElem()...)
+	return &gnmi.Path{Elem: elems}
+}
+
+// PathString renders a path the way operators read it, in gNMI path
+// syntax: /a/b[key=value]/c, keys sorted, with "]" and "\\" in key values
+// escaped. (ygot.PathToString collapses the "//" of URL keys.)
+func PathString(p *gnmi.Path) string {
+	if p == nil || len(p.Elem) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for _, e := range p.Elem {
+		b.WriteByte('/')
+		b.WriteString(e.Name)
+		keys := make([]string, 0, len(e.Key))
+		for k := range e.Key {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			b.WriteByte('[')
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(keyEscaper.Replace(e.Key[k]))
+			b.WriteByte(']')
+		}
+	}
+	return b.String()
+}
+
+var keyEscaper = strings.NewReplacer(`\`, `\\`, `]`, `\]`)
