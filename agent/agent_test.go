@@ -14,9 +14,9 @@ import (
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 func mustPath(t testing.TB, s string) *gnmi.Path {

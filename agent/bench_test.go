@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // fakePEM is a 1 KiB stand-in for a CA certificate's PEM; the datastore

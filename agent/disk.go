@@ -9,8 +9,8 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // Journal limits after which the snapshot is rewritten and the journal

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/csr"

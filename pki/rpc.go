@@ -14,8 +14,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"

@@ -17,8 +17,8 @@ import (
 	"syscall"
 
 	"github.com/pkiagent/pkiagent/agent"
-	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // options are the command-line flags of SPEC.md.

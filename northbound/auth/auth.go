@@ -31,7 +31,7 @@ import (
 	"sync"
 
 	"github.com/pkiagent/pkiagent/agent"
-	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // AdminPasswordEnv names the environment variable that sets the first

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pkiagent/pkiagent/agent"
-	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/gnmi"
 )

@@ -23,8 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // Files in the bootstrap directory.

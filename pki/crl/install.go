@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pkiagent/pkiagent/agent/persist"
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // InstalledDir is the directory, inside Config.Dir, of installed CRL

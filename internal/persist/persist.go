@@ -3,6 +3,10 @@
 // temporary file, fsynced, renamed, and the directory fsynced) and a journal
 // of the commits since, each record framed with its length and a CRC so a
 // record torn by a crash is recognised. Records are opaque bytes here.
+//
+// Its crash-safe file writes (WriteFileAtomic, SyncDir) serve the PKI
+// engine and the northbound servers too, so it lives under internal/ as a
+// leaf (standard library only) that any layer may import, not under agent.
 package persist
 
 import (
