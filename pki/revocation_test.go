@@ -97,10 +97,12 @@ func crlEntry(url string) *gnmi.PathElem {
 // delivers on its own goroutine.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Second)
+	// A generous bound: under -race on a loaded 2-core CI machine the
+	// engine's event handling can take far longer than it does here.
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within a second: %s", what)
+			t.Fatalf("not within 10 s: %s", what)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -199,6 +201,11 @@ func TestCRLUnreachableThenRecovered(t *testing.T) {
 	if a.GetSeverity() != gen.PkiAuthority_Severity_major || a.GetCategory() != gen.PkiAuthority_AlarmCategory_crl_unreachable || !strings.Contains(a.GetText(), "404") {
 		t.Fatalf("alarm %v %v %q", a.GetSeverity(), a.GetCategory(), a.GetText())
 	}
+	// The state and counters are published beside the alarm, not before it.
+	eventually(t, "state after 404", func() bool { return f.crlState(t, srv.url).GetLastError() != "" })
+	eventually(t, "crl-fetch failure counted", func() bool {
+		return f.state(t).GetStats().GetSecurity().GetCrlFetch().GetFailure() == 1
+	})
 	st := f.crlState(t, srv.url)
 	if st.GetConsecutiveFailures() != 1 || !strings.Contains(st.GetLastError(), "HTTP status 404") || st.GetNextAttempt() != t0.Add(30*time.Second).Format(timeFormat) {
 		t.Fatalf("state after 404: %+v", st)
@@ -218,6 +225,9 @@ func TestCRLUnreachableThenRecovered(t *testing.T) {
 	f.clock.Advance(time.Second)
 	eventually(t, "crl-unreachable cleared", func() bool { return f.alarm(id) == nil })
 	eventually(t, "state after success", func() bool { return f.crlState(t, srv.url).GetEntries() == 2 })
+	eventually(t, "ingestion counted", func() bool {
+		return f.state(t).GetStats().GetSecurity().GetCrlIngestion().GetSuccess() == 1
+	})
 	st = f.crlState(t, srv.url)
 	if st.GetIssuer() != "CN=CRL Root,O=pki-agent tests" || st.GetSizeBytes() != uint64(len(der)) || st.GetLastError() != "" || st.GetConsecutiveFailures() != 0 ||
 		st.GetThisUpdate() != t0.Add(-time.Hour).Format(timeFormat) || st.GetNextUpdate() != t0.Add(7*24*time.Hour).Format(timeFormat) {
