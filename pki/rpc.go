@@ -121,22 +121,7 @@ func (e *Engine) GenerateCSR(ctx context.Context, c api.Caller, in api.GenerateC
 	if err != nil {
 		return out, err
 	}
-	req := csr.Request{Subject: csr.Subject{
-		CommonName: in.CommonName, CountryName: in.CountryName, StateProvinceName: in.StateProvinceName,
-		LocalityName: in.LocalityName, OrganizationName: in.OrganizationName,
-		OrganizationalUnitName: in.OrganizationalUnitName, EmailAddress: in.EmailAddress,
-	}}
-	if s := in.SubjectAltName; s != nil {
-		for _, v := range s.DNS {
-			req.SANs = append(req.SANs, csr.SAN{Kind: csr.DNS, Value: v})
-		}
-		for _, v := range s.IP {
-			req.SANs = append(req.SANs, csr.SAN{Kind: csr.IP, Value: v})
-		}
-		for _, v := range s.URI {
-			req.SANs = append(req.SANs, csr.SAN{Kind: csr.URI, Value: v})
-		}
-	}
+	req := csrRequest(in)
 	p, err := csr.Create(req, signer)
 	if err != nil {
 		if errors.Is(err, csr.ErrInvalidField) {
