@@ -98,7 +98,7 @@ func (s *Server) Get(ctx context.Context, req *gnmi.GetRequest) (*gnmi.GetRespon
 		if err != nil {
 			return nil, statusFor(err)
 		}
-		if len(ups) == 0 && len(t.elems) > 0 && !hasWildcard(t.elems) {
+		if len(ups) == 0 && len(t.elems) > 0 && !hasWildcard(t.elems) && !isContainer(t.elems) {
 			return nil, status.Errorf(codes.NotFound, "nothing at %s", agent.PathString(&gnmi.Path{Elem: t.elems}))
 		}
 		origin := t.orig.GetOrigin()

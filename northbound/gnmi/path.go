@@ -167,6 +167,19 @@ func hasWildcard(elems []*gnmi.PathElem) bool {
 	return false
 }
 
+// isContainer reports whether elems name a container. A Get of an empty
+// container (no alarm in /alarms) answers with no updates, while a leaf or
+// a list entry that does not exist is NotFound.
+func isContainer(elems []*gnmi.PathElem) bool {
+	e := agent.RootEntry()
+	for _, pe := range elems {
+		if e = e.Dir[pe.Name]; e == nil {
+			return false
+		}
+	}
+	return e.IsContainer()
+}
+
 // match reports whether a concrete path (a change from the bus) lies at or
 // under the pattern pat, or is an ancestor of what pat selects (so the
 // delete of a list entry reaches a subscription to one of its leaves).

@@ -169,6 +169,15 @@ func TestSetAndGet(t *testing.T) {
 	if code(err) != "NotFound" {
 		t.Errorf("Get of deleted entry: %v", err)
 	}
+	_, err = c.Get(ctx, &gnmi.GetRequest{Path: []*gnmi.Path{p(t, "/authority/crl-settings/http-proxy")}})
+	if code(err) != "NotFound" {
+		t.Errorf("Get of an unset leaf: %v", err)
+	}
+	// An empty container is no error: no alarm means no update.
+	r, err = c.Get(ctx, &gnmi.GetRequest{Path: []*gnmi.Path{p(t, "/alarms")}, Encoding: gnmi.Encoding_JSON_IETF})
+	if err != nil || len(r.GetNotification()) != 1 || len(r.GetNotification()[0].GetUpdate()) != 0 {
+		t.Errorf("Get of empty /alarms: %v %v", r, err)
+	}
 }
 
 func TestGetErrors(t *testing.T) {
