@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -58,3 +59,31 @@ func TestConfigChangeNamesTopmostNodes(t *testing.T) {
 }
 
 var editRE = regexp.MustCompile(`(?s)<edit><target[^>]*>([^<]*)</target><operation>([^<]*)</operation></edit>`)
+
+// get-config reuses the rendering of an unchanged datastore: filters and
+// with-defaults modes must not leak into later answers, and a commit must
+// show at once.
+func TestGetConfigOfUnchangedDatastoreIsReused(t *testing.T) {
+	e := newEnv(t)
+	c := dial(t, e.addr, "alice", "secret")
+	c.mustOK(editCand(router("c1")))
+	c.mustOK(`<commit/>`)
+	const wd = `<with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">%s</with-defaults>`
+	getConfig := func(extra string) string {
+		return c.rpc(`<get-config><source><running/></source>` + extra + `</get-config>`)
+	}
+	if got := getConfig(fmt.Sprintf(wd, "report-all-tagged")); !strings.Contains(got, "fail-soft") {
+		t.Fatalf("report-all-tagged: %s", got)
+	}
+	if got := getConfig(`<filter><authority ` + pka + `><router><name>c1</name><peer/></router></authority></filter>`); strings.Contains(got, "peer-validation") {
+		t.Fatalf("filtered: %s", got)
+	}
+	if got := getConfig(""); strings.Contains(got, "fail-soft") || !strings.Contains(got, "peer-validation") {
+		t.Fatalf("explicit after the others: %s", got)
+	}
+	c.mustOK(editCand(router("c2")))
+	c.mustOK(`<commit/>`)
+	if got := getConfig(""); !strings.Contains(got, "<name>c2</name>") {
+		t.Fatalf("after a commit: %s", got)
+	}
+}

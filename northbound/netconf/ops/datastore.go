@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
@@ -27,6 +28,38 @@ func treeNodes(root *gen.Device) ([]*node, error) {
 		return nil, fmt.Errorf("render datastore: %w", err)
 	}
 	return fromJSON(schemaRoot(), NS, obj), nil
+}
+
+// renderCache keeps the elements of the last datastore trees rendered.
+// Datastore trees are immutable (a commit makes a new root), and filters
+// and with-defaults build new elements rather than change these, so a
+// get-config of an unchanged datastore skips the rendering.
+type renderCache struct {
+	mu    sync.Mutex
+	trees map[*gen.Device][]*node // at most renderCacheSize
+}
+
+// renderCacheSize covers running and candidate.
+const renderCacheSize = 2
+
+func (c *renderCache) nodes(root *gen.Device) ([]*node, error) {
+	c.mu.Lock()
+	n, ok := c.trees[root]
+	c.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	n, err := treeNodes(root)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.trees == nil || len(c.trees) >= renderCacheSize {
+		c.trees = map[*gen.Device][]*node{}
+	}
+	c.trees[root] = n
+	c.mu.Unlock()
+	return n, nil
 }
 
 // retrieval reads the filter and with-defaults parameters shared by get and
@@ -75,7 +108,7 @@ func (h *Handler) getConfig(s *netconf.Session, op *node) ncxml.Reply {
 	if err != nil {
 		return ncxml.ErrorFrom(err, "")
 	}
-	nodes, err := treeNodes(h.store.Get(ds))
+	nodes, err := h.rendered.nodes(h.store.Get(ds))
 	if err != nil {
 		return ncxml.Error(h.toRPCError(err, "get-config"))
 	}

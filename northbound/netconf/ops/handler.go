@@ -70,6 +70,8 @@ type Handler struct {
 	// confirmedBy is the session that started the pending confirmed
 	// commit, for the timeout notification.
 	confirmedBy *netconf.Session
+
+	rendered renderCache
 }
 
 // sessState is what the handler keeps per session.
