@@ -4,6 +4,13 @@
 // of the commits since, each record framed with its length and a CRC so a
 // record torn by a crash is recognised. Records are opaque bytes here.
 //
+// The journal's first record names the snapshot it extends (its SHA-256):
+// a crash inside Compact, after the new snapshot is in place but before the
+// journal is emptied, leaves a journal that names the old snapshot, and Load
+// drops it, since the new snapshot already holds its commits. Replaying it
+// would put the subtrees its records touched back to older values beside the
+// newer rest of the snapshot: a configuration never committed.
+//
 // Its crash-safe file writes (WriteFileAtomic, SyncDir) serve the PKI
 // engine and the northbound servers too, so it lives under internal/ as a
 // leaf (standard library only) that any layer may import, not under agent.
@@ -11,7 +18,9 @@ package persist
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -33,6 +42,29 @@ const (
 	headerLen = 8
 	lockFile  = "running.lock"
 )
+
+// baseRecordPrefix starts the journal's first record, which binds the
+// journal to its snapshot: {"pki-agent-journal-base":"sha256:HEX"}. It is a
+// JSON object with no commit id or ops, so a journal record reader that
+// does not know it (an older pki-agent) replays it as an empty record.
+const baseRecordPrefix = `{"pki-agent-journal-base":"sha256:`
+
+// baseRecord returns the journal's first record for a snapshot.
+func baseRecord(snapshot []byte) []byte {
+	sum := sha256.Sum256(snapshot)
+	return []byte(baseRecordPrefix + hex.EncodeToString(sum[:]) + `"}`)
+}
+
+func isBaseRecord(rec []byte) bool { return bytes.HasPrefix(rec, []byte(baseRecordPrefix)) }
+
+// frame returns rec with its length and checksum header.
+func frame(rec []byte) []byte {
+	buf := make([]byte, headerLen+len(rec))
+	binary.BigEndian.PutUint32(buf[:4], uint32(len(rec)))
+	binary.BigEndian.PutUint32(buf[4:8], crc32.Checksum(rec, crcTable))
+	copy(buf[headerLen:], rec)
+	return buf
+}
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -74,7 +106,10 @@ func (d *Dir) Path() string { return d.path }
 // after it. A record torn by a crash at the end of the journal is dropped
 // (it was never acknowledged) and the journal truncated before it; damage
 // anywhere else is an ErrCorrupt error naming the file, and nothing is
-// rewritten.
+// rewritten. A journal that names another snapshot than the one on disk was
+// left by a crash inside Compact: its records are in the snapshot already,
+// so it is replaced by an empty journal for this snapshot. A journal with
+// no base record (written before there was one) is replayed as it is.
 func (d *Dir) Load() (snapshot []byte, records [][]byte, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -91,6 +126,19 @@ func (d *Dir) Load() (snapshot []byte, records [][]byte, err error) {
 	records, good, err := parseJournal(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", jpath, err)
+	}
+	base := baseRecord(snapshot)
+	switch {
+	case len(records) > 0 && isBaseRecord(records[0]) && bytes.Equal(records[0], base):
+		records = records[1:]
+	case len(records) > 0 && isBaseRecord(records[0]), good == 0:
+		// Stale (its snapshot was replaced) or empty: start a journal
+		// bound to this snapshot.
+		if err := WriteFileAtomic(jpath, frame(base), 0o600); err != nil {
+			return nil, nil, err
+		}
+		records, data = nil, frame(base)
+		good = len(data)
 	}
 	f, err := os.OpenFile(jpath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -114,6 +162,9 @@ func (d *Dir) Load() (snapshot []byte, records [][]byte, err error) {
 		d.journal.Close()
 	}
 	d.journal, d.records, d.bytes = f, len(records), int64(good)
+	if len(records) == 0 {
+		records = nil
+	}
 	return snapshot, records, nil
 }
 
@@ -169,10 +220,7 @@ func (d *Dir) Append(rec []byte) error {
 	if d.journal == nil {
 		return errors.New("journal not loaded: call Load first")
 	}
-	buf := make([]byte, headerLen+len(rec))
-	binary.BigEndian.PutUint32(buf[:4], uint32(len(rec)))
-	binary.BigEndian.PutUint32(buf[4:8], crc32.Checksum(rec, crcTable))
-	copy(buf[headerLen:], rec)
+	buf := frame(rec)
 	if _, err := d.journal.Write(buf); err != nil {
 		// Cut off whatever part was written so the next record starts clean.
 		_ = d.journal.Truncate(d.bytes)
@@ -196,10 +244,10 @@ func (d *Dir) JournalSize() (records int, bytes int64) {
 	return d.records, d.bytes
 }
 
-// Compact writes a new snapshot crash-safely and then empties the journal.
-// A crash in between leaves the old journal beside the new snapshot; its
-// records must therefore be idempotent (replaying them on the new snapshot
-// gives the same tree).
+// Compact writes a new snapshot crash-safely and then empties the journal
+// (leaving only its base record, which names the new snapshot). A crash in
+// between leaves the old journal, which names the old snapshot, beside the
+// new one; Load drops it.
 func (d *Dir) Compact(snapshot []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -207,7 +255,8 @@ func (d *Dir) Compact(snapshot []byte) error {
 		return err
 	}
 	jpath := filepath.Join(d.path, JournalFile)
-	if err := WriteFileAtomic(jpath, nil, 0o600); err != nil {
+	base := frame(baseRecord(snapshot))
+	if err := WriteFileAtomic(jpath, base, 0o600); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(jpath, os.O_RDWR, 0o600)
@@ -217,7 +266,11 @@ func (d *Dir) Compact(snapshot []byte) error {
 	if d.journal != nil {
 		d.journal.Close()
 	}
-	d.journal, d.records, d.bytes = f, 0, 0
+	if _, err := f.Seek(int64(len(base)), io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("reopen %s: %w", jpath, err)
+	}
+	d.journal, d.records, d.bytes = f, 0, int64(len(base))
 	return nil
 }
 
