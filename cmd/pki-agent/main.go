@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/clock"
@@ -129,7 +130,7 @@ func run(args []string) error {
 	defer dir.Close()
 	a := &app{opts: opts, log: log, clock: clock.Real{}, store: store, dir: dir}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
 	var runs []func(context.Context) error
@@ -163,7 +164,10 @@ func run(args []string) error {
 	h := store.History()
 	log.Info("pki-agent started", "state-dir", opts.stateDir, "commit", h[len(h)-1].ID, "components", names)
 
-	ctx, cancel := context.WithCancelCause(ctx)
+	// The components run until a signal or the failure of one of them; they
+	// are stopped only after a pending confirmed commit is rolled back, so
+	// the PKI engine still applies the rollback.
+	ctx, cancel := context.WithCancelCause(context.Background())
 	var wg sync.WaitGroup
 	for i, r := range runs {
 		wg.Add(1)
@@ -174,9 +178,15 @@ func run(args []string) error {
 			}
 		}()
 	}
-	<-ctx.Done()
-	cause := context.Cause(ctx)
+	var cause error
+	select {
+	case <-sigCtx.Done():
+		cause = context.Cause(sigCtx)
+	case <-ctx.Done():
+		cause = context.Cause(ctx)
+	}
 	log.Info("shutting down", "reason", cause)
+	rollbackPending(store, log)
 	cancel(nil)
 	wg.Wait()
 	store.Close() // waits for an in-flight commit
@@ -185,4 +195,24 @@ func run(args []string) error {
 	}
 	log.Info("pki-agent stopped")
 	return nil
+}
+
+// rollbackPending rolls back a confirmed commit still waiting for its
+// confirmation when the agent stops: RFC 6241 8.4.1 wants the configuration
+// from before it after a restart, and running is persisted, so a restart
+// would otherwise keep the unconfirmed change for good.
+func rollbackPending(store *agent.Store, log *slog.Logger) {
+	p, ok := store.Pending()
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := store.CancelCommit(ctx, p.Owner, p.PersistID); err != nil {
+		if !errors.Is(err, agent.ErrNoPendingCommit) {
+			log.Error("rolling back the unconfirmed commit at shutdown failed; it stays in running", "id", p.ID, "err", err)
+		}
+		return
+	}
+	log.Warn("rolled back a confirmed commit that was not confirmed before shutdown", "id", p.ID, "owner", p.Owner)
 }

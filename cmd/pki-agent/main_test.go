@@ -174,3 +174,47 @@ func TestUnreachableTPMIsAStartupError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestUnconfirmedCommitRolledBackAtShutdown: a confirmed commit still
+// pending when the agent stops is rolled back before it exits (RFC 6241
+// 8.4.1), so the restarted agent does not keep the unconfirmed change in
+// running for good.
+func TestUnconfirmedCommitRolledBackAtShutdown(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	const ns = `xmlns="urn:pkiagent:yang:pki-authority"`
+	edit := func(c *ncClient, router string) {
+		t.Helper()
+		if r := c.rpc(`<edit-config><target><candidate/></target><config><authority ` + ns + `><router><name>` + router + `</name></router></authority></config></edit-config>`); !strings.Contains(r, "<ok/>") {
+			t.Fatalf("edit-config: %s", r)
+		}
+	}
+	p := runAgentBinary(t, dir)
+	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	edit(c, "kept")
+	if r := c.rpc(`<commit/>`); !strings.Contains(r, "<ok/>") {
+		t.Fatalf("commit: %s", r)
+	}
+	edit(c, "unconfirmed")
+	if r := c.rpc(`<commit><confirmed/><confirm-timeout>600</confirm-timeout><persist>p1</persist></commit>`); !strings.Contains(r, "<ok/>") {
+		t.Fatalf("confirmed commit: %s", r)
+	}
+	if r := c.rpc(`<get-config><source><running/></source></get-config>`); !strings.Contains(r, "unconfirmed") {
+		t.Fatalf("running before the restart: %s", r)
+	}
+	if err := p.stop(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.log())
+	}
+	if !strings.Contains(p.log(), "rolled back a confirmed commit") {
+		t.Fatalf("no rollback logged:\n%s", p.log())
+	}
+
+	p = runAgentBinary(t, dir)
+	c = dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	r := c.rpc(`<get-config><source><running/></source></get-config>`)
+	if strings.Contains(r, "unconfirmed") || !strings.Contains(r, "kept") {
+		t.Fatalf("running after the restart keeps the unconfirmed commit or lost the confirmed one: %s", r)
+	}
+	if r := c.rpc(`<commit><persist-id>p1</persist-id></commit>`); !strings.Contains(r, "rpc-error") {
+		t.Fatalf("confirming the rolled-back commit after the restart: %s", r)
+	}
+}
