@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/pem"
 	"html"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -93,5 +95,64 @@ func TestPKIValidationErrorPath(t *testing.T) {
 			!strings.Contains(got, "/pka:authority/pka:trusted-ca-certificate[pka:name=&apos;bad&apos;]/pka:content</error-path>") {
 			t.Fatalf("%s:\n%s", op, got)
 		}
+	}
+}
+
+// TestOpenSSLCAEndToEnd is what an operator with only openssl does: a root
+// made with "openssl req -x509" (OpenSSL 3 gives it no key usage
+// extension) is trusted in strict mode, and a CSR of the agent signed with
+// "openssl x509 -req" imports.
+func TestOpenSSLCAEndToEnd(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed (apt-get install -y openssl)")
+	}
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("openssl", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "ca.key", "-out", "ca.pem", "-subj", "/O=Lab/CN=Lab Root", "-days", "365")
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
+	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	must := func(op, want string) string {
+		t.Helper()
+		got := c.rpc(op)
+		if !strings.Contains(got, want) {
+			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
+		}
+		return got
+	}
+	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><trusted-ca-certificate><name>lab</name><content>`+
+		html.EscapeString(string(caPEM))+`</content><validation-mode>strict</validation-mode></trusted-ca-certificate></authority></config></edit-config>`, "<ok/>")
+	must(`<commit/>`, "<ok/>")
+	must(`<get><filter><authority `+pkaNS+`><trusted-ca-certificate><name>lab</name><state><status/></state></trusted-ca-certificate></authority></filter></get>`, ">valid</status>")
+
+	must(`<generate-private-key `+pkaNS+`><name>r1</name><algorithm>rsa</algorithm><rsa-key-size>2048</rsa-key-size></generate-private-key>`, ">r1</name>")
+	reply := must(`<generate-csr `+pkaNS+`><name>r1</name><common-name>r1.lab.example</common-name><subject-alt-name><dns>r1.lab.example</dns></subject-alt-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	m := csrElem.FindStringSubmatch(reply)
+	if m == nil {
+		t.Fatalf("no csr in %s", reply)
+	}
+	os.WriteFile(filepath.Join(dir, "r1.csr"), []byte(html.UnescapeString(m[1])), 0o600)
+	os.WriteFile(filepath.Join(dir, "ext.cnf"), []byte("keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:r1.lab.example\n"), 0o600)
+	run("x509", "-req", "-in", "r1.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "200", "-extfile", "ext.cnf", "-out", "r1.pem")
+	leafPEM, err := os.ReadFile(filepath.Join(dir, "r1.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(`<import-certificate `+pkaNS+`><name>r1</name><certificate>`+html.EscapeString(string(leafPEM))+`</certificate></import-certificate>`, "</fingerprint")
+	got := must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">valid</status>")
+	if !strings.Contains(got, "rsa-2048") || !strings.Contains(got, "CN=Lab Root,O=Lab") {
+		t.Fatalf("certificate state: %s", got)
 	}
 }

@@ -295,10 +295,10 @@ func caProblem(c *x509.Certificate) *problem {
 	if !c.BasicConstraintsValid || !c.IsCA {
 		return &problem{ErrNotCA, "basic constraints do not say CA:TRUE (is this a router or server certificate?)"}
 	}
-	if c.KeyUsage&x509.KeyUsageCertSign == 0 {
-		if c.KeyUsage == 0 {
-			return &problem{ErrNoCertSign, "the key usage extension is absent"}
-		}
+	// Without a key usage extension the key may be used for anything (RFC
+	// 5280 4.2.1.3; OpenSSL 3's "openssl req -x509" makes such CAs); with
+	// one, it must allow signing certificates.
+	if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return &problem{ErrNoCertSign, "key usage has no keyCertSign"}
 	}
 	return nil

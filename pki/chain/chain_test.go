@@ -96,7 +96,7 @@ func TestBundleProblems(t *testing.T) {
 		{desc: "good 3 tiers, any order", certs: shuffled(certsOf(cas))},
 		{desc: "leaf in bundle", certs: []*x509.Certificate{root.Cert, iss(testpki.Options{}).Cert}, want: []error{ErrNotCA}},
 		{desc: "CA without keyCertSign", certs: []*x509.Certificate{root.Cert, iss(testpki.Options{IsCA: true, KeyUsage: x509.KeyUsageCRLSign}).Cert}, want: []error{ErrNoCertSign}},
-		{desc: "CA without key usage", certs: []*x509.Certificate{root.Cert, iss(testpki.Options{IsCA: true, NoKeyUsage: true}).Cert}, want: []error{ErrNoCertSign}},
+		{desc: "CA without a key usage extension (openssl req -x509) may sign anything", certs: []*x509.Certificate{root.Cert, iss(testpki.Options{IsCA: true, NoKeyUsage: true}).Cert}},
 		{desc: "expired intermediate", certs: []*x509.Certificate{root.Cert, iss(testpki.Options{IsCA: true, NotBefore: now.Add(-2 * year), NotAfter: now.Add(-time.Second)}).Cert}, want: []error{ErrExpired}},
 		{desc: "not-yet-valid intermediate", certs: []*x509.Certificate{root.Cert, iss(testpki.Options{IsCA: true, NotBefore: now.Add(time.Hour)}).Cert}, want: []error{ErrNotYetValid}},
 		{desc: "absurd dates: valid from year 9999", certs: []*x509.Certificate{root.Cert, iss(testpki.Options{IsCA: true, NotBefore: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}).Cert}, want: []error{ErrNotYetValid}},

@@ -57,6 +57,7 @@ func TestVerifyRefusals(t *testing.T) {
 	noSignInter := testpki.Must(g.Issue(root, testpki.Options{CN: "no sign", IsCA: true, KeyUsage: x509.KeyUsageDigitalSignature}))
 	critInter := testpki.Must(g.Issue(root, testpki.Options{CN: "crit", IsCA: true, ExtraExtensions: []pkix.Extension{criticalExt}}))
 	notCAInter := testpki.Must(g.Issue(root, testpki.Options{CN: "not ca", KeyUsage: x509.KeyUsageCertSign}))
+	noKUInter := testpki.Must(g.Issue(root, testpki.Options{CN: "no key usage", IsCA: true, NoKeyUsage: true}))
 
 	tests := []struct {
 		desc  string
@@ -74,6 +75,7 @@ func TestVerifyRefusals(t *testing.T) {
 		{desc: "critical unknown extension on leaf", leaf: leafOf(inter, testpki.Options{ExtraExtensions: []pkix.Extension{criticalExt}}), want: ErrCriticalExtension},
 		{desc: "critical unknown extension on intermediate", leaf: leafOf(critInter, testpki.Options{}), extra: []*x509.Certificate{critInter.Cert}, want: ErrCriticalExtension},
 		{desc: "intermediate without keyCertSign", leaf: leafOf(noSignInter, testpki.Options{}), extra: []*x509.Certificate{noSignInter.Cert}, want: ErrNoCertSign},
+		{desc: "intermediate without a key usage extension", leaf: leafOf(noKUInter, testpki.Options{}), extra: []*x509.Certificate{noKUInter.Cert}},
 		{desc: "intermediate not a CA", leaf: leafOf(notCAInter, testpki.Options{}), extra: []*x509.Certificate{notCAInter.Cert}, want: ErrNotCA},
 	}
 	v := verifierFor(t, cas)

@@ -142,6 +142,7 @@ func TestVerify(t *testing.T) {
 	other := testCA(t, g, "other CA")
 	noCRLSign := testpki.Must(g.Root(testpki.Options{CN: "no crlsign CA", KeyUsage: x509.KeyUsageCertSign}))
 	rsaCA := testpki.Must(g.Root(testpki.Options{CN: "rsa CA", KeyType: testpki.RSA2048}))
+	noKU := testpki.Must(g.Root(testpki.Options{CN: "no key usage CA", NoKeyUsage: true}))
 	for _, tc := range []struct {
 		desc    string
 		signer  *testpki.Cert
@@ -155,6 +156,7 @@ func TestVerify(t *testing.T) {
 		{desc: "issuer not trusted", signer: other, trusted: []*testpki.Cert{ca}, want: ErrUntrustedIssuer},
 		{desc: "no trusted CAs", signer: ca, want: ErrUntrustedIssuer},
 		{desc: "CA without cRLSign", signer: noCRLSign, trusted: []*testpki.Cert{noCRLSign}, want: ErrSignature},
+		{desc: "CA without a key usage extension may sign CRLs", signer: noKU, trusted: []*testpki.Cert{noKU}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			der := buildCRL(t, tc.signer, bigCRLOptions{N: 3, Number: 1})

@@ -78,9 +78,9 @@ func signatureAlgorithm(ai cryptobyte.String) x509.SignatureAlgorithm {
 // signature with it. Candidates are the CAs whose RawSubject equals the
 // CRL's RawIssuer, those whose subject key identifier matches the CRL's
 // authority key identifier first. The CA must be a CA (basic constraints)
-// and its key usage must include cRLSign (a CA certificate without a key
-// usage extension is refused). It returns the verifying CA. A CRL that
-// fails here must never be used.
+// and, when it has a key usage extension, it must include cRLSign (without
+// one the key may sign anything, RFC 5280 4.2.1.3, as x509 also holds). It
+// returns the verifying CA. A CRL that fails here must never be used.
 func (c *CRL) Verify(trusted []*x509.Certificate) (*x509.Certificate, error) {
 	var cands []*x509.Certificate
 	for _, ca := range trusted {
@@ -102,7 +102,7 @@ func (c *CRL) Verify(trusted []*x509.Certificate) (*x509.Certificate, error) {
 	rl := &x509.RevocationList{RawTBSRevocationList: c.RawTBS, Signature: c.Signature, SignatureAlgorithm: c.SignatureAlgorithm}
 	var errs []error
 	for _, ca := range cands {
-		if ca.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		if ca.KeyUsage != 0 && ca.KeyUsage&x509.KeyUsageCRLSign == 0 {
 			errs = append(errs, fmt.Errorf("CA %q may not sign CRLs (no cRLSign key usage)", ca.Subject.String()))
 			continue
 		}
