@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -824,4 +825,75 @@ func TestNonIntegerNumbersRefused(t *testing.T) {
 	if _, err := commitEdits(t, s, Edit{Op: OpMerge, Path: mustPath(t, leaf), Value: jsonVal(`3`)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A confirmed commit still pending when the agent stops, crash included,
+// is rolled back at the next start (RFC 6241 8.4.1); a confirmed one stays.
+func TestPendingConfirmedCommitRolledBackAtNextStart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*Store, *persist.Dir) {
+		t.Helper()
+		s, d, err := OpenStore(dir, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, d
+	}
+	has := func(s *Store, url string) bool {
+		return s.Running().GetAuthority().GetCertificateRevocationList(url) != nil
+	}
+	s, d := open()
+	if _, err := commitEdits(t, s, addCRL(t, "http://x/base.crl", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EditCandidate("nc1", addCRL(t, "http://x/unconfirmed.crl", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1", Confirm: &ConfirmOptions{Timeout: time.Hour, PersistID: "p1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, PendingFile)); err != nil {
+		t.Fatalf("rollback point not saved: %v", err)
+	}
+	// The process dies: no cancel, no rollback.
+	s.Close()
+	d.Close()
+
+	s, d = open()
+	if has(s, "http://x/unconfirmed.crl") || !has(s, "http://x/base.crl") {
+		t.Fatal("the unconfirmed commit survived the restart")
+	}
+	if _, ok := s.Pending(); ok {
+		t.Fatal("still pending after the restart")
+	}
+	if _, err := os.Stat(filepath.Join(dir, PendingFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("rollback point left behind: %v", err)
+	}
+	// A confirmed commit that was confirmed stays across a restart.
+	if err := s.EditCandidate("nc1", addCRL(t, "http://x/confirmed.crl", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1", Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Confirm("nc1", ""); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	d.Close()
+	s, d = open()
+	defer func() { s.Close(); d.Close() }()
+	if !has(s, "http://x/confirmed.crl") {
+		t.Fatal("a confirmed commit was rolled back at the restart")
+	}
+	// A damaged rollback point stops the start-up, naming the file.
+	s.Close()
+	d.Close()
+	os.WriteFile(filepath.Join(dir, PendingFile), []byte("{"), 0o600)
+	if _, _, err := OpenStore(dir, Config{}); err == nil || !strings.Contains(err.Error(), PendingFile) {
+		t.Fatalf("damaged %s: %v", PendingFile, err)
+	}
+	os.Remove(filepath.Join(dir, PendingFile))
+	s, d = open()
 }

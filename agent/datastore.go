@@ -47,6 +47,14 @@ type Persister interface {
 	Save(ctx context.Context, rec *Record) error
 }
 
+// PendingPersister is a Persister that also keeps the rollback point of a
+// pending confirmed commit, so that a restart (even after a crash) rolls the
+// unconfirmed commit back as RFC 6241 8.4.1 asks.
+type PendingPersister interface {
+	SavePending(p PendingCommit, rollbackTo *gen.Device) error
+	ClearPending() error
+}
+
 // Record is one commit as the persister sees it.
 type Record struct {
 	Info CommitInfo
@@ -639,7 +647,22 @@ func (s *Store) armConfirm(info CommitInfo, before *gen.Device, prev *pendingSta
 	}
 	p.timer = s.clock.AfterFunc(opts.Confirm.Timeout, func() { s.expire(p) })
 	s.pending = p
+	if pp, ok := s.persister.(PendingPersister); ok {
+		if err := pp.SavePending(p.PendingCommit, rollbackTo); err != nil {
+			s.log.Error("the rollback point of a confirmed commit could not be saved; a crash before it is confirmed would keep it", "id", info.ID, "err", err)
+		}
+	}
 	s.log.Info("confirmed commit pending", "id", info.ID, "owner", opts.Owner, "timeout", opts.Confirm.Timeout)
+}
+
+// clearPendingFile forgets the saved rollback point once the pending commit
+// is confirmed, cancelled or rolled back.
+func (s *Store) clearPendingFile() {
+	if pp, ok := s.persister.(PendingPersister); ok {
+		if err := pp.ClearPending(); err != nil {
+			s.log.Error("the saved rollback point of a confirmed commit could not be removed; the next start would roll back to it", "err", err)
+		}
+	}
 }
 
 // expire rolls back a confirmed commit whose timeout passed.
@@ -665,10 +688,12 @@ func (s *Store) rollbackPending(ctx context.Context, p *pendingState, user, comm
 	p.timer.Stop()
 	tx := newTxFromTrees(s.Running(), p.rollbackTo)
 	if !tx.Changed() {
+		s.clearPendingFile()
 		return nil
 	}
 	_, err := s.apply(ctx, tx, CommitOptions{User: user, Owner: p.Owner, Comment: comment}, false)
 	if err == nil {
+		s.clearPendingFile()
 		s.mu.Lock()
 		s.resetCandidateLocked()
 		s.mu.Unlock()
@@ -693,6 +718,7 @@ func (s *Store) confirmLocked(owner, persistID string) error {
 	}
 	p.timer.Stop()
 	s.pending = nil
+	s.clearPendingFile()
 	s.log.Info("confirmed commit confirmed", "id", p.ID, "by", owner)
 	return nil
 }

@@ -3,9 +3,13 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
+	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
@@ -150,6 +154,11 @@ func OpenStore(path string, cfg Config) (*Store, *persist.Dir, error) {
 		cfg.InitialCommit = infos[len(infos)-1]
 	}
 	s := New(cfg)
+	if err := s.rollBackLeftPending(dir); err != nil {
+		s.Close()
+		dir.Close()
+		return nil, nil, err
+	}
 	// Journal records since the snapshot are the recent history.
 	if len(infos) > 1 {
 		s.history = s.history[:0]
@@ -188,4 +197,80 @@ func fromJournalPath(elems []journalElem) *gnmi.Path {
 		p.Elem = append(p.Elem, &gnmi.PathElem{Name: e.Name, Key: e.Key})
 	}
 	return p
+}
+
+// PendingFile holds the rollback point of a confirmed commit not yet
+// confirmed: RFC 7951 JSON of the configuration to restore, with the commit
+// it belongs to.
+const PendingFile = "confirmed-commit.json"
+
+type pendingFile struct {
+	ID         uint64          `json:"id"`
+	Owner      string          `json:"owner"`
+	PersistID  string          `json:"persist-id,omitempty"`
+	Deadline   time.Time       `json:"deadline"`
+	RollbackTo json.RawMessage `json:"rollback-to"`
+}
+
+// SavePending implements PendingPersister.
+func (p *DiskPersister) SavePending(pc PendingCommit, rollbackTo *gen.Device) error {
+	b, err := EmitJSON(rollbackTo)
+	if err != nil {
+		return fmt.Errorf("render the rollback point as JSON: %w", err)
+	}
+	out, err := json.Marshal(pendingFile{ID: pc.ID, Owner: pc.Owner, PersistID: pc.PersistID, Deadline: pc.Deadline, RollbackTo: b})
+	if err != nil {
+		return err
+	}
+	return persist.WriteFileAtomic(filepath.Join(p.dir.Path(), PendingFile), out, 0o600)
+}
+
+// ClearPending implements PendingPersister.
+func (p *DiskPersister) ClearPending() error {
+	err := os.Remove(filepath.Join(p.dir.Path(), PendingFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return persist.SyncDir(p.dir.Path())
+}
+
+// rollBackLeftPending restores the rollback point of a confirmed commit
+// that was still pending when the agent stopped (crash included): a
+// restart ends the confirmation window (RFC 6241 8.4.1). It runs before any
+// subsystem loads running.
+func (s *Store) rollBackLeftPending(dir *persist.Dir) error {
+	path := filepath.Join(dir.Path(), PendingFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	var pf pendingFile
+	root := &gen.Device{}
+	if err := json.Unmarshal(b, &pf); err != nil {
+		return fmt.Errorf("%s is damaged (%v); it holds the configuration to restore for an unconfirmed commit: repair or remove it to start", path, err)
+	}
+	if err := gen.Unmarshal(pf.RollbackTo, root); err != nil {
+		return fmt.Errorf("%s is damaged (%v); it holds the configuration to restore for an unconfirmed commit: repair or remove it to start", path, err)
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	tx := newTxFromTrees(s.Running(), root)
+	if tx.Changed() {
+		if _, err := s.apply(context.Background(), tx, CommitOptions{User: "system", Owner: pf.Owner,
+			Comment: fmt.Sprintf("confirmed commit %d was not confirmed before the agent stopped", pf.ID)}, false); err != nil {
+			return fmt.Errorf("roll back unconfirmed commit %d: %w", pf.ID, err)
+		}
+		s.mu.Lock()
+		s.resetCandidateLocked()
+		s.mu.Unlock()
+	}
+	s.log.Warn("rolled back a confirmed commit left unconfirmed when the agent stopped", "id", pf.ID, "owner", pf.Owner, "deadline", pf.Deadline)
+	s.clearPendingFile()
+	return nil
 }
