@@ -19,6 +19,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/pki/keystore"
 	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
@@ -61,6 +62,11 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.tlsCertName != "" {
+		if err := keystore.ValidateName(o.tlsCertName); err != nil {
+			return nil, fmt.Errorf("--tls-cert-name: %w (it names a certificate of generate-private-key)", err)
+		}
 	}
 	if o.usersFile == "" {
 		o.usersFile = o.stateDir + "/users.json"

@@ -26,6 +26,9 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"--tls-cert", "a.pem"}); err == nil {
 		t.Fatal("--tls-cert without --tls-key accepted")
 	}
+	if _, err := parseFlags([]string{"--tls-cert-name", "a/b"}); err == nil || !strings.Contains(err.Error(), "--tls-cert-name") {
+		t.Fatalf("--tls-cert-name a/b: %v", err)
+	}
 	if _, err := parseFlags([]string{"--nope"}); err == nil {
 		t.Fatal("unknown flag accepted")
 	}
