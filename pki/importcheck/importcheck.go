@@ -15,7 +15,6 @@
 package importcheck
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sort"
 	"sync"
 	"time"
 
@@ -48,41 +46,22 @@ type TrustedCA struct {
 	Certs []*x509.Certificate
 }
 
-// TrustStore holds verifiers for the configured trusted CA bundles. Build
-// it once per configuration; it is safe for concurrent use.
-type TrustStore struct {
-	names     []string
-	verifiers []*chain.Verifier
-}
+// TrustStore holds the configured trusted CA bundles. Build it once per
+// configuration; it is safe for concurrent use.
+type TrustStore struct{ set *chain.TrustSet }
 
-// NewTrustStore prepares verifiers for the bundles, tried in name order.
-// In each bundle the self-signed certificates are the roots and the others
-// intermediates; a bundle without a self-signed certificate trusts all its
-// certificates as anchors.
+// NewTrustStore prepares the bundles, tried in name order (see
+// chain.NewTrustSet for roots and intermediates).
 func NewTrustStore(bundles []TrustedCA) (*TrustStore, error) {
-	sorted := append([]TrustedCA(nil), bundles...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	ts := &TrustStore{}
-	for _, b := range sorted {
-		var roots, inter []*x509.Certificate
-		for _, c := range b.Certs {
-			if bytes.Equal(c.RawSubject, c.RawIssuer) {
-				roots = append(roots, c)
-			} else {
-				inter = append(inter, c)
-			}
-		}
-		if len(roots) == 0 {
-			roots, inter = b.Certs, nil
-		}
-		v, err := chain.NewVerifier(roots, inter)
-		if err != nil {
-			return nil, fmt.Errorf("trusted CA %q: %w", b.Name, err)
-		}
-		ts.names = append(ts.names, b.Name)
-		ts.verifiers = append(ts.verifiers, v)
+	m := make(map[string][]*x509.Certificate, len(bundles))
+	for _, b := range bundles {
+		m[b.Name] = append(m[b.Name], b.Certs...)
 	}
-	return ts, nil
+	set, err := chain.NewTrustSet(m)
+	if err != nil {
+		return nil, err
+	}
+	return &TrustStore{set: set}, nil
 }
 
 // Input is what one import-certificate request gives to Check.
@@ -238,39 +217,33 @@ func (ts *TrustStore) Verify(leaf *x509.Certificate, extra []*x509.Certificate, 
 	return ts.verify(leaf, extra, now)
 }
 
-// verify tries each trusted CA in name order. When none verifies, the
-// most specific failure wins: a problem found on the way to a trusted CA
-// beats "unknown issuer".
+// verify maps the trust set's verdict to the import check's vocabulary.
 func (ts *TrustStore) verify(leaf *x509.Certificate, extra []*x509.Certificate, now time.Time) ([]*x509.Certificate, string, error) {
-	if ts == nil || len(ts.verifiers) == 0 {
+	var set *chain.TrustSet
+	if ts != nil {
+		set = ts.set
+	}
+	path, name, err := set.Verify(leaf, extra, now)
+	switch {
+	case err == nil:
+		return path, name, nil
+	case errors.Is(err, chain.ErrNoTrust):
 		return nil, "", &Error{Category: CategoryCertificate, Reason: ReasonUnknownIssuer, Detail: "no trusted-ca-certificate is configured"}
-	}
-	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	var best error
-	for i, v := range ts.verifiers {
-		path, err := v.Verify(leaf, extra, now, usages)
-		if err == nil {
-			return path, ts.names[i], nil
-		}
-		if best == nil || (errors.Is(best, chain.ErrUnknownIssuer) && !errors.Is(err, chain.ErrUnknownIssuer)) {
-			best = fmt.Errorf("trusted CA %q: %w", ts.names[i], err)
-		}
-	}
-	if errors.Is(best, chain.ErrUnknownIssuer) {
+	case errors.Is(err, chain.ErrUnknownIssuer):
 		return nil, "", &Error{Category: CategoryCertificate, Reason: ReasonUnknownIssuer, Detail: fmt.Sprintf("issuer %q does not chain to any configured trusted-ca-certificate", leaf.Issuer.String())}
 	}
 	reason := ReasonChain
 	switch {
-	case errors.Is(best, chain.ErrExpired):
+	case errors.Is(err, chain.ErrExpired):
 		reason = ReasonExpired
-	case errors.Is(best, chain.ErrNotYetValid):
+	case errors.Is(err, chain.ErrNotYetValid):
 		reason = ReasonNotYetValid
-	case errors.Is(best, chain.ErrCriticalExtension):
+	case errors.Is(err, chain.ErrCriticalExtension):
 		reason = ReasonCriticalExtension
-	case errors.Is(best, chain.ErrWrongUsage):
+	case errors.Is(err, chain.ErrWrongUsage):
 		reason = ReasonExtKeyUsage
 	}
-	return nil, "", &Error{Category: CategoryCertificate, Reason: reason, Detail: "a CA of the path is not acceptable", Cause: best}
+	return nil, "", &Error{Category: CategoryCertificate, Reason: reason, Detail: "a CA of the path is not acceptable", Cause: err}
 }
 
 func checkRevoked(path []*x509.Certificate, idx RevocationIndex) error {

@@ -23,14 +23,12 @@
 package peer
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -61,44 +59,16 @@ type Index interface {
 
 // Anchors are the trusted CA bundles peers must chain to. Build them once
 // per configuration; they are safe for concurrent use.
-type Anchors struct {
-	names     []string
-	verifiers []*chain.Verifier
-}
+type Anchors struct{ set *chain.TrustSet }
 
-// NewAnchors prepares one verifier per bundle (name -> certificates),
-// tried in name order. In each bundle the self-signed certificates are the
-// roots and the others intermediates; a bundle without a self-signed
-// certificate trusts all its certificates as anchors.
+// NewAnchors prepares the bundles (name -> certificates), tried in name
+// order (see chain.NewTrustSet for roots and intermediates).
 func NewAnchors(bundles map[string][]*x509.Certificate) (*Anchors, error) {
-	names := make([]string, 0, len(bundles))
-	for n, certs := range bundles {
-		if len(certs) > 0 {
-			names = append(names, n)
-		}
+	set, err := chain.NewTrustSet(bundles)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
-	a := &Anchors{}
-	for _, n := range names {
-		var roots, inter []*x509.Certificate
-		for _, c := range bundles[n] {
-			if bytes.Equal(c.RawSubject, c.RawIssuer) {
-				roots = append(roots, c)
-			} else {
-				inter = append(inter, c)
-			}
-		}
-		if len(roots) == 0 {
-			roots, inter = bundles[n], nil
-		}
-		v, err := chain.NewVerifier(roots, inter)
-		if err != nil {
-			return nil, fmt.Errorf("trusted CA %q: %w", n, err)
-		}
-		a.names = append(a.names, n)
-		a.verifiers = append(a.verifiers, v)
-	}
-	return a, nil
+	return &Anchors{set: set}, nil
 }
 
 // Verdict is the outcome of one validation.
@@ -231,25 +201,19 @@ func RevokedIn(path []*x509.Certificate, idx Index) (string, bool) {
 	return "", false
 }
 
-// verify tries each bundle in name order; the most specific failure wins
-// over "unknown issuer".
+// verify finds a path to one of the bundles, saying what failed in the
+// words of peer validation.
 func (a *Anchors) verify(leaf *x509.Certificate, extra []*x509.Certificate, now time.Time) ([]*x509.Certificate, string, error) {
-	if a == nil || len(a.verifiers) == 0 {
+	var set *chain.TrustSet
+	if a != nil {
+		set = a.set
+	}
+	path, name, err := set.Verify(leaf, extra, now)
+	switch {
+	case errors.Is(err, chain.ErrNoTrust):
 		return nil, "", errors.New("no trusted-ca-certificate is configured to validate peers against")
+	case errors.Is(err, chain.ErrUnknownIssuer):
+		return nil, "", fmt.Errorf("issuer %q does not chain to any trusted-ca-certificate: %w", leaf.Issuer.String(), err)
 	}
-	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	var best error
-	for i, ver := range a.verifiers {
-		path, err := ver.Verify(leaf, extra, now, usages)
-		if err == nil {
-			return path, a.names[i], nil
-		}
-		if best == nil || (errors.Is(best, chain.ErrUnknownIssuer) && !errors.Is(err, chain.ErrUnknownIssuer)) {
-			best = err
-		}
-	}
-	if errors.Is(best, chain.ErrUnknownIssuer) {
-		return nil, "", fmt.Errorf("issuer %q does not chain to any trusted-ca-certificate: %w", leaf.Issuer.String(), best)
-	}
-	return nil, "", best
+	return path, name, err
 }
