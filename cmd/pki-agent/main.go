@@ -19,8 +19,8 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/clock"
-	"github.com/pkiagent/pkiagent/pki/keystore"
 	"github.com/pkiagent/pkiagent/internal/persist"
+	"github.com/pkiagent/pkiagent/pki/keystore"
 )
 
 // options are the command-line flags of SPEC.md.
