@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -237,20 +236,7 @@ func (s *Store) Delete(name string) error {
 
 // Names implements keystore.Store.
 func (s *Store) Names() ([]string, error) {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return nil, fmt.Errorf("list keys in %s: %w", s.dir, err)
-	}
-	var names []string
-	for _, e := range entries {
-		n, ok := strings.CutSuffix(e.Name(), Ext)
-		if !ok || !e.Type().IsRegular() || atomicfile.IsTemp(e.Name()) || keystore.ValidateName(n) != nil {
-			continue
-		}
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names, nil
+	return atomicfile.List(s.dir, Ext, keystore.ValidateName)
 }
 
 // signer is the handle Generate and Signer return. It hides the private key

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"github.com/pkiagent/pkiagent/pki/keystore"
 	"github.com/pkiagent/pkiagent/pki/keystore/internal/atomicfile"
@@ -23,13 +22,11 @@ func (s *Store) Rename(from, to string) error {
 		return err
 	}
 	defer s.release(to)
-	if _, err := os.Lstat(s.path(from)); errors.Is(err, fs.ErrNotExist) {
+	err := atomicfile.Rename(s.path(from), s.path(to))
+	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("rename key %s: %w", from, keystore.ErrNotFound)
 	}
-	if err := os.Rename(s.path(from), s.path(to)); err != nil {
-		return fmt.Errorf("rename key %s to %s: %w", from, to, err)
-	}
-	if err := atomicfile.SyncDir(s.dir); err != nil {
+	if err != nil {
 		return fmt.Errorf("rename key %s to %s: %w", from, to, err)
 	}
 	s.log.Info("private key renamed", "from", from, "to", to)

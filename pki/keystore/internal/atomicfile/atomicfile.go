@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -127,4 +128,36 @@ func CleanTemp(dir string) error {
 		}
 	}
 	return nil
+}
+
+// List returns, sorted, the names (without ext) of the regular files in dir
+// that end in ext and pass valid, leaving out temporary files of Write.
+func List(dir, ext string, valid func(string) error) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list keys in %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		n, ok := strings.CutSuffix(e.Name(), ext)
+		if !ok || !e.Type().IsRegular() || IsTemp(e.Name()) || valid(n) != nil {
+			continue
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Rename moves from to to (in the same directory) and fsyncs the
+// directory. A missing from is reported with an error matching
+// fs.ErrNotExist.
+func Rename(from, to string) error {
+	if _, err := os.Lstat(from); err != nil {
+		return err
+	}
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(to))
 }
