@@ -319,25 +319,33 @@ func appendAttr(dst []byte, name, value string) []byte {
 
 // appendEscaped appends s escaped for text and attribute values; characters
 // XML cannot carry become U+FFFD.
-func appendEscaped(dst []byte, s string) []byte {
+func appendEscaped(dst []byte, s string) []byte { return escape(dst, s, true) }
+
+// AppendText appends s escaped for element content in which newlines and
+// tabs stay as they are (a PEM value stays readable); characters XML cannot
+// carry become U+FFFD. It also does for attribute values that hold no
+// whitespace, such as namespace URIs.
+func AppendText(dst []byte, s string) []byte { return escape(dst, s, false) }
+
+func escape(dst []byte, s string, whitespace bool) []byte {
 	for _, r := range s {
-		switch r {
-		case '&':
+		switch {
+		case r == '&':
 			dst = append(dst, "&amp;"...)
-		case '<':
+		case r == '<':
 			dst = append(dst, "&lt;"...)
-		case '>':
+		case r == '>':
 			dst = append(dst, "&gt;"...)
-		case '"':
+		case r == '"':
 			dst = append(dst, "&quot;"...)
-		case '\'':
-			dst = append(dst, "&apos;"...)
-		case '\t':
-			dst = append(dst, "&#x9;"...)
-		case '\n':
-			dst = append(dst, "&#xA;"...)
-		case '\r':
+		case r == '\r':
 			dst = append(dst, "&#xD;"...)
+		case whitespace && r == '\'':
+			dst = append(dst, "&apos;"...)
+		case whitespace && r == '\t':
+			dst = append(dst, "&#x9;"...)
+		case whitespace && r == '\n':
+			dst = append(dst, "&#xA;"...)
 		default:
 			if !isXMLChar(r) {
 				r = utf8.RuneError

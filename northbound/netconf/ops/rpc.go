@@ -116,6 +116,6 @@ func (h *Handler) getSchema(op *node) ncxml.Reply {
 	if err != nil {
 		return ncxml.Error(ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("get-schema: %v", err)))
 	}
-	body := append([]byte(`<data xmlns="`+monNS+`">`), appendEscaped(nil, src)...)
+	body := append([]byte(`<data xmlns="`+monNS+`">`), ncxml.AppendText(nil, src)...)
 	return ncxml.Output(append(body, "</data>"...))
 }

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/openconfig/goyang/pkg/yang"
+
+	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 )
 
 // node is an XML element: decoded from a request (config, filter, rpc
@@ -110,12 +111,12 @@ func (n *node) appendXML(dst []byte, parentNS string) []byte {
 	dst = append(dst, n.name.Local...)
 	if n.name.Space != parentNS {
 		dst = append(dst, ` xmlns="`...)
-		dst = appendEscaped(dst, n.name.Space)
+		dst = ncxml.AppendText(dst, n.name.Space)
 		dst = append(dst, '"')
 	}
 	for pfx, uri := range n.nsDecl {
 		dst = append(dst, ` xmlns:`+pfx+`="`...)
-		dst = appendEscaped(dst, uri)
+		dst = ncxml.AppendText(dst, uri)
 		dst = append(dst, '"')
 	}
 	if n.def {
@@ -126,7 +127,7 @@ func (n *node) appendXML(dst []byte, parentNS string) []byte {
 	}
 	dst = append(dst, '>')
 	if len(n.children) == 0 {
-		dst = appendEscaped(dst, n.text)
+		dst = ncxml.AppendText(dst, n.text)
 	}
 	for _, c := range n.children {
 		dst = c.appendXML(dst, n.name.Space)
@@ -134,31 +135,6 @@ func (n *node) appendXML(dst []byte, parentNS string) []byte {
 	dst = append(dst, "</"...)
 	dst = append(dst, n.name.Local...)
 	return append(dst, '>')
-}
-
-// appendEscaped escapes text for element content and attribute values;
-// newlines stay readable (PEM); characters XML cannot carry become U+FFFD.
-func appendEscaped(dst []byte, s string) []byte {
-	for _, r := range s {
-		switch r {
-		case '&':
-			dst = append(dst, "&amp;"...)
-		case '<':
-			dst = append(dst, "&lt;"...)
-		case '>':
-			dst = append(dst, "&gt;"...)
-		case '"':
-			dst = append(dst, "&quot;"...)
-		case '\r':
-			dst = append(dst, "&#xD;"...)
-		default:
-			if !(r == 0x09 || r == 0x0A || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)) {
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-		}
-	}
-	return dst
 }
 
 // marshalNodes writes a list of sibling elements.
