@@ -38,6 +38,7 @@ type (
 	Commit      = api.Commit
 	Validator   = api.Validator
 	Applier     = api.Applier
+	Finisher    = api.Finisher
 	StateSource = api.StateSource
 )
 
@@ -547,8 +548,14 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	}
 	applied := 0
 	undo := func() {
+		// The undo stages events too (on rev); nothing publishes them: a
+		// failed commit publishes nothing, nor does its undo.
 		rev := &Commit{ID: id, User: opts.User, Old: c.New, New: c.Old, Changes: nil}
 		for i := applied - 1; i >= 0; i-- {
+			if f, ok := s.appliers[i].(Finisher); ok {
+				f.Finish(context.WithoutCancel(ctx), c, false)
+				continue
+			}
 			if err := s.appliers[i].Apply(context.WithoutCancel(ctx), rev); err != nil {
 				s.log.Error("undoing a failed commit left a subsystem out of step; restart the agent to resync it", "commit", id, "err", err)
 			}
@@ -583,8 +590,19 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	if len(s.history) > s.maxHist {
 		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)
 	}
-	// Published under the lock so subscribers see commits in order.
+	// Published under the lock so subscribers see commits in order: the
+	// config event, then what the appliers staged (alarms, state), all
+	// marked with the commit id (as etcd's mvcc sends at End()).
 	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes})
+	for _, ev := range c.Staged() {
+		ev.CommitID = id
+		s.bus.Publish(ev)
+	}
+	for _, a := range s.appliers {
+		if f, ok := a.(Finisher); ok {
+			f.Finish(context.WithoutCancel(ctx), c, true)
+		}
+	}
 	s.mu.Unlock()
 	s.log.Info("commit", "id", id, "user", opts.User, "changes", len(changes), "comment", opts.Comment)
 	return info, nil

@@ -140,3 +140,15 @@ func (t *Tracker) idsLocked() []string {
 	sort.Strings(ids)
 	return ids
 }
+
+// Restore makes alarms (as Active returned them) the active set again,
+// with their times: it takes back transitions that were never published
+// (a commit that failed after it was applied).
+func (t *Tracker) Restore(alarms []Alarm) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.active = make(map[string]Alarm, len(alarms))
+	for _, a := range alarms {
+		t.active[a.ID] = a
+	}
+}
