@@ -148,21 +148,47 @@ func (s *Store) stepConfirm(step ConfirmOutcome, info CommitInfo, before *gen.De
 		s.savePending(p)
 		s.mu.Lock()
 		s.pending = p
-		s.publishConfirm(step, p, opts)
+		ev := s.publishConfirm(step, p, opts)
 		s.mu.Unlock()
+		s.audit(ev)
 		s.log.Info("confirmed commit pending", "id", info.ID, "owner", opts.Owner, "timeout", opts.Confirm.Timeout, "outcome", step.String())
 	case ConfirmConfirmed:
 		s.endPending(prev, step, opts)
 	}
 }
 
-// publishConfirm sends the EventConfirm of a transition; s.mu must be held.
-func (s *Store) publishConfirm(o ConfirmOutcome, p *pendingState, by CommitOptions) {
+// publishConfirm sends the EventConfirm of a transition and returns it for
+// the auditors; s.mu must be held.
+func (s *Store) publishConfirm(o ConfirmOutcome, p *pendingState, by CommitOptions) Event {
 	ch := &ConfirmChange{Outcome: o, Commit: p.ID}
 	if o == ConfirmStarted || o == ConfirmExtended {
 		ch.Timeout = p.Deadline.Sub(s.clock.Now())
 	}
-	s.bus.Publish(Event{Kind: EventConfirm, Time: s.clock.Now().UTC(), CommitID: p.ID, User: by.User, Owner: by.Owner, System: by.system, Confirm: ch})
+	ev := Event{Kind: EventConfirm, Time: s.clock.Now().UTC(), CommitID: p.ID, User: by.User, Owner: by.Owner, System: by.system, Confirm: ch}
+	s.bus.Publish(ev)
+	return ev
+}
+
+// Auditor records the transitions of the confirmed-commit machine
+// (EventConfirm) in the audit log. The store calls it in order, outside
+// its lock, and does not lose an event to a slow auditor as a bus
+// subscriber could.
+type Auditor interface {
+	Audit(ev Event)
+}
+
+// AddAuditor registers an auditor.
+func (s *Store) AddAuditor(a Auditor) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.auditors = append(s.auditors, a)
+}
+
+// audit hands ev to the auditors; commitMu must be held (it orders them).
+func (s *Store) audit(ev Event) {
+	for _, a := range s.auditors {
+		a.Audit(ev)
+	}
 }
 
 // endPending forgets the pending commit p (confirmed, or rolled back) and
@@ -173,8 +199,9 @@ func (s *Store) endPending(p *pendingState, o ConfirmOutcome, by CommitOptions) 
 	if s.pending == p {
 		s.pending = nil
 	}
-	s.publishConfirm(o, p, by)
+	ev := s.publishConfirm(o, p, by)
 	s.mu.Unlock()
+	s.audit(ev)
 	s.clearPendingFile()
 	s.log.Info("confirmed commit ended", "id", p.ID, "outcome", o.String(), "by", by.Owner)
 }
@@ -289,8 +316,9 @@ func (s *Store) ExtendPending(by CommitOptions) error {
 	p.timer.Reset(by.Confirm.Timeout)
 	s.mu.Lock()
 	p.Deadline = s.clock.Now().Add(by.Confirm.Timeout)
-	s.publishConfirm(ConfirmExtended, p, by)
+	ev := s.publishConfirm(ConfirmExtended, p, by)
 	s.mu.Unlock()
+	s.audit(ev)
 	s.savePending(p)
 	return nil
 }

@@ -118,6 +118,7 @@ type Store struct {
 	persister Persister
 	valids    []Validator
 	appliers  []Applier
+	auditors  []Auditor // guarded by commitMu
 	bus       *Bus
 	maxHist   int
 
