@@ -113,3 +113,5 @@ func (e *Engine) Finish(_ context.Context, c *api.Commit, committed bool) {
 	e.published = p.published
 	e.setCounters(p.counters)
 }
+
+var _ api.Finisher = (*Engine)(nil)
