@@ -742,12 +742,27 @@ func TestPendingConfirmedCommitRolledBackAtNextStart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, PendingFile)); err != nil {
 		t.Fatalf("rollback point not saved: %v", err)
 	}
+	// A follow-up confirmed commit keeps the first rollback point on disk;
+	// one that fails leaves the file alone.
+	if err := s.EditCandidate("nc2", addCRL(t, "http://x/follow-up.crl", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc2", PersistID: "p1", Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := os.ReadFile(filepath.Join(dir, PendingFile))
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc2", PersistID: "wrong"}); !errors.Is(err, ErrPersistID) {
+		t.Fatalf("confirming commit with a wrong persist-id: %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, PendingFile)); string(now) != string(saved) {
+		t.Fatal("a refused confirming commit rewrote the rollback point")
+	}
 	// The process dies: no cancel, no rollback.
 	s.Close()
 	d.Close()
 
 	s, d = open()
-	if has(s, "http://x/unconfirmed.crl") || !has(s, "http://x/base.crl") {
+	if has(s, "http://x/unconfirmed.crl") || has(s, "http://x/follow-up.crl") || !has(s, "http://x/base.crl") {
 		t.Fatal("the unconfirmed commit survived the restart")
 	}
 	if _, ok := s.Pending(); ok {
