@@ -2,6 +2,7 @@ package yang
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,5 +80,71 @@ func TestSource(t *testing.T) {
 	}
 	if _, err := Source("nope", ""); err == nil {
 		t.Fatal("unknown module accepted")
+	}
+}
+
+// TestServedModulesMatchFiles checks that every embedded file is a served
+// module and that the name, revision, namespace, prefix and features listed
+// for each are those of its text.
+func TestServedModulesMatchFiles(t *testing.T) {
+	listed := map[string]bool{}
+	for _, m := range Served() {
+		if listed[m.Name] {
+			t.Errorf("module %s listed twice", m.Name)
+		}
+		listed[m.Name] = true
+		src, err := Source(m.Name, m.Revision)
+		if err != nil {
+			t.Errorf("Source(%s): %v", m.Name, err)
+			continue
+		}
+		first := func(re string) string {
+			if m := regexp.MustCompile(re).FindStringSubmatch(src); m != nil {
+				return m[1]
+			}
+			return ""
+		}
+		if got := first(`(?m)^\s*revision\s+"?([0-9-]+)"?`); got != m.Revision {
+			t.Errorf("%s: newest revision in the file is %s, listed %s", m.Name, got, m.Revision)
+		}
+		if got := first(`(?m)^\s*namespace\s*\n?\s*"([^"]+)"`); got != m.Namespace {
+			t.Errorf("%s: namespace in the file is %q, listed %q", m.Name, got, m.Namespace)
+		}
+		if got := first(`(?m)^\s*prefix\s+"?([A-Za-z0-9_.-]+)"?;`); got != m.Prefix {
+			t.Errorf("%s: prefix in the file is %q, listed %q", m.Name, got, m.Prefix)
+		}
+		for _, f := range m.Features {
+			if !regexp.MustCompile(`(?m)^\s*feature\s+` + regexp.QuoteMeta(f) + `\s*\{`).MatchString(src) {
+				t.Errorf("%s: feature %s is not defined in the module", m.Name, f)
+			}
+		}
+	}
+	for _, f := range FileNames() {
+		if name := strings.TrimSuffix(f, ".yang"); !listed[name] {
+			t.Errorf("%s is embedded but not listed in Modules or NETCONF", f)
+		}
+	}
+	if _, err := Source("nope", ""); !errors.Is(err, ErrNotServed) {
+		t.Errorf("Source(nope) = %v, want ErrNotServed", err)
+	}
+}
+
+// TestYanglintAcceptsFeatures compiles the modules with the features the
+// agent claims enabled, as a client does from the hello.
+func TestYanglintAcceptsFeatures(t *testing.T) {
+	bin, err := exec.LookPath("yanglint")
+	if err != nil {
+		t.Fatalf("yanglint not installed (make test installs libyang2-tools): %v", err)
+	}
+	args := []string{"-p", "."}
+	for _, m := range Served() {
+		if len(m.Features) > 0 {
+			args = append(args, "-F", m.Name+":"+strings.Join(m.Features, ","))
+		}
+	}
+	args = append(args, FileNames()...)
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("yanglint %v: %v\n%s", args, err, out)
 	}
 }
