@@ -64,9 +64,11 @@ var Modules = []Module{
 //   - notifications@2008-07-14 and nc-notifications@2008-07-14 (RFC 5277 in
 //     YANG) and yuma-ncx@2012-01-13, which notifications imports:
 //     libyuma-base 2.13, /usr/share/yuma/modules/{ietf-derived,netconfcentral}/.
-//   - ietf-yang-library@2019-01-04 and ietf-datastores@2018-02-14: libyang2
-//     2.1.30, /usr/share/yang/modules/libyang/ (the revision libyang 2
-//     clients hold built in).
+//   - ietf-yang-library@2019-01-04, ietf-datastores@2018-02-14 and
+//     ietf-yang-metadata@2016-08-05 (RFC 7952: the with-defaults and
+//     edit-config attributes are annotations; libyang clients ask for it
+//     with ietf-netconf): libyang2 2.1.30, /usr/share/yang/modules/libyang/
+//     (the revisions libyang 2 clients hold built in).
 //
 // Only capabilities the server really has are features here: not startup,
 // url or xpath (filters are subtree only).
@@ -81,6 +83,7 @@ var NETCONF = []Module{
 	{Name: "ietf-yang-library", Revision: "2019-01-04", Namespace: "urn:ietf:params:xml:ns:yang:ietf-yang-library", Prefix: "yanglib"},
 	{Name: "ietf-netconf-acm", Revision: "2018-02-14", Namespace: "urn:ietf:params:xml:ns:yang:ietf-netconf-acm", Prefix: "nacm", ImportOnly: true},
 	{Name: "ietf-datastores", Revision: "2018-02-14", Namespace: "urn:ietf:params:xml:ns:yang:ietf-datastores", Prefix: "ds", ImportOnly: true},
+	{Name: "ietf-yang-metadata", Revision: "2016-08-05", Namespace: "urn:ietf:params:xml:ns:yang:ietf-yang-metadata", Prefix: "md", ImportOnly: true},
 	{Name: "yuma-ncx", Revision: "2012-01-13", Namespace: "http://netconfcentral.org/ns/yuma-ncx", Prefix: "ncx", ImportOnly: true},
 }
 

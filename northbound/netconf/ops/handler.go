@@ -2,8 +2,6 @@ package ops
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -20,7 +18,6 @@ import (
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
-	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
 // Namespaces of the standard modules the handler speaks.
@@ -65,8 +62,11 @@ type Handler struct {
 	replay *replay
 	bus    *agent.Subscription // subscribed at New so no commit is missed
 
+	started time.Time // when the handler (and its replay buffer) was made
+
 	mu       sync.Mutex
 	sessions map[uint32]*sessState
+	locks    map[agent.Datastore]lockRecord // when each NETCONF lock was taken
 	// confirmedBy is the session that started the pending confirmed
 	// commit, for the timeout notification.
 	confirmedBy *netconf.Session
@@ -106,38 +106,9 @@ func New(cfg Config) (*Handler, error) {
 		replay:   newReplay(cfg.ReplaySize),
 		bus:      cfg.Store.Bus().Subscribe(4096),
 		sessions: map[uint32]*sessState{},
+		started:  cfg.Clock.Now(),
+		locks:    map[agent.Datastore]lockRecord{},
 	}, nil
-}
-
-// moduleSetID identifies the set of modules served (RFC 7895).
-func moduleSetID() string {
-	h := sha256.New()
-	for _, m := range pkyang.Modules {
-		fmt.Fprintf(h, "%s@%s\n", m.Name, m.Revision)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// Capabilities are the capabilities to advertise (after base:1.0 and
-// base:1.1, which the server adds).
-func Capabilities() []string {
-	caps := []string{
-		"urn:ietf:params:netconf:capability:writable-running:1.0",
-		"urn:ietf:params:netconf:capability:candidate:1.0",
-		"urn:ietf:params:netconf:capability:confirmed-commit:1.1",
-		"urn:ietf:params:netconf:capability:validate:1.1",
-		"urn:ietf:params:netconf:capability:rollback-on-error:1.0",
-		"urn:ietf:params:netconf:capability:notification:1.0",
-		"urn:ietf:params:netconf:capability:interleave:1.0",
-		"urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
-		"urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id=" + moduleSetID(),
-		monNS + "?module=ietf-netconf-monitoring&revision=2010-10-04",
-		ncnNS + "?module=ietf-netconf-notifications&revision=2012-02-06",
-	}
-	for _, m := range pkyang.Modules {
-		caps = append(caps, m.Namespace+"?module="+m.Name+"&revision="+m.Revision)
-	}
-	return caps
 }
 
 func owner(s *netconf.Session) string { return fmt.Sprintf("netconf session %d", s.ID()) }
