@@ -81,7 +81,8 @@ func TestLibnetconf2Client(t *testing.T) {
 		"ok feature notifications:", "ok feature ietf-netconf-notifications:", "ok feature pki-authority:",
 		"ok lock candidate", "ok edit-config candidate\n", "ok validate candidate", "ok commit\n",
 		"ok confirmed commit", "ok confirming commit", "ok running holds both routers",
-		"ok create-subscription", "notification ietf-netconf-notifications:netconf-config-change",
+		"ok create-subscription with replay", "notification nc-notifications:replayComplete",
+		"notification ietf-netconf-notifications:netconf-config-change", "ok notifications replayComplete then netconf-config-change",
 		"ok unlock candidate",
 	} {
 		if !strings.Contains(out, step) {

@@ -219,34 +219,38 @@ main(int argc, char **argv)
     free(txt);
     lyd_free_all(data);
 
-    rpc(s, "create-subscription", nc_rpc_subscribe(NULL, NULL, NULL, NULL, NC_PARAMTYPE_CONST), 1, NULL);
+    /* Replay from the start of the buffer, then live notifications. */
+    rpc(s, "create-subscription with replay", nc_rpc_subscribe(NULL, NULL, "2000-01-01T00:00:00Z", NULL, NC_PARAMTYPE_CONST), 1, NULL);
     /* A commit after subscribing: netconf-config-change (RFC 6470). */
     rpc(s, "edit-config candidate after subscribing", nc_rpc_edit(NC_DATASTORE_CANDIDATE, NC_RPC_EDIT_DFLTOP_MERGE,
             NC_RPC_EDIT_TESTOPT_UNKNOWN, NC_RPC_EDIT_ERROPT_UNKNOWN, router("ln2-c", "fail-hard"), NC_PARAMTYPE_CONST), 1, NULL);
     rpc(s, "commit after subscribing", nc_rpc_commit(0, 0, NULL, NULL, NC_PARAMTYPE_CONST), 1, NULL);
-    for (i = 0; i < 10 && !got; i++) {
+    /* replayed ones, replayComplete, then the live netconf-config-change */
+    for (i = 0; i < 50 && got < 2; i++) {
         m = nc_recv_notif(s, 10000, &envp, &op);
         if (m == NC_MSG_REPLY) {
             continue;
         }
         if (m != NC_MSG_NOTIF) {
-            fail("notification", "none received within 10 s");
+            fail("notification", got ? "no netconf-config-change after replayComplete within 10 s" : "no replayComplete within 10 s");
         }
         if (!op || !op->schema) {
             fail("notification", "received but not parsed against a module of the client's context");
         }
         printf("notification %s:%s\n", op->schema->module->name, op->schema->name);
-        if (!strcmp(op->schema->name, "netconf-config-change")) {
+        if (!got && !strcmp(op->schema->name, "replayComplete")) {
             got = 1;
+        } else if (got && !strcmp(op->schema->name, "netconf-config-change")) {
+            got = 2;
         }
         lyd_free_tree(envp);
         lyd_free_tree(op);
         envp = op = NULL;
     }
-    if (!got) {
-        fail("notification", "no netconf-config-change among the first notifications");
+    if (got < 2) {
+        fail("notification", "no replayComplete then netconf-config-change among the first 50 notifications");
     }
-    printf("ok notification netconf-config-change\n");
+    printf("ok notifications replayComplete then netconf-config-change\n");
 
     rpc(s, "unlock candidate", nc_rpc_unlock(NC_DATASTORE_CANDIDATE), 1, NULL);
     nc_session_free(s, NULL);

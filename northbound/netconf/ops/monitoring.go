@@ -16,8 +16,10 @@ import (
 
 // Namespaces of the state <get> reports besides pki-authority.
 const (
-	dsNS      = "urn:ietf:params:xml:ns:yang:ietf-datastores"
-	ncStrmsNS = "urn:ietf:params:xml:ns:netmod:notification" // nc-notifications
+	dsNS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+	// manageNS is the namespace of module nc-notifications (RFC 5277
+	// section 4: /netconf/streams, replayComplete, notificationComplete).
+	manageNS = "urn:ietf:params:xml:ns:netmod:notification"
 )
 
 // moduleSetID identifies the set of modules served, with their features
@@ -223,11 +225,11 @@ func modulesStateNode() *node {
 // streamsNode is the RFC 5277 stream list (module nc-notifications): the
 // one stream NETCONF, replayed from the buffer made when the handler was.
 func (h *Handler) streamsNode() *node {
-	return &node{name: xmlName(ncStrmsNS, "netconf"), children: []*node{{name: xmlName(ncStrmsNS, "streams"), children: []*node{{
-		name: xmlName(ncStrmsNS, "stream"), keys: []string{"name"}, children: []*node{
-			leaf(ncStrmsNS, "name", "NETCONF"),
-			leaf(ncStrmsNS, "description", "the default NETCONF event stream: commits, sessions, confirmed commits, alarms, CRL updates and certificate events"),
-			leaf(ncStrmsNS, "replaySupport", "true"),
-			leaf(ncStrmsNS, "replayLogCreationTime", dateTime(h.started)),
+	return &node{name: xmlName(manageNS, "netconf"), children: []*node{{name: xmlName(manageNS, "streams"), children: []*node{{
+		name: xmlName(manageNS, "stream"), keys: []string{"name"}, children: []*node{
+			leaf(manageNS, "name", "NETCONF"),
+			leaf(manageNS, "description", "the default NETCONF event stream: commits, sessions, confirmed commits, alarms, CRL updates and certificate events"),
+			leaf(manageNS, "replaySupport", "true"),
+			leaf(manageNS, "replayLogCreationTime", dateTime(h.started)),
 		}}}}}}
 }
