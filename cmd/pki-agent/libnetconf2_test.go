@@ -109,9 +109,9 @@ func TestLibnetconf2Client(t *testing.T) {
 // TestNETCONFRepliesValidateWithYanglint provisions the real agent (a
 // trusted CA chain, a router, a key, a CSR signed and imported), then
 // checks the data of get (state included, with the NETCONF monitoring
-// state) and get-config (running and candidate, explicit and report-all)
-// with libyang's yanglint against every module in yang/, with the
-// features the agent advertises.
+// state) and get-config (running and candidate, explicit and report-all),
+// and the notifications replayed to a subscriber, with libyang's yanglint
+// against every module in yang/, with the features the agent advertises.
 func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 	if _, err := exec.LookPath("yanglint"); err != nil {
 		t.Fatalf("yanglint not installed (make test installs libyang2-tools): %v", err)
@@ -163,10 +163,41 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 					t.Fatalf("%s data lacks %s:\n%.2000s", tc.desc, w, data)
 				}
 			}
-			yanglintNETCONF(t, tc.typ, data)
+			yanglintNETCONF(t, tc.typ, data, "")
 		})
 	}
+
+	// Notifications, replayed from the start: each checked as nc-notif.
+	t.Run("notifications", func(t *testing.T) {
+		n := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+		if got := n.rpc(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><startTime>2000-01-01T00:00:00Z</startTime></create-subscription>`); !strings.Contains(got, "<ok/>") {
+			t.Fatal(got)
+		}
+		// The instance-identifiers of netconf-config-change name nodes
+		// of running: yanglint resolves them in the data of a <get>.
+		state := replyData(t, c.rpc(`<get/>`))
+		seen := map[string]bool{}
+		for !seen["replayComplete"] {
+			msg, err := n.fr.ReadMessage()
+			if err != nil {
+				t.Fatalf("notification: %v (seen %v)", err, seen)
+			}
+			m := notifName.FindStringSubmatch(string(msg))
+			if m == nil {
+				t.Fatalf("not a notification: %.500s", msg)
+			}
+			seen[m[1]] = true
+			yanglintNETCONF(t, "nc-notif", string(msg), state)
+		}
+		for _, want := range []string{"netconf-session-start", "netconf-config-change", "alarm-notification", "certificate-event"} {
+			if !seen[want] {
+				t.Errorf("no %s replayed (seen %v)", want, seen)
+			}
+		}
+	})
 }
+
+var notifName = regexp.MustCompile(`^<notification [^>]*><eventTime>[^<]*</eventTime><([A-Za-z-]+)[ />]`)
 
 var dataElem = regexp.MustCompile(`(?s)<data>(.*)</data>\s*</rpc-reply>\s*$`)
 
@@ -184,15 +215,25 @@ func replyData(t *testing.T, reply string) string {
 	return m[1]
 }
 
-// yanglintNETCONF checks NETCONF XML data with yanglint (-t get or
-// getconfig) against every module of yang/ with the advertised features.
-func yanglintNETCONF(t *testing.T, typ, data string) {
+// yanglintNETCONF checks NETCONF XML with yanglint (-t get, getconfig or
+// nc-notif) against every module of yang/ with the advertised features;
+// operational, when not empty, is the data (of a <get>) a notification
+// refers to.
+func yanglintNETCONF(t *testing.T, typ, data, operational string) {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "data.xml")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "data.xml")
 	if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"-D", "-p", "../../yang", "-t", typ} // input format from the .xml name; -f would print the data
+	if operational != "" {
+		op := filepath.Join(dir, "operational.xml")
+		if err := os.WriteFile(op, []byte(operational), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-O", op)
+	}
 	for _, m := range yangmod.Served() {
 		if len(m.Features) > 0 {
 			args = append(args, "-F", m.Name+":"+strings.Join(m.Features, ","))
