@@ -98,9 +98,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	closing  bool
+	perUser  map[string]int // session channels open per user name
 	netConns map[net.Conn]struct{}
 	sessions map[uint32]*Session
-	perUser  map[string]int // session channels open per user name
 }
 
 // Permission extensions set by authentication.
@@ -145,16 +145,16 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		caps:     append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
-		slots:    make(chan struct{}, cfg.MaxSessions),
-		conns:    make(chan struct{}, 2*cfg.MaxSessions),
-		netConns: make(map[net.Conn]struct{}),
-		sessions: make(map[uint32]*Session),
-		perUser:  make(map[string]int),
+		cfg:       cfg,
+		startTime: cfg.Clock.Now(),
+		perUser:   make(map[string]int),
+		log:       cfg.Logger,
+		caps:      append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
+		slots:     make(chan struct{}, cfg.MaxSessions),
+		conns:     make(chan struct{}, 2*cfg.MaxSessions),
+		netConns:  make(map[net.Conn]struct{}),
+		sessions:  make(map[uint32]*Session),
 	}
-	s.startTime = cfg.Clock.Now()
 	signer, err := loadOrCreateHostKey(cfg.StateDir, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("netconf server: %w", err)
