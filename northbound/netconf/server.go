@@ -82,6 +82,12 @@ type Config struct {
 
 // Server is a NETCONF-over-SSH server.
 type Server struct {
+	// startTime, stats and the session counters are the RFC 6022
+	// statistics of the server (see Statistics).
+	startTime                                time.Time
+	stats                                    counters
+	inBadHellos, inSessions, droppedSessions atomic.Uint64
+
 	cfg    Config
 	ssh    *ssh.ServerConfig
 	log    *slog.Logger
@@ -89,12 +95,6 @@ type Server struct {
 	slots  chan struct{} // one per running session
 	conns  chan struct{} // one per TCP connection
 	nextID atomic.Uint32
-
-	// startTime, stats and the session counters are the RFC 6022
-	// statistics of the server (see Statistics).
-	startTime                                time.Time
-	stats                                    counters
-	inBadHellos, inSessions, droppedSessions atomic.Uint64
 
 	mu       sync.Mutex
 	closing  bool
@@ -145,15 +145,14 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		cfg:       cfg,
-		startTime: cfg.Clock.Now(),
-		perUser:   make(map[string]int),
-		log:       cfg.Logger,
-		caps:      append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
-		slots:     make(chan struct{}, cfg.MaxSessions),
-		conns:     make(chan struct{}, 2*cfg.MaxSessions),
-		netConns:  make(map[net.Conn]struct{}),
-		sessions:  make(map[uint32]*Session),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		caps:     append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
+		slots:    make(chan struct{}, cfg.MaxSessions),
+		conns:    make(chan struct{}, 2*cfg.MaxSessions),
+		perUser:  make(map[string]int),
+		netConns: make(map[net.Conn]struct{}),
+		sessions: make(map[uint32]*Session),
 	}
 	signer, err := loadOrCreateHostKey(cfg.StateDir, s.log)
 	if err != nil {
@@ -167,6 +166,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.KeyRole != nil {
 		s.ssh.PublicKeyCallback = s.checkKey
 	}
+	s.startTime = cfg.Clock.Now()
 	return s, nil
 }
 
