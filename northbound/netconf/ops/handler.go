@@ -55,6 +55,11 @@ const DefaultConfirmTimeout = 600 * time.Second
 // netconf.Handler and netconf.SessionObserver; Run must be running for
 // notifications of commits and of the PKI engine.
 type Handler struct {
+	// started is when the handler (and its replay buffer) was made; locks
+	// (guarded by mu) is when each NETCONF lock was taken.
+	started time.Time
+	locks   map[agent.Datastore]lockRecord
+
 	store  *agent.Store
 	pki    func() agent.PKI
 	clock  clock.Clock
@@ -62,11 +67,8 @@ type Handler struct {
 	replay *replay
 	bus    *agent.Subscription // subscribed at New so no commit is missed
 
-	started time.Time // when the handler (and its replay buffer) was made
-
 	mu       sync.Mutex
 	sessions map[uint32]*sessState
-	locks    map[agent.Datastore]lockRecord // when each NETCONF lock was taken
 	// confirmedBy is the session that started the pending confirmed
 	// commit, for the timeout notification.
 	confirmedBy *netconf.Session
