@@ -129,8 +129,7 @@ func (h *Handler) getSchema(op *node) ncxml.Reply {
 	}
 	src, err := pkyang.Source(name, version)
 	if err != nil {
-		return ncxml.Error(ncxml.InvalidValue(ncxml.Application,
-			fmt.Sprintf("get-schema: %v; /netconf-state/schemas lists the modules and revisions served", err)))
+		return ncxml.Error(ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("get-schema: %v", err)))
 	}
 	body := append([]byte(`<data xmlns="`+monNS+`">`), ncxml.AppendText(nil, src)...)
 	return ncxml.Output(append(body, "</data>"...))
