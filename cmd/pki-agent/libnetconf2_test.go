@@ -192,7 +192,7 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 			seen[m[1]] = true
 			yanglintNETCONF(t, "nc-notif", string(msg), state)
 		}
-		for _, want := range []string{"netconf-session-start", "netconf-config-change", "alarm-notification", "certificate-event"} {
+		for _, want := range []string{"netconf-session-start", "netconf-config-change", "netconf-confirmed-commit", "alarm-notification", "certificate-event"} {
 			if !seen[want] {
 				t.Errorf("no %s replayed (seen %v)", want, seen)
 			}
