@@ -135,6 +135,8 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 		`<client-certificate><name>router</name></client-certificate>`+
 		`<router><name>r1</name><peer-validation>true</peer-validation><certificate-failure-action>fail-hard</certificate-failure-action></router>`+
 		`</authority></config></edit-config>`, "<ok/>")
+	// Confirmed, then confirmed: netconf-confirmed-commit start and complete.
+	must(`<commit><confirmed/><confirm-timeout>600</confirm-timeout></commit>`, "<ok/>")
 	must(`<commit/>`, "<ok/>")
 	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">file</key-storage>")
 	reply := must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
