@@ -75,7 +75,9 @@ func TestOpenconfigClient(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	q := client.Query{
-		Type: client.Once, Queries: []client.Path{{"authority", "trusted-ca-certificate"}},
+		// PROTO: typed scalars, which client.Update carries as Go values
+		// (JSON values come as value.DeprecatedScalar).
+		Type: client.Once, Queries: []client.Path{{"authority", "trusted-ca-certificate"}}, Encoding: gnmi.Encoding_PROTO,
 		NotificationHandler: func(n client.Notification) error {
 			mu.Lock()
 			defer mu.Unlock()
