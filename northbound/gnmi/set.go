@@ -120,7 +120,7 @@ func decodeSet(req *gnmi.SetRequest) ([]agent.Edit, []*gnmi.UpdateResult, error)
 			if err != nil {
 				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, pathText(u.GetPath()), err)
 			}
-			v, err := setValue(u)
+			v, err := setValue(u, elems)
 			if err != nil {
 				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, agent.PathString(&gnmi.Path{Elem: elems}), err)
 			}
@@ -166,9 +166,10 @@ func (s *Server) commitAction(ctx context.Context, owner string, c *gnmi_ext.Com
 	return statusFor(fmt.Errorf("commit %s: %w", id, err))
 }
 
-// setValue checks a Set value: JSON (json_ietf_val, or json_val as gnmic
-// sends by default) for any node, or a typed scalar for a leaf.
-func setValue(u *gnmi.Update) (*gnmi.TypedValue, error) {
+// setValue checks a Set value at elems: JSON (json_ietf_val, or json_val
+// as gnmic sends by default) for any node, holding no null, or a typed
+// scalar for a leaf.
+func setValue(u *gnmi.Update, elems []*gnmi.PathElem) (*gnmi.TypedValue, error) {
 	v := u.GetVal()
 	if v == nil {
 		if u.GetValue() != nil {
@@ -177,8 +178,11 @@ func setValue(u *gnmi.Update) (*gnmi.TypedValue, error) {
 		return nil, fmt.Errorf("%w: no value", errValue)
 	}
 	switch x := v.GetValue().(type) {
-	case *gnmi.TypedValue_JsonIetfVal, *gnmi.TypedValue_JsonVal,
-		*gnmi.TypedValue_StringVal, *gnmi.TypedValue_IntVal, *gnmi.TypedValue_UintVal,
+	case *gnmi.TypedValue_JsonIetfVal:
+		return v, checkNulls(elems, x.JsonIetfVal)
+	case *gnmi.TypedValue_JsonVal:
+		return v, checkNulls(elems, x.JsonVal)
+	case *gnmi.TypedValue_StringVal, *gnmi.TypedValue_IntVal, *gnmi.TypedValue_UintVal,
 		*gnmi.TypedValue_BoolVal, *gnmi.TypedValue_LeaflistVal, *gnmi.TypedValue_DoubleVal:
 		return v, nil
 	case nil:

@@ -1,0 +1,95 @@
+package gnmi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
+
+	"github.com/pkiagent/pkiagent/agent"
+)
+
+// checkNulls refuses a JSON value that is null or holds a null anywhere
+// (a member, a list entry, a leaf-list element), naming where: gNMI
+// deletes with delete, and ygot would otherwise create the node empty.
+// RFC 7951 writes a leaf of type empty as [null]; that one is a value.
+// Malformed JSON passes: the unmarshaller reports it.
+func checkNulls(elems []*gnmi.PathElem, data []byte) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil
+	}
+	if v == nil {
+		return fmt.Errorf("%w: the value is null: a value is required; to delete use delete", errValue)
+	}
+	return nullsAt(entryAt(elems), elems, v)
+}
+
+func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
+	switch x := v.(type) {
+	case nil:
+		return fmt.Errorf("%w: %s is null in the value: a value is required; to delete use delete", errValue, agent.PathString(&gnmi.Path{Elem: at}))
+	case []any:
+		if e != nil && e.IsLeaf() && e.Type != nil && e.Type.Kind == yang.Yempty && len(x) == 1 && x[0] == nil {
+			return nil
+		}
+		for _, el := range x {
+			if err := nullsAt(e, at, el); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			name := k
+			if _, local, ok := strings.Cut(k, ":"); ok {
+				name = local
+			}
+			var ce *yang.Entry
+			if e != nil {
+				ce = e.Dir[name]
+			}
+			child := append(slices.Clip(at), &gnmi.PathElem{Name: name})
+			if ce != nil && ce.IsList() {
+				if entries, ok := x[k].([]any); ok {
+					for _, en := range entries {
+						if err := nullsAt(ce, entryPath(child, ce, en), en); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+			}
+			if err := nullsAt(ce, child, x[k]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// entryPath is the path of a list entry given as a JSON object: the list's
+// path with the key taken from the object, when it has one.
+func entryPath(list []*gnmi.PathElem, e *yang.Entry, v any) []*gnmi.PathElem {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return list
+	}
+	for k, kv := range obj {
+		if _, local, ok := strings.Cut(k, ":"); ok {
+			k = local
+		}
+		if k == e.Key && kv != nil {
+			out := slices.Clone(list)
+			out[len(out)-1] = &gnmi.PathElem{Name: out[len(out)-1].GetName(), Key: map[string]string{e.Key: fmt.Sprint(kv)}}
+			return out
+		}
+	}
+	return list
+}
