@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/gen"
 )
 
 // provisionJSON is a config with every config list and container, some
@@ -394,5 +395,37 @@ func TestSetNullRefused(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// State (config false) inside a Set value is refused naming it: ygot would
+// store it in running as config. A Get of type ALL is not written back
+// whole; one of type CONFIG is (TestGetJSONSetRoundTrip).
+func TestSetStateInValueRefused(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.admin()
+	provision(t, c)
+	d := &gen.Device{}
+	d.GetOrCreateAuthority().GetOrCreateRouter("r1").GetOrCreatePeer("p1").GetOrCreateState().Reason = ygotString("expired")
+	d.GetOrCreateAlarms().GetOrCreateAlarm("x").Text = ygotString("t")
+	e.state.set(d)
+	before := e.store.Running()
+	for _, tc := range []struct{ path, where string }{
+		{"/authority/router[name=r1]", "/authority/router[name=r1]/peer[name=p1]/state"},
+		{"/", "/alarms"},
+	} {
+		for _, enc := range []gnmi.Encoding{gnmi.Encoding_JSON, gnmi.Encoding_JSON_IETF} {
+			r, err := c.Get(ctxT(t), &gnmi.GetRequest{Path: []*gnmi.Path{p(t, tc.path)}, Encoding: enc, Type: gnmi.GetRequest_ALL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Set(ctxT(t), &gnmi.SetRequest{Replace: r.GetNotification()[0].GetUpdate()})
+			if code(err) != "InvalidArgument" || !strings.Contains(err.Error(), tc.where+" is state (config false)") {
+				t.Errorf("Set %s of a Get ALL %s: %v; want InvalidArgument naming %s", enc, tc.path, err, tc.where)
+			}
+		}
+	}
+	if e.store.Running() != before {
+		t.Error("a refused Set changed running")
 	}
 }

@@ -167,8 +167,8 @@ func (s *Server) commitAction(ctx context.Context, owner string, c *gnmi_ext.Com
 }
 
 // setValue checks a Set value at elems: JSON (json_ietf_val, or json_val
-// as gnmic sends by default) for any node, holding no null, or a typed
-// scalar for a leaf.
+// as gnmic sends by default) for any node, holding no null and no state,
+// or a typed scalar for a leaf.
 func setValue(u *gnmi.Update, elems []*gnmi.PathElem) (*gnmi.TypedValue, error) {
 	v := u.GetVal()
 	if v == nil {
@@ -179,9 +179,9 @@ func setValue(u *gnmi.Update, elems []*gnmi.PathElem) (*gnmi.TypedValue, error) 
 	}
 	switch x := v.GetValue().(type) {
 	case *gnmi.TypedValue_JsonIetfVal:
-		return v, checkNulls(elems, x.JsonIetfVal)
+		return v, checkJSONValue(elems, x.JsonIetfVal)
 	case *gnmi.TypedValue_JsonVal:
-		return v, checkNulls(elems, x.JsonVal)
+		return v, checkJSONValue(elems, x.JsonVal)
 	case *gnmi.TypedValue_StringVal, *gnmi.TypedValue_IntVal, *gnmi.TypedValue_UintVal,
 		*gnmi.TypedValue_BoolVal, *gnmi.TypedValue_LeaflistVal, *gnmi.TypedValue_DoubleVal:
 		return v, nil

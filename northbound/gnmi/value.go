@@ -14,12 +14,15 @@ import (
 	"github.com/pkiagent/pkiagent/agent"
 )
 
-// checkNulls refuses a JSON value that is null or holds a null anywhere
-// (a member, a list entry, a leaf-list element), naming where: gNMI
-// deletes with delete, and ygot would otherwise create the node empty.
-// RFC 7951 writes a leaf of type empty as [null]; that one is a value.
-// Malformed JSON passes: the unmarshaller reports it.
-func checkNulls(elems []*gnmi.PathElem, data []byte) error {
+// checkJSONValue refuses, naming where, a JSON value for the node at elems
+// that is null or holds a null anywhere (a member, a list entry, a
+// leaf-list element): gNMI deletes with delete, and ygot would otherwise
+// create the node empty. RFC 7951 writes a leaf of type empty as [null];
+// that one is a value. It also refuses state (config false) members, which
+// ygot would store into running as if they were config: what a Get of type
+// ALL returns is not written back whole. Malformed JSON passes: the
+// unmarshaller reports it.
+func checkJSONValue(elems []*gnmi.PathElem, data []byte) error {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	var v any
@@ -56,6 +59,9 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 				ce = e.Dir[name]
 			}
 			child := append(slices.Clip(at), &gnmi.PathElem{Name: name})
+			if ce != nil && ce.ReadOnly() && !e.ReadOnly() {
+				return fmt.Errorf("%w: %s is state (config false) and cannot be written; a Set value holds config only (a Get of type CONFIG returns what can be written back)", errValue, agent.PathString(&gnmi.Path{Elem: child}))
+			}
 			if ce != nil && ce.IsList() {
 				if entries, ok := x[k].([]any); ok {
 					for _, en := range entries {
