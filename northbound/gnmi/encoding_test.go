@@ -429,3 +429,36 @@ func TestSetStateInValueRefused(t *testing.T) {
 		t.Error("a refused Set changed running")
 	}
 }
+
+// Refused Set paths and values name the path and the rule.
+func TestSetErrorsNamePathAndRule(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.admin()
+	for _, tc := range []struct {
+		desc, path string
+		val        *gnmi.TypedValue
+		want       []string
+	}{
+		{"unknown element", "/authority/nope", jsonVal(`{}`), []string{"update /authority/nope", `unknown element "nope"`, "/authority has certificate-revocation-list, client-certificate, crl-settings, router, trusted-ca-certificate"}},
+		{"list without key", "/authority/router", jsonVal(`{}`), []string{"list router needs its key [name=...]"}},
+		{"wrong key", "/authority/router[id=1]", jsonVal(`{}`), []string{`list router is keyed by "name", not "id"`}},
+		{"unknown member", "/authority/router[name=a]", jsonVal(`{"name":"a","bogus":1}`), []string{`unknown element "bogus" in the value at /authority/router[name=a]/bogus`, "/authority/router[name=a] has certificate-failure-action, name, peer, peer-validation, peering-common-name"}},
+		{"nested unknown member", "/authority", ietfVal(`{"router":[{"name":"a","peer":[{"name":"p","id":"x"}]}]}`), []string{`unknown element "id" in the value at /authority/router[name=a]/peer[name=p]/id`}},
+		{"foreign module", "/", ietfVal(`{"openconfig-system:system":{}}`), []string{`module "openconfig-system" is not served`}},
+		{"malformed JSON", "/authority/router[name=a]", jsonVal(`{"name":"a",}`), []string{"update /authority/router[name=a]", "the value is not valid JSON", "at byte 13"}},
+		{"two JSON values", "/authority/router[name=a]", jsonVal(`{"name":"a"} {}`), []string{"more than one JSON value"}},
+		{"unsupported value type", "/authority/router[name=a]/name", &gnmi.TypedValue{Value: &gnmi.TypedValue_AsciiVal{AsciiVal: "a"}}, []string{"a value of type ascii_val is not supported"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := c.Set(ctxT(t), &gnmi.SetRequest{Update: []*gnmi.Update{{Path: p(t, tc.path), Val: tc.val}}})
+			if code(err) != "InvalidArgument" {
+				t.Fatalf("got %v; want InvalidArgument", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v\nlacks %q", err, w)
+				}
+			}
+		})
+	}
+}

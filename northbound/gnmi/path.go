@@ -3,6 +3,7 @@ package gnmi
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -120,7 +121,7 @@ func checkFrom(e *yang.Entry, elems []*gnmi.PathElem, i int, wild bool) error {
 	}
 	c := e.Dir[pe.Name]
 	if c == nil {
-		return fmt.Errorf("%w: %s: unknown element %q", errPath, at, pe.Name)
+		return fmt.Errorf("%w: %s: unknown element %q; %s", errPath, at, pe.Name, childNames(e, elems[:i]))
 	}
 	switch {
 	case c.IsList():
@@ -143,6 +144,20 @@ func checkFrom(e *yang.Entry, elems []*gnmi.PathElem, i int, wild bool) error {
 		}
 	}
 	return checkFrom(c, elems, i+1, wild)
+}
+
+// childNames says which elements may follow the path at (of entry e), for
+// an operator who mistyped one.
+func childNames(e *yang.Entry, at []*gnmi.PathElem) string {
+	names := make([]string, 0, len(e.Dir))
+	for n := range e.Dir {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("%s has no children", agent.PathString(&gnmi.Path{Elem: at}))
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("%s has %s", agent.PathString(&gnmi.Path{Elem: at}), strings.Join(names, ", "))
 }
 
 // hasWildcard reports whether elems hold a wildcard or a keyless list.

@@ -108,21 +108,22 @@ func decodeSet(req *gnmi.SetRequest) ([]agent.Edit, []*gnmi.UpdateResult, error)
 		results = append(results, &gnmi.UpdateResult{Path: p, Op: gnmi.UpdateResult_DELETE})
 	}
 	for _, group := range []struct {
-		ups []*gnmi.Update
-		op  agent.Op
-		res gnmi.UpdateResult_Operation
+		ups  []*gnmi.Update
+		op   agent.Op
+		res  gnmi.UpdateResult_Operation
+		name string // as gNMI names it
 	}{
-		{req.GetReplace(), agent.OpReplace, gnmi.UpdateResult_REPLACE},
-		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE},
+		{req.GetReplace(), agent.OpReplace, gnmi.UpdateResult_REPLACE, "replace"},
+		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE, "update"},
 	} {
 		for _, u := range group.ups {
 			elems, err := fullPath(req.GetPrefix(), u.GetPath(), false)
 			if err != nil {
-				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, pathText(u.GetPath()), err)
+				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, pathText(u.GetPath()), err)
 			}
 			v, err := setValue(u, elems)
 			if err != nil {
-				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, agent.PathString(&gnmi.Path{Elem: elems}), err)
+				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, agent.PathString(&gnmi.Path{Elem: elems}), err)
 			}
 			edits = append(edits, agent.Edit{Op: group.op, Path: &gnmi.Path{Elem: elems}, Value: v})
 			results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
@@ -188,7 +189,7 @@ func setValue(u *gnmi.Update, elems []*gnmi.PathElem) (*gnmi.TypedValue, error) 
 	case nil:
 		return nil, fmt.Errorf("%w: empty value", errValue)
 	default:
-		return nil, fmt.Errorf("%w: value type %T is not supported; use JSON, JSON_IETF or a typed scalar", errValue, x)
+		return nil, fmt.Errorf("%w: a value of type %s is not supported; use json_val, json_ietf_val or a typed scalar (string, int, uint, bool, double, leaf-list)", errValue, valueKind(v))
 	}
 }
 

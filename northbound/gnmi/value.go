@@ -3,6 +3,7 @@ package gnmi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/pkiagent/pkiagent/agent"
+	yangmod "github.com/pkiagent/pkiagent/yang"
 )
 
 // checkJSONValue refuses, naming where, a JSON value for the node at elems
@@ -20,14 +22,21 @@ import (
 // create the node empty. RFC 7951 writes a leaf of type empty as [null];
 // that one is a value. It also refuses state (config false) members, which
 // ygot would store into running as if they were config: what a Get of type
-// ALL returns is not written back whole. Malformed JSON passes: the
-// unmarshaller reports it.
+// ALL returns is not written back whole. Malformed JSON is refused with
+// where it breaks.
 func checkJSONValue(elems []*gnmi.PathElem, data []byte) error {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return nil
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return fmt.Errorf("%w: the value is not valid JSON: %s at byte %d", errValue, se.Error(), se.Offset)
+		}
+		return fmt.Errorf("%w: the value is not valid JSON: %s", errValue, err.Error())
+	}
+	if d.More() {
+		return fmt.Errorf("%w: the value holds more than one JSON value; send one object, array or scalar", errValue)
 	}
 	if v == nil {
 		return fmt.Errorf("%w: the value is null: a value is required; to delete use delete", errValue)
@@ -51,7 +60,10 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(x)) {
 			name := k
-			if _, local, ok := strings.Cut(k, ":"); ok {
+			if mod, local, ok := strings.Cut(k, ":"); ok {
+				if mod != yangmod.Main.Name {
+					return fmt.Errorf("%w: member %q under %s: module %q is not served; use %q or no module name", errValue, k, agent.PathString(&gnmi.Path{Elem: at}), mod, yangmod.Main.Name)
+				}
 				name = local
 			}
 			var ce *yang.Entry
@@ -59,6 +71,9 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 				ce = e.Dir[name]
 			}
 			child := append(slices.Clip(at), &gnmi.PathElem{Name: name})
+			if ce == nil && e != nil && e.IsDir() {
+				return fmt.Errorf("%w: unknown element %q in the value at %s; %s", errValue, name, agent.PathString(&gnmi.Path{Elem: child}), childNames(e, at))
+			}
 			if ce != nil && ce.ReadOnly() && !e.ReadOnly() {
 				return fmt.Errorf("%w: %s is state (config false) and cannot be written; a Set value holds config only (a Get of type CONFIG returns what can be written back)", errValue, agent.PathString(&gnmi.Path{Elem: child}))
 			}
@@ -98,4 +113,14 @@ func entryPath(list []*gnmi.PathElem, e *yang.Entry, v any) []*gnmi.PathElem {
 		}
 	}
 	return list
+}
+
+// valueKind names the field of a TypedValue as the gNMI proto does
+// (ascii_val, proto_bytes, ...), for errors.
+func valueKind(tv *gnmi.TypedValue) string {
+	m := tv.ProtoReflect()
+	if f := m.WhichOneof(m.Descriptor().Oneofs().ByName("value")); f != nil {
+		return string(f.Name())
+	}
+	return "none"
 }
