@@ -440,7 +440,7 @@ func TestSetErrorsNamePathAndRule(t *testing.T) {
 		want       []string
 	}{
 		{"unknown element", "/authority/nope", jsonVal(`{}`), []string{"update /authority/nope", `unknown element "nope"`, "/authority has certificate-revocation-list, client-certificate, crl-settings, router, trusted-ca-certificate"}},
-		{"list without key", "/authority/router", jsonVal(`{}`), []string{"list router needs its key [name=...]"}},
+		{"list without key", "/authority/router", jsonVal(`{}`), []string{"/authority/router is a list: its value is a JSON array of entries", "or set one entry at /authority/router[name=...]"}},
 		{"wrong key", "/authority/router[id=1]", jsonVal(`{}`), []string{`list router is keyed by "name", not "id"`}},
 		{"unknown member", "/authority/router[name=a]", jsonVal(`{"name":"a","bogus":1}`), []string{`unknown element "bogus" in the value at /authority/router[name=a]/bogus`, "/authority/router[name=a] has certificate-failure-action, name, peer, peer-validation, peering-common-name"}},
 		{"nested unknown member", "/authority", ietfVal(`{"router":[{"name":"a","peer":[{"name":"p","id":"x"}]}]}`), []string{`unknown element "id" in the value at /authority/router[name=a]/peer[name=p]/id`}},
@@ -458,6 +458,57 @@ func TestSetErrorsNamePathAndRule(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("%v\nlacks %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// A whole list (a path without the key) takes a JSON array of entries in
+// an update, as a Get writes lists: each entry is merged at its key. A
+// replace of the whole list is refused pointing at its parent.
+func TestSetWholeList(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.admin()
+	provision(t, c)
+	before := getJSON(t, c, "/", gnmi.Encoding_JSON_IETF, gnmi.GetRequest_CONFIG)
+	// The entries a Get of the list returns, as one array.
+	var entries []json.RawMessage
+	for _, v := range getJSON(t, c, "/authority/router", gnmi.Encoding_JSON, gnmi.GetRequest_CONFIG) {
+		entries = append(entries, json.RawMessage(v))
+	}
+	all, _ := json.Marshal(entries)
+	if _, err := c.Set(ctxT(t), &gnmi.SetRequest{Update: []*gnmi.Update{{Path: p(t, "/authority/router"), Val: jsonVal(string(all))}}}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, getJSON(t, c, "/", gnmi.Encoding_JSON_IETF, gnmi.GetRequest_CONFIG)); diff != "" {
+		t.Errorf("running changed (-before +after):\n%s", diff)
+	}
+	r, err := c.Set(ctxT(t), &gnmi.SetRequest{Prefix: p(t, "/authority"), Update: []*gnmi.Update{{Path: p(t, "/router"), Val: ietfVal(`[{"pki-authority:name":"n1"},{"name":"r2","peer-validation":true}]`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.GetResponse()) != 1 || r.GetResponse()[0].GetOp() != gnmi.UpdateResult_UPDATE {
+		t.Errorf("results: %v", r.GetResponse())
+	}
+	run := e.store.Running().GetAuthority()
+	if run.GetRouter("n1") == nil || !run.GetRouter("r2").GetPeerValidation() || run.GetRouter("r1") == nil {
+		t.Errorf("after the list update: n1 %v, r2 %v, r1 %v", run.GetRouter("n1"), run.GetRouter("r2"), run.GetRouter("r1"))
+	}
+	for _, tc := range []struct {
+		desc string
+		req  *gnmi.SetRequest
+		want string
+	}{
+		{"replace", &gnmi.SetRequest{Replace: []*gnmi.Update{{Path: p(t, "/authority/router"), Val: jsonVal(`[]`)}}}, "replace its parent /authority, or each entry /authority/router[name=...]"},
+		{"entry without key", &gnmi.SetRequest{Update: []*gnmi.Update{{Path: p(t, "/authority/router"), Val: jsonVal(`[{"peer-validation":true}]`)}}}, `entry 1 of /authority/router has no key "name"`},
+		{"object, not array", &gnmi.SetRequest{Update: []*gnmi.Update{{Path: p(t, "/authority/router"), Val: jsonVal(`{"name":"x"}`)}}}, "its value is a JSON array of entries"},
+		{"null entry", &gnmi.SetRequest{Update: []*gnmi.Update{{Path: p(t, "/authority/router"), Val: jsonVal(`[null]`)}}}, "a value is required"},
+		{"scalar", &gnmi.SetRequest{Update: []*gnmi.Update{{Path: p(t, "/authority/router"), Val: strVal("x")}}}, "its value is a JSON array of entries"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := c.Set(ctxT(t), tc.req)
+			if code(err) != "InvalidArgument" || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v; want InvalidArgument containing %q", err, tc.want)
 			}
 		})
 	}

@@ -117,6 +117,14 @@ func decodeSet(req *gnmi.SetRequest) ([]agent.Edit, []*gnmi.UpdateResult, error)
 		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE, "update"},
 	} {
 		for _, u := range group.ups {
+			if es, ok, err := listEntries(req.GetPrefix(), u, group.op); ok {
+				if err != nil {
+					return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, pathText(u.GetPath()), err)
+				}
+				edits = append(edits, es...)
+				results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
+				continue
+			}
 			elems, err := fullPath(req.GetPrefix(), u.GetPath(), false)
 			if err != nil {
 				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, pathText(u.GetPath()), err)

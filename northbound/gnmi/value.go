@@ -124,3 +124,59 @@ func valueKind(tv *gnmi.TypedValue) string {
 	}
 	return "none"
 }
+
+// listEntries splits the Set of a whole list (a path ending at a list with
+// no key, such as /authority/router) into one edit per entry: the value
+// must be a JSON array of entries, as a Get writes lists, each carrying its
+// key. Only update (merge) is taken: a replace of the whole list would
+// also remove the entries it does not name, which is the replace of the
+// list's parent. ok is false when the path does not end at a keyless list.
+func listEntries(prefix *gnmi.Path, u *gnmi.Update, op agent.Op) (edits []agent.Edit, ok bool, err error) {
+	elems, err := fullPath(prefix, u.GetPath(), true)
+	if err != nil || len(elems) == 0 || hasWildcard(elems[:len(elems)-1]) {
+		return nil, false, nil
+	}
+	last := elems[len(elems)-1]
+	le := entryAt(elems)
+	if le == nil || !le.IsList() || len(last.GetKey()) > 0 {
+		return nil, false, nil
+	}
+	at := agent.PathString(&gnmi.Path{Elem: elems})
+	if op != agent.OpMerge {
+		parent := agent.PathString(&gnmi.Path{Elem: elems[:len(elems)-1]})
+		return nil, true, fmt.Errorf("%w: %s is a whole list: replace its parent %s, or each entry %s[%s=...]", errPath, at, parent, at, le.Key)
+	}
+	var data []byte
+	ietf := false
+	switch x := u.GetVal().GetValue().(type) {
+	case *gnmi.TypedValue_JsonVal:
+		data = x.JsonVal
+	case *gnmi.TypedValue_JsonIetfVal:
+		data, ietf = x.JsonIetfVal, true
+	default:
+		return nil, true, fmt.Errorf("%w: %s is a list: its value is a JSON array of entries (json_val or json_ietf_val), or set one entry at %s[%s=...]", errValue, at, at, le.Key)
+	}
+	if err := checkJSONValue(elems[:len(elems)-1], []byte(`{"`+last.GetName()+`":`+string(data)+`}`)); err != nil {
+		return nil, true, err
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(data, &entries); err != nil {
+		return nil, true, fmt.Errorf("%w: %s is a list: its value is a JSON array of entries, or set one entry at %s[%s=...]", errValue, at, at, le.Key)
+	}
+	for i, raw := range entries {
+		var obj map[string]any
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return nil, true, fmt.Errorf("%w: entry %d of %s is not a JSON object", errValue, i+1, at)
+		}
+		path := entryPath(elems, le, obj)
+		if len(path[len(path)-1].GetKey()) == 0 {
+			return nil, true, fmt.Errorf("%w: entry %d of %s has no key %q", errValue, i+1, at, le.Key)
+		}
+		v := &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonVal{JsonVal: raw}}
+		if ietf {
+			v = &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: raw}}
+		}
+		edits = append(edits, agent.Edit{Op: op, Path: &gnmi.Path{Elem: path}, Value: v})
+	}
+	return edits, true, nil
+}
