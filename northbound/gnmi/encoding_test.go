@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/protobuf/proto"
@@ -246,11 +247,18 @@ func TestSubscribeEncodings(t *testing.T) {
 	e := newEnv(t, envOpts{limits: Limits{MinSampleInterval: 50 * time.Millisecond}})
 	c := e.admin()
 	provision(t, c)
+	// State with 64-bit counters (strings in RFC 7951), enums and times.
+	st := alarmState("crl-unreachable:http://x/y.crl", "major")
+	st.Alarms.Alarm["crl-unreachable:http://x/y.crl"].TimeRaised = ygotString("2026-12-01T10:00:00Z")
+	cs := st.GetOrCreateAuthority().GetOrCreateCertificateRevocationList("http://x/y.crl").GetOrCreateState()
+	cs.SizeBytes, cs.LastError = ygot.Uint64(1<<40), ygotString("connection refused")
+	st.GetOrCreateStats().GetOrCreateSecurity().GetOrCreateCrlFetch().Failure = ygot.Uint64(3)
+	e.state.set(st)
 	const leaf = "/authority/certificate-revocation-list[url=http://x/y.crl]/polling-interval"
 	for _, enc := range []gnmi.Encoding{gnmi.Encoding_JSON, gnmi.Encoding_JSON_IETF, gnmi.Encoding_PROTO} {
 		// What a Get returns per leaf, in this encoding.
 		want := map[string]*gnmi.TypedValue{}
-		r, err := c.Get(ctxT(t), &gnmi.GetRequest{Path: []*gnmi.Path{p(t, "/authority/.../*")}, Encoding: enc, Type: gnmi.GetRequest_ALL})
+		r, err := c.Get(ctxT(t), &gnmi.GetRequest{Path: []*gnmi.Path{p(t, "/.../*")}, Encoding: enc, Type: gnmi.GetRequest_ALL})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +267,12 @@ func TestSubscribeEncodings(t *testing.T) {
 				want[agent.PathString(u.GetPath())] = u.GetVal()
 			}
 		}
-		leaves := len(getJSON(t, c, "/authority/.../*", gnmi.Encoding_PROTO, gnmi.GetRequest_ALL))
+		leaves := len(getJSON(t, c, "/.../*", gnmi.Encoding_PROTO, gnmi.GetRequest_ALL))
+		// A counter64 is a JSON string in both JSON encodings.
+		const counter = "/stats/security/crl-fetch/failure"
+		if got, w := valText(want[counter]), map[gnmi.Encoding]string{gnmi.Encoding_PROTO: "3", gnmi.Encoding_JSON: `"3"`, gnmi.Encoding_JSON_IETF: `"3"`}[enc]; got != w {
+			t.Errorf("%s %s = %s; want %s", enc, counter, got, w)
+		}
 		if leaves < 20 {
 			t.Fatalf("Get of every leaf returned %d", leaves)
 		}
@@ -301,7 +314,7 @@ func TestSubscribeEncodings(t *testing.T) {
 			return 0
 		}
 		list := func(mode gnmi.SubscriptionList_Mode, sm gnmi.SubscriptionMode) *gnmi.SubscriptionList {
-			return &gnmi.SubscriptionList{Mode: mode, Encoding: enc, Subscription: []*gnmi.Subscription{{Path: p(t, "/authority"), Mode: sm, SampleInterval: uint64(50 * time.Millisecond)}}}
+			return &gnmi.SubscriptionList{Mode: mode, Encoding: enc, Subscription: []*gnmi.Subscription{{Path: &gnmi.Path{}, Mode: sm, SampleInterval: uint64(50 * time.Millisecond)}}}
 		}
 		t.Run(enc.String(), func(t *testing.T) {
 			if n := readSync(t, "ONCE", subscribe(t, c, list(gnmi.SubscriptionList_ONCE, 0))); n != leaves {
