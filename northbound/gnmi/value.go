@@ -62,7 +62,7 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 			name := k
 			if mod, local, ok := strings.Cut(k, ":"); ok {
 				if mod != yangmod.Main.Name {
-					return fmt.Errorf("%w: member %q under %s: module %q is not served; use %q or no module name", errValue, k, agent.PathString(&gnmi.Path{Elem: at}), mod, yangmod.Main.Name)
+					return fmt.Errorf("%w: member %s under %s: module %s is not served; use %q or no module name", errValue, quoteName(k), agent.PathString(&gnmi.Path{Elem: at}), quoteName(mod), yangmod.Main.Name)
 				}
 				name = local
 			}
@@ -72,7 +72,7 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 			}
 			child := append(slices.Clip(at), &gnmi.PathElem{Name: name})
 			if ce == nil && e != nil && e.IsDir() {
-				return fmt.Errorf("%w: unknown element %q in the value at %s; %s", errValue, name, agent.PathString(&gnmi.Path{Elem: child}), childNames(e, at))
+				return fmt.Errorf("%w: unknown element %s in the value under %s; %s", errValue, quoteName(name), agent.PathString(&gnmi.Path{Elem: at}), childNames(e, at))
 			}
 			if ce != nil && ce.ReadOnly() && !e.ReadOnly() {
 				return fmt.Errorf("%w: %s is state (config false) and cannot be written; a Set value holds config only (a Get of type CONFIG returns what can be written back)", errValue, agent.PathString(&gnmi.Path{Elem: child}))
