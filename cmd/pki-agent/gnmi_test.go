@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"html"
@@ -12,6 +13,12 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/status"
 
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	"github.com/pkiagent/pkiagent/internal/yanglinttest"
@@ -98,4 +105,86 @@ func TestGNMIJSONIETFValidatesWithYanglint(t *testing.T) {
 	}
 	yanglinttest.Check(t, yanglinttest.JSON, yanglinttest.Config, cfg)
 	yanglinttest.Check(t, yanglinttest.JSON, yanglinttest.Data, all)
+}
+
+// TestGNMIEncodingsOverTheBinary is finding 11 of issue 10 against the
+// binary, with a client that compresses with gzip as gnmic --gzip does:
+// what a Get with gnmic's default encoding (JSON) returns is Set back as it
+// is; a leaf left at its default is reported; Subscribe answers in JSON; a
+// null value is refused.
+func TestGNMIEncodingsOverTheBinary(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	p := runAgentBinary(t, state)
+	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cc, err := grpc.NewClient(logAttr(p.logged(t, "gNMI listening"), "addr"),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"})),
+		grpc.WithPerRPCCredentials(passwordCreds{}), grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	g := gpb.NewGNMIClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	path := func(s string) *gpb.Path {
+		t.Helper()
+		p, err := ygot.StringToStructuredPath(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	jsonVal := func(s string) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(s)}} }
+	if _, err := g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{
+		{Path: path("/authority/router[name=r1]"), Val: jsonVal(`{"name":"r1","peer-validation":true,"peer":[{"name":"p1","identifier":"p1.example.net"}]}`)},
+		{Path: path("/authority/client-certificate[name=router]"), Val: jsonVal(`{"name":"router"}`)},
+	}}); err != nil {
+		t.Fatalf("Set over gzip: %v", err)
+	}
+	getRoot := func() []byte {
+		t.Helper()
+		r, err := g.Get(ctx, &gpb.GetRequest{Encoding: gpb.Encoding_JSON, Type: gpb.GetRequest_CONFIG})
+		if err != nil {
+			t.Fatalf("Get / JSON: %v", err)
+		}
+		return r.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonVal()
+	}
+	root := getRoot()
+	if !strings.Contains(string(root), `"peer": [`) || !strings.Contains(string(root), `"validation-mode": "strict"`) {
+		t.Errorf("Get / JSON: lists not arrays or defaults missing:\n%s", root)
+	}
+	if _, err := g.Set(ctx, &gpb.SetRequest{Replace: []*gpb.Update{{Path: &gpb.Path{}, Val: jsonVal(string(root))}}}); err != nil {
+		t.Fatalf("Set back what Get / returned: %v", err)
+	}
+	if again := getRoot(); string(again) != string(root) {
+		t.Errorf("running changed by the round trip:\n%s\nthen\n%s", root, again)
+	}
+	r, err := g.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{path("/authority/client-certificate[name=router]/validation-mode")}, Encoding: gpb.Encoding_JSON})
+	if err != nil || string(r.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonVal()) != `"strict"` {
+		t.Errorf("Get of a defaulted leaf: %v %v", r, err)
+	}
+	_, err = g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{Path: path("/authority/router[name=r2]"), Val: jsonVal(`null`)}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "/authority/router[name=r2]") || !strings.Contains(err.Error(), "to delete use delete") {
+		t.Errorf("null value: %v", err)
+	}
+	sub, err := g.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Mode: gpb.SubscriptionList_ONCE, Encoding: gpb.Encoding_JSON, Subscription: []*gpb.Subscription{{Path: path("/authority/router[name=r1]/peer-validation")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := msg.GetUpdate().GetUpdate(); len(u) != 1 || string(u[0].GetVal().GetJsonVal()) != "true" {
+		t.Errorf("Subscribe ONCE JSON: %v", msg)
+	}
 }
