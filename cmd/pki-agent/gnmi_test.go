@@ -139,7 +139,9 @@ func TestGNMIEncodingsOverTheBinary(t *testing.T) {
 		}
 		return p
 	}
-	jsonVal := func(s string) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(s)}} }
+	jsonVal := func(s string) *gpb.TypedValue {
+		return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(s)}}
+	}
 	if _, err := g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{
 		{Path: path("/authority/router[name=r1]"), Val: jsonVal(`{"name":"r1","peer-validation":true,"peer":[{"name":"p1","identifier":"p1.example.net"}]}`)},
 		{Path: path("/authority/client-certificate[name=router]"), Val: jsonVal(`{"name":"router"}`)},
