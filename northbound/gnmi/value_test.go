@@ -6,6 +6,8 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
+
+	"github.com/pkiagent/pkiagent/agent"
 )
 
 // RFC 7951 6.9: a leaf of type empty is [null]. Our model has none, so a
@@ -31,5 +33,27 @@ func TestNullsAtEmptyLeaf(t *testing.T) {
 				t.Errorf("got %v; want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// fillDefaults relies on the model having no presence container: a
+// presence container holding a defaulted leaf would be made up.
+func TestNoPresenceContainers(t *testing.T) {
+	containers := 0
+	var rec func(e *yang.Entry)
+	rec = func(e *yang.Entry) {
+		if c, ok := e.Node.(*yang.Container); ok {
+			containers++
+			if c.Presence != nil {
+				t.Errorf("%s is a presence container: fillDefaults would create it", e.Path())
+			}
+		}
+		for _, c := range e.Dir {
+			rec(c)
+		}
+	}
+	rec(agent.RootEntry())
+	if containers < 10 {
+		t.Fatalf("saw %d containers in the schema", containers)
 	}
 }
