@@ -457,7 +457,7 @@ func TestSetErrorsNamePathAndRule(t *testing.T) {
 		{"wrong key", "/authority/router[id=1]", jsonVal(`{}`), []string{`list router is keyed by "name", not "id"`}},
 		{"unknown member", "/authority/router[name=a]", jsonVal(`{"name":"a","bogus":1}`), []string{`unknown element "bogus" in the value under /authority/router[name=a]`, "/authority/router[name=a] has certificate-failure-action, name, peer, peer-validation, peering-common-name"}},
 		{"nested unknown member", "/authority", ietfVal(`{"router":[{"name":"a","peer":[{"name":"p","id":"x"}]}]}`), []string{`unknown element "id" in the value under /authority/router[name=a]/peer[name=p]`}},
-		{"long member name", "/authority", jsonVal(`{"` + strings.Repeat("k", 5000) + `":1}`), []string{`unknown element "` + strings.Repeat("k", 64) + `"... (5000 bytes) in the value under /authority`}},
+		{"long member name", "/authority", jsonVal(`{"` + strings.Repeat("k", 5000) + `":1}`), []string{`unknown element "kkkkkkkkkkkkkkkk`, `... (5000 bytes) in the value under /authority`}},
 		{"foreign module", "/", ietfVal(`{"openconfig-system:system":{}}`), []string{`module "openconfig-system" is not served`}},
 		{"malformed JSON", "/authority/router[name=a]", jsonVal(`{"name":"a",}`), []string{"update /authority/router[name=a]", "the value is not valid JSON", "at byte 13"}},
 		{"two JSON values", "/authority/router[name=a]", jsonVal(`{"name":"a"} {}`), []string{"more than one JSON value"}},
@@ -472,6 +472,9 @@ func TestSetErrorsNamePathAndRule(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("%v\nlacks %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), strings.Repeat("k", 65)) {
+				t.Errorf("a long name quoted whole: %.200s", err)
 			}
 		})
 	}
