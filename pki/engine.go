@@ -149,21 +149,23 @@ type managedCert struct {
 	// verdict, and until when that verdict holds (a CA of the path expires).
 	trust struct {
 		store *importcheck.TrustStore
+		cert  *x509.Certificate   // the certificate judged (a re-import replaces it)
+		path  []*x509.Certificate // the verified path, leaf first, root last
 		err   error
 		until time.Time
 	}
 }
 
 // trustErr says whether mc's certificate still chains to a trusted CA at
-// now; the verdict is cached until the trust store changes or a
-// certificate of the path expires.
+// now; the verdict (and the path) is cached until the trust store or the
+// certificate changes or a certificate of the path expires.
 func (e *Engine) trustErr(mc *managedCert, now time.Time) error {
 	t := &mc.trust
-	if t.store == e.trustAll && t.store != nil && now.Before(t.until) {
+	if t.store == e.trustAll && t.store != nil && t.cert == mc.cert && now.Before(t.until) {
 		return t.err
 	}
 	path, _, err := e.trustAll.Verify(mc.cert, mc.chain[1:], now)
-	t.store, t.err, t.until = e.trustAll, err, now.Add(time.Hour)
+	t.store, t.cert, t.path, t.err, t.until = e.trustAll, mc.cert, path, err, now.Add(time.Hour)
 	for _, c := range path {
 		if c.NotAfter.Before(t.until) {
 			t.until = c.NotAfter
