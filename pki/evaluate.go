@@ -83,6 +83,13 @@ func (e *Engine) evaluateLocked() {
 		}
 	}
 
+	if !e.configured {
+		// Until a configuration is applied (Load), the alarms stay as they
+		// were restored: the verdicts that depend on it (trust, client
+		// certificates, trusted CAs, peers) are not known yet.
+		e.publishStateLocked()
+		return
+	}
 	e.recheckPeersLocked()
 
 	var transitions []expiry.Transition
@@ -181,6 +188,7 @@ const timeFormat = "2006-01-02T15:04:05Z07:00"
 // publishStateLocked diffs the state tree against what was last published
 // and sends the difference on the bus.
 func (e *Engine) publishStateLocked() {
+	e.saveLocked() // what is published is on disk first
 	st := e.stateLocked()
 	prev := e.published
 	if prev == nil {

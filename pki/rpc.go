@@ -112,6 +112,7 @@ func (e *Engine) GenerateCSR(ctx context.Context, c api.Caller, in api.GenerateC
 		} else {
 			e.stats.csrOK.Add(1)
 		}
+		e.saveCounters()
 		e.auditEvent(c, "system.generate_csr", fmt.Sprintf("generate CSR for %s", in.Name), csrAuditDetail(in, err == nil), err)
 	}()
 	if err := checkName(in.Name); err != nil {
@@ -144,6 +145,7 @@ func (e *Engine) ImportCertificate(ctx context.Context, c api.Caller, in api.Imp
 		} else {
 			e.stats.importOK.Add(1)
 		}
+		e.saveCounters()
 		detail["success"] = err == nil
 		e.auditEvent(c, "system.ingest_certificate", fmt.Sprintf("import certificate %s", in.Name), detail, err)
 	}()
