@@ -274,3 +274,15 @@ func flatten(out map[string]string, prefix string, v any) {
 		out[prefix] = fmt.Sprint(v)
 	}
 }
+
+// TestDamagedPKIStateIsAStartupErrorNamingTheFile: a pki-state.json that
+// does not decode stops the start naming it, as running.json does.
+func TestDamagedPKIStateIsAStartupErrorNamingTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pki-state.json")
+	os.WriteFile(path, []byte(`{"peers": [{"router": "r", "peer": "p", "path": ["not base64!"]}]}`), 0o600)
+	err := run([]string{"--state-dir", dir, "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v", err)
+	}
+}
