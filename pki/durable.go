@@ -63,7 +63,7 @@ type savedCounters struct {
 	PeerRevoked         uint64 `json:"peer-certificate-revoked"`
 	CRLFetchSuccess     uint64 `json:"crl-fetch-success"`
 	CRLFetchFailure     uint64 `json:"crl-fetch-failure"`
-	CRLIngestSuccess    uint64 `json:"crl-ingestion-success"`
+	CRLIngestionSuccess uint64 `json:"crl-ingestion-success"`
 	CRLIngestionFailure uint64 `json:"crl-ingestion-failure"`
 }
 
@@ -151,7 +151,7 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 	replay := func(file string, b []byte, at int) error {
 		var s savedState
 		if err := json.Unmarshal(b, &s); err != nil {
-			return fmt.Errorf("%s: %w: %s does not decode: %v; move it aside to start without the saved alarms, peer states and counters", file, persist.ErrCorrupt, at2s(at), err)
+			return fmt.Errorf("%s: %w: %s does not decode: %v; move it aside to start without the saved alarms, peer states and counters", file, persist.ErrCorrupt, recordName(at), err)
 		}
 		if s.Counters != nil {
 			l.counters = *s.Counters
@@ -159,7 +159,7 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 		for _, a := range s.Alarms {
 			sev, ok := parseSeverity(a.Severity)
 			if !ok || a.ID == "" {
-				return fmt.Errorf("%s: %w: %s: alarm %.64q has severity %.16q", file, persist.ErrCorrupt, at2s(at), a.ID, a.Severity)
+				return fmt.Errorf("%s: %w: %s: alarm %.64q has severity %.16q", file, persist.ErrCorrupt, recordName(at), a.ID, a.Severity)
 			}
 			alarms[a.ID] = expiry.Alarm{ID: a.ID, Resource: a.Resource, Category: a.Category, Severity: sev, Text: a.Text, TimeRaised: a.TimeRaised}
 		}
@@ -171,7 +171,7 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 			for i, der := range p.Path {
 				c, err := x509.ParseCertificate(der)
 				if err != nil {
-					return fmt.Errorf("%s: %w: %s: certificate %d of the path of router %.64q peer %.64q: %v", file, persist.ErrCorrupt, at2s(at), i, p.Router, p.Peer, err)
+					return fmt.Errorf("%s: %w: %s: certificate %d of the path of router %.64q peer %.64q: %v", file, persist.ErrCorrupt, recordName(at), i, p.Router, p.Peer, err)
 				}
 				st.Path = append(st.Path, c)
 			}
@@ -211,7 +211,7 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 	return d, l, nil
 }
 
-func at2s(record int) string {
+func recordName(record int) string {
 	if record < 0 {
 		return "the snapshot"
 	}
@@ -281,7 +281,7 @@ func (e *Engine) countersNow() savedCounters {
 		CertExpired: s.certExpired.Load(), CertInvalid: s.certInvalid.Load(), CertRevoked: s.certRevoked.Load(),
 		PeerExpired: s.peerExpired.Load(), PeerInvalid: s.peerInvalid.Load(), PeerRevoked: s.peerRevoked.Load(),
 		CRLFetchSuccess: cs.FetchSuccess, CRLFetchFailure: cs.FetchFailure,
-		CRLIngestSuccess: cs.IngestionSuccess, CRLIngestionFailure: cs.IngestionFailure,
+		CRLIngestionSuccess: cs.IngestionSuccess, CRLIngestionFailure: cs.IngestionFailure,
 	}
 }
 

@@ -226,7 +226,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	c := saved.counters
 	resume := crl.Resume{States: saved.sources, Stats: crl.Stats{FetchSuccess: c.CRLFetchSuccess, FetchFailure: c.CRLFetchFailure,
-		IngestionSuccess: c.CRLIngestSuccess, IngestionFailure: c.CRLIngestionFailure}}
+		IngestionSuccess: c.CRLIngestionSuccess, IngestionFailure: c.CRLIngestionFailure}}
 	m, err := crl.New(crl.Config{Dir: filepath.Join(cfg.StateDir, "crl"), Clock: cfg.Clock, Logger: cfg.Logger, Fetch: cfg.CRLFetch, OnEvent: e.onCRLEvent, Resume: resume})
 	if err != nil {
 		d.dir.Close()

@@ -211,3 +211,32 @@ func TestDamagedPKIStateStopsTheStart(t *testing.T) {
 		t.Fatalf("New with %s not JSON: %v", path, err)
 	}
 }
+
+// TestPKIStateCompaction: when the journal is folded into the snapshot
+// (every compactRecords changes), the snapshot alone brings back the same
+// state, and the journal starts again empty.
+func TestPKIStateCompaction(t *testing.T) {
+	p := newPeerFixture(t)
+	valid, _ := p.peerPEM(t, "peer-1", testpki.Options{})
+	mismatch, _ := p.peerPEM(t, "someone-else", testpki.Options{})
+	p.validate(t, "hard", mismatch)
+	p.engine.mu.Lock()
+	p.engine.durable.compact = true
+	p.engine.mu.Unlock()
+	p.validate(t, "soft", valid) // this change writes the snapshot
+	if n, _ := p.engine.durable.dir.JournalSize(); n != 0 {
+		t.Fatalf("journal after compaction: %d records", n)
+	}
+	snap, err := os.ReadFile(filepath.Join(p.dir, "pki-state.json"))
+	if err != nil || !strings.Contains(string(snap), `"severed"`) {
+		t.Fatalf("snapshot: %v %.300s", err, snap)
+	}
+	if fi, _ := os.Stat(filepath.Join(p.dir, "pki-state.json")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot mode %v", fi.Mode())
+	}
+	before := stateJSON(t, p.fixture)
+	f := restart(t, p.fixture, t0.Add(time.Minute))
+	if diff := cmp.Diff(before, stateJSON(t, f)); diff != "" {
+		t.Fatalf("state after a restart from the snapshot (-before +after):\n%s", diff)
+	}
+}
