@@ -139,11 +139,12 @@ func TestTrackerKeepsTimeRaisedAndText(t *testing.T) {
 	}
 }
 
-// TestTrackerRestore: restored alarms are active with their times, and the
-// same verdict again is no transition.
+// TestTrackerRestore: restored alarms are the active set, with their
+// times, and the same verdict again is no transition.
 func TestTrackerRestore(t *testing.T) {
 	tr := NewTracker(clock.NewFake(t0.Add(day)))
-	tr.Restore([]Alarm{{ID: "a", Category: CategoryExpired, Severity: SeverityCritical, Text: "expired", TimeRaised: t0}, {ID: "none"}})
+	tr.Set(Alarm{ID: "gone", Category: CategoryExpired, Severity: SeverityCritical})
+	tr.Restore([]Alarm{{ID: "a", Category: CategoryExpired, Severity: SeverityCritical, Text: "expired", TimeRaised: t0}})
 	if _, ok := tr.Set(Alarm{ID: "a", Category: CategoryExpired, Severity: SeverityCritical, Text: "expired"}); ok {
 		t.Error("the restored verdict again is a transition")
 	}

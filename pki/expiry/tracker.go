@@ -95,16 +95,15 @@ func (t *Tracker) Set(a Alarm) (Transition, bool) {
 	return Transition{}, false
 }
 
-// Restore makes alarms active as they were (times included) without a
-// transition: the alarms a restarted agent had raised before it stopped.
-// An alarm with SeverityNone or no ID is ignored.
+// Restore makes alarms (as Active returned them) the active set again,
+// with their times and without transitions: the alarms a restarted agent
+// had raised before it stopped.
 func (t *Tracker) Restore(alarms []Alarm) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.active = make(map[string]Alarm, len(alarms))
 	for _, a := range alarms {
-		if a.ID != "" && a.Severity != SeverityNone {
-			t.active[a.ID] = a
-		}
+		t.active[a.ID] = a
 	}
 }
 
