@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pkiagent/pkiagent/internal/persist"
@@ -20,9 +21,10 @@ import (
 // snapshot atomically, mode 0600). They hold what the engine told the
 // operator and cannot recompute from the configuration, the certificates
 // and the CRLs: active alarms with their times, peer verdicts (a severed
-// peer stays severed until it presents a valid certificate), the
-// /stats/security counters, and each CRL source's schedule, failures and
-// raised alarms. Certificate statuses are not saved: they are graded again
+// peer stays severed until it presents a valid certificate), the peer
+// certificates known to be revoked or expired (a revoked one stays refused
+// when a later CRL drops it), the /stats/security counters, and each CRL
+// source's schedule, failures and raised alarms. Certificate statuses are not saved: they are graded again
 // from certs/ and crl/ at start.
 const stateName = "pki-state"
 
@@ -44,10 +46,19 @@ type savedState struct {
 	RemovedPeers   []savedPeerKey `json:"removed-peers,omitempty"`
 	CRLSources     []savedSource  `json:"crl-sources,omitempty"`
 	RemovedSources []string       `json:"removed-crl-sources,omitempty"`
+	// Known are bad peer certificates the peer cache learned, in the order
+	// it learned them (the snapshot: least recently used first).
+	Known []savedKnown `json:"known-bad-certificates,omitempty"`
+}
+
+type savedKnown struct {
+	SHA256 []byte `json:"sha256"`
+	Result string `json:"result"`
+	Reason string `json:"reason,omitempty"`
 }
 
 func (s *savedState) empty() bool {
-	return s.Counters == nil && len(s.Alarms)+len(s.ClearedAlarms)+len(s.Peers)+len(s.RemovedPeers)+len(s.CRLSources)+len(s.RemovedSources) == 0
+	return s.Counters == nil && len(s.Alarms)+len(s.ClearedAlarms)+len(s.Peers)+len(s.RemovedPeers)+len(s.CRLSources)+len(s.RemovedSources)+len(s.Known) == 0
 }
 
 type savedCounters struct {
@@ -120,6 +131,11 @@ type durable struct {
 	sources  map[string]crl.SourceState
 	peers    map[peerKey]bool // changed since the last save
 	compact  bool             // the next save writes a snapshot
+
+	// known are what the peer cache learned since the last save; the cache
+	// reports under its own lock, so they have a lock of their own.
+	knownMu sync.Mutex
+	known   []peer.Known
 }
 
 // loaded is what the state files held at start.
@@ -128,6 +144,7 @@ type loaded struct {
 	alarms   []expiry.Alarm
 	peers    map[peerKey]peer.State
 	sources  []crl.SourceState
+	known    []peer.Known // in the order they were learned
 }
 
 // openDurable opens DIR/pki-state.* and replays them. A damaged file stops
@@ -186,6 +203,13 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 		for _, u := range s.RemovedSources {
 			delete(sources, u)
 		}
+		for _, k := range s.Known {
+			r := peer.Result(k.Result)
+			if len(k.SHA256) != 32 || (r != peer.Revoked && r != peer.Expired) {
+				return fmt.Errorf("%s: %w: %s: a known bad certificate has a %d-byte fingerprint and result %.16q", file, persist.ErrCorrupt, recordName(at), len(k.SHA256), k.Result)
+			}
+			l.known = append(l.known, peer.Known{FP: [32]byte(k.SHA256), Entry: peer.Entry{Result: r, Reason: k.Reason}})
+		}
 		return nil
 	}
 	if snap != nil {
@@ -243,6 +267,10 @@ func alarmOf(a expiry.Alarm) savedAlarm {
 	return savedAlarm{ID: a.ID, Resource: a.Resource, Category: a.Category, Severity: a.Severity.String(), Text: a.Text, TimeRaised: a.TimeRaised.UTC()}
 }
 
+func knownOf(k peer.Known) savedKnown {
+	return savedKnown{SHA256: k.FP[:], Result: string(k.Result), Reason: k.Reason}
+}
+
 func peerOf(k peerKey, st peer.State) savedPeer {
 	p := savedPeer{savedPeerKey: savedPeerKey{Router: k.router, Peer: k.peer}, Status: string(st.Status), Reason: st.Reason,
 		LastValidated: st.LastValidated.UTC(), Identifier: st.Identifier}
@@ -259,6 +287,17 @@ func (e *Engine) restoreLocked(l *loaded) {
 	e.alarms.Restore(l.alarms)
 	for k, st := range l.peers {
 		e.peerStates[k] = st
+	}
+	cache := e.peers.Cache()
+	for _, k := range l.known {
+		cache.Put(k.FP, k.Result, k.Reason)
+	}
+	if d := e.durable; d != nil {
+		cache.Observe(func(k peer.Known) {
+			d.knownMu.Lock()
+			d.known = append(d.known, k)
+			d.knownMu.Unlock()
+		})
 	}
 	c, s := l.counters, &e.stats
 	s.csrOK.Store(c.CSRSuccess)
@@ -341,6 +380,13 @@ func (e *Engine) saveLocked() {
 			rec.RemovedSources = append(rec.RemovedSources, u)
 		}
 	}
+	d.knownMu.Lock()
+	known := d.known
+	d.known = nil
+	d.knownMu.Unlock()
+	for _, k := range known {
+		rec.Known = append(rec.Known, knownOf(k))
+	}
 	if rec.empty() {
 		return
 	}
@@ -349,6 +395,9 @@ func (e *Engine) saveLocked() {
 		err = d.dir.Append(b)
 	}
 	if err != nil {
+		d.knownMu.Lock()
+		d.known = append(known, d.known...) // retried with the next save
+		d.knownMu.Unlock()
 		e.log.Error("PKI state not saved; it is retried with the next change", "file", d.path, "err", err)
 		return
 	}
@@ -375,6 +424,12 @@ func (e *Engine) compactLocked(counters savedCounters, active []expiry.Alarm) {
 	}
 	for _, u := range sortedKeys(e.crlStates) {
 		s.CRLSources = append(s.CRLSources, sourceOf(e.crlStates[u]))
+	}
+	d.knownMu.Lock()
+	d.known = nil // All below holds them
+	d.knownMu.Unlock()
+	for _, k := range e.peers.Cache().All() {
+		s.Known = append(s.Known, knownOf(k))
 	}
 	b, err := json.Marshal(&s)
 	if err == nil {

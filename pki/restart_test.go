@@ -240,3 +240,39 @@ func TestPKIStateCompaction(t *testing.T) {
 		t.Fatalf("state after a restart from the snapshot (-before +after):\n%s", diff)
 	}
 }
+
+// TestKnownBadPeerCertificateSurvivesRestart: a peer certificate found
+// revoked stays refused after a restart although the CA's next CRL no
+// longer lists it, as it does without a restart.
+func TestKnownBadPeerCertificateSurvivesRestart(t *testing.T) {
+	p := newPeerFixture(t)
+	ctx := context.Background()
+	pemChain, c := p.peerPEM(t, "peer-1", testpki.Options{})
+	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 2, Revoked: []*big.Int{c.Cert.SerialNumber}}))
+	if _, err := p.engine.RefreshCRL(ctx, admin, agent.RefreshCRLInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := p.validate(t, "soft", pemChain); out.Result != "revoked" {
+		t.Fatalf("first: %+v", out)
+	}
+	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 3}))
+	if _, err := p.engine.RefreshCRL(ctx, admin, agent.RefreshCRLInput{}); err != nil {
+		t.Fatal(err)
+	}
+	f := restart(t, p.fixture, t0.Add(time.Minute))
+	f.run(t)
+	p2 := &peerFixture{fixture: f, h: p.h, srv: p.srv}
+	if out := p2.validate(t, "soft", pemChain); out.Result != "revoked" || !strings.Contains(out.Reason, "known bad certificate") {
+		t.Fatalf("after a restart: %+v", out)
+	}
+	// From the snapshot too.
+	f.engine.mu.Lock()
+	f.engine.durable.compact = true
+	f.engine.mu.Unlock()
+	p2.validate(t, "hard", pemChain)
+	f = restart(t, f, t0.Add(2*time.Minute))
+	p3 := &peerFixture{fixture: f, h: p.h, srv: p.srv}
+	if out := p3.validate(t, "soft", pemChain); out.Result != "revoked" || !strings.Contains(out.Reason, "known bad certificate") {
+		t.Fatalf("after a restart from the snapshot: %+v", out)
+	}
+}
