@@ -558,6 +558,11 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	if len(s.history) > s.maxHist {
 		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)
 	}
+	for _, a := range s.appliers {
+		if f, ok := a.(Finisher); ok {
+			f.Finish(context.WithoutCancel(ctx), c, true)
+		}
+	}
 	// Published under the lock so subscribers see commits in order: the
 	// config event, then what the appliers staged (alarms, state), all
 	// marked with the commit id (as etcd's mvcc sends at End()).
@@ -565,11 +570,6 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	for _, ev := range c.Staged() {
 		ev.CommitID = id
 		s.bus.Publish(ev)
-	}
-	for _, a := range s.appliers {
-		if f, ok := a.(Finisher); ok {
-			f.Finish(context.WithoutCancel(ctx), c, true)
-		}
 	}
 	s.mu.Unlock()
 	s.log.Info("commit", "id", id, "user", opts.User, "changes", len(changes), "comment", opts.Comment)

@@ -81,8 +81,9 @@ func (e *Engine) emitLocked(ev api.Event) {
 	}
 }
 
-// Finish implements api.Finisher. committed: the change applied by Apply
-// becomes visible and the CRL manager follows it. Not committed: the
+// Finish implements api.Finisher. committed: the engine's durable state
+// (alarms, peers, counters) is saved, the change applied by Apply becomes
+// visible and the CRL manager follows it. Not committed: the
 // engine is restored exactly as it was before Apply (alarms with their
 // times, counters, peer states, the state last published), and nothing of
 // it was published. Either way e.mu, held since Apply, is released.
@@ -95,6 +96,7 @@ func (e *Engine) Finish(_ context.Context, c *api.Commit, committed bool) {
 	defer e.mu.Unlock()
 	e.prep = nil
 	if committed {
+		e.saveLocked() // DIR/pki-state: on disk before the store publishes
 		for _, tr := range p.logs {
 			e.logAlarm(tr)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -119,6 +120,14 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 		remove(routerElem("r1")),
 		merge(`{}`, listElem("client-certificate", "name", "api")),
 	}
+	journal := func() string {
+		b, err := os.ReadFile(filepath.Join(dir, stateName+".journal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	savedBefore := journal()
 	disk.full.Store(true)
 	_, err = commit(change...)
 	if !errors.Is(err, agent.ErrPersist) || !errors.Is(err, syscall.ENOSPC) {
@@ -134,6 +143,9 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 	}
 	if store.Running().GetAuthority().GetClientCertificate("api") != nil {
 		t.Fatal("running holds the failed commit")
+	}
+	if journal() != savedBefore {
+		t.Fatal("the engine saved the state of a commit that failed")
 	}
 
 	disk.full.Store(false)
@@ -160,6 +172,9 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 	want := []string{"config", "cleared peer-certificate:r1/p", "raised certificate-missing:api", "cleared certificate-missing:web", "state"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("events of the saved commit (-want +got):\n%s", d)
+	}
+	if !strings.Contains(journal(), "certificate-missing:api") {
+		t.Fatal("the saved commit's alarm is not in the engine's saved state")
 	}
 	after := stateJSON()
 	if !strings.Contains(after, "certificate-missing:api") || strings.Contains(after, "certificate-missing:web") {

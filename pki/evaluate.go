@@ -201,7 +201,9 @@ const timeFormat = "2006-01-02T15:04:05Z07:00"
 // publishStateLocked diffs the state tree against what was last published
 // and sends the difference on the bus.
 func (e *Engine) publishStateLocked() {
-	e.saveLocked() // what is published is on disk first
+	if e.prep == nil {
+		e.saveLocked() // what is published is on disk first
+	} // a commit's state is saved by Finish, before the store publishes it
 	st := e.stateLocked()
 	prev := e.published
 	if prev == nil {

@@ -55,13 +55,17 @@ type Applier interface {
 
 // Finisher is an Applier whose Apply only prepares the change: the
 // subsystem holds it, unseen by readers, until the store calls Finish
-// once with the outcome. committed true: the commit was saved and its
-// events published; the subsystem makes the change visible and may act on
-// the world (start fetching a new CRL source). committed false: the commit
-// failed after Apply succeeded; the subsystem returns exactly to its state
-// before Apply (alarm times and counters included), and the store does not
-// call Apply to undo it. The store calls Finish under its lock, from the
-// goroutine that called Apply.
+// once with the outcome, under the store's lock, from the goroutine that
+// called Apply.
+//
+// committed true: the commit was saved, and its events are published
+// right after Finish returns (so the subsystem may save its own state
+// first); the subsystem makes the change visible and may act on the world
+// (start fetching a new CRL source).
+//
+// committed false: the commit failed after Apply succeeded; the subsystem
+// returns exactly to its state before Apply (alarm times and counters
+// included), and the store does not call Apply to undo it.
 type Finisher interface {
 	Applier
 	Finish(ctx context.Context, c *Commit, committed bool)
