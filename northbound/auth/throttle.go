@@ -79,17 +79,16 @@ func (l Limits) withDefaults() Limits {
 // throttle orders the password checks of logins (see Users.Login):
 //
 //   - at most MaxChecks run at once (slots);
-//   - a source address is served one login at a time once it has one in
-//     progress or failed recently, each waiting until the delay after its
-//     last failure has passed (so concurrent guessing from one address
+//   - a source address is served one login at a time, each waiting
+//     until the delay after its last failure has passed (so concurrent guessing from one address
 //     gets one guess per delay, not one per connection, and holds at most
 //     one check slot);
 //   - from such an address, logins for a user who failed recently are
 //     also served one at a time after that user's delay, so guessing one
 //     user's password from many addresses is slowed too;
-//   - a source address with no recent failure skips both lines and only
-//     waits for a slot, which the throttled lines hold at most one each:
-//     an administrator on another address logs in at once during a flood.
+//   - so an address holds at most one check slot, and an administrator
+//     on an address with no recent failure waits only for a free slot:
+//     he logs in at once during a flood from elsewhere.
 //
 // Delays are forgotten after Quiet without failures; a success clears the
 // user's (not the address's: a valid account must not reset the delay of
@@ -175,8 +174,10 @@ type ticket struct {
 	t        *throttle
 	src, usr *penalty
 	user     string
-	srcTurn  bool
-	usrTurn  bool
+	// srcHeld and usrHeld: the turns of src and usr (nil unless the user's
+	// line applies) are held.
+	srcHeld  bool
+	usrHeld  bool
 	slot     bool
 	released bool
 }
@@ -197,13 +198,13 @@ func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, err
 		return nil, ErrTooManyAttempts
 	}
 	tk := &ticket{t: t, src: src, user: user}
-	// One login at a time from an address that failed recently or has
-	// one in progress, so an address holds at most one check slot.
-	tk.srcTurn = src.fails > 0 || src.waiting > 0
+	// One login at a time from an address (so an address holds at most
+	// one check slot); from one that failed, one at a time for a user
+	// who failed too.
 	src.waiting++
 	if src.fails > 0 {
 		if u := t.get(&t.users, user, now); u.fails > 0 {
-			tk.usr, tk.usrTurn = u, true
+			tk.usr = u
 			u.waiting++
 		}
 	}
@@ -213,17 +214,15 @@ func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, err
 		tk.release()
 		return nil, err
 	}
-	if tk.srcTurn {
-		if err := t.take(ctx, src); err != nil {
-			tk.srcTurn = false
-			return fail(err)
-		}
+	if err := t.take(ctx, src); err != nil {
+		return fail(err)
 	}
-	if tk.usrTurn {
+	tk.srcHeld = true
+	if tk.usr != nil {
 		if err := t.take(ctx, tk.usr); err != nil {
-			tk.usrTurn = false
 			return fail(err)
 		}
+		tk.usrHeld = true
 	}
 	select {
 	case t.slots <- struct{}{}:
@@ -294,10 +293,10 @@ func (tk *ticket) release() {
 	if tk.slot {
 		<-t.slots
 	}
-	if tk.usrTurn {
+	if tk.usrHeld {
 		<-tk.usr.turn
 	}
-	if tk.srcTurn {
+	if tk.srcHeld {
 		<-tk.src.turn
 	}
 	t.mu.Lock()
