@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -151,8 +152,8 @@ func (h auditedOps) Handle(ctx context.Context, s *netconf.Session, req *ncxml.R
 		source := ""
 		if s.RemoteAddr() != nil {
 			source = s.RemoteAddr().String()
-			if i := strings.LastIndexByte(source, ':'); i > 0 {
-				source = strings.Trim(source[:i], "[]")
+			if h, _, err := net.SplitHostPort(source); err == nil {
+				source = h
 			}
 		}
 		ev := audit.Event{
