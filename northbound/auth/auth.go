@@ -12,6 +12,11 @@
 // (read only). When the file does not exist, Open creates it with one user,
 // admin, whose password comes from PKI_AGENT_ADMIN_PASSWORD or is generated
 // and written to STATE-DIR/admin-password (mode 0600).
+//
+// Users.Login bounds what password guessing costs: the checks running at
+// once, delays after failures per source address and per user, and a
+// password verified before is recognised without waiting (see throttle.go).
+// Refused logins are audited, coalesced per source address.
 package auth
 
 import (

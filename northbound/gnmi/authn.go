@@ -80,7 +80,7 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 		}
 		role, ok := s.auth.RoleFor(cn)
 		if !ok {
-			s.log.Warn("gNMI client certificate names no user", "cn", cn, "peer", c.Peer)
+			s.refusedCertificate(cn, c.Peer)
 			return nil, c, status.Errorf(codes.Unauthenticated, "client certificate CN %q is not a user", cn)
 		}
 		c.User, c.Role, c.Via = cn, role, "certificate"
@@ -113,6 +113,21 @@ func (s *Server) audited(c Caller, method string, err error) error {
 		s.log.Warn("operation refused for the caller's role", "user", c.User, "role", c.Role, "method", method, "peer", c.Peer)
 	}
 	return err
+}
+
+// refusedCertificate audits (coalesced per source address, as refused
+// passwords are) and logs a verified client certificate whose common name
+// is no user.
+func (s *Server) refusedCertificate(cn, peer string) {
+	src := hostOf(peer)
+	ev := audit.Event{
+		Time: s.clock.Now().UTC(), User: cn, Type: "system.login",
+		Description: "gnmi login with a client certificate from " + src + " refused: its common name is not a user",
+		Detail:      map[string]any{"protocol": "gnmi", "source": src, "method": "certificate", "reason": "certificate common name is not a user"},
+	}
+	if s.audit == nil || s.audit.Coalesce("login "+src, ev) {
+		s.log.Warn("gNMI client certificate names no user", "cn", cn, "peer", peer)
+	}
 }
 
 // snake turns a gRPC method name (Set, AddProfile) into an audit type
