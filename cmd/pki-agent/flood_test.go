@@ -26,8 +26,8 @@ import (
 
 // The login flood of issue 10 finding 8: 100 clients guess the admin's
 // password at once while the real admin logs in. Its length is
-// floodDuration (4 s, 3 s with -short); PKI_AGENT_FLOOD_DURATION (a Go
-// duration, e.g. 8s) sets it for `make faults`.
+// floodDuration: 4 s (3 s with -short), 8 s with PKI_AGENT_FAULTS=long
+// (`make faults`); PKI_AGENT_FLOOD_DURATION (a Go duration) sets it.
 const (
 	floodClients = 100
 	// floodMaxRSS is the memory the agent may reach during the flood.
@@ -48,6 +48,9 @@ func floodDuration(t *testing.T) time.Duration {
 			t.Fatalf("PKI_AGENT_FLOOD_DURATION=%q: want a positive Go duration such as 8s", v)
 		}
 		return d
+	}
+	if os.Getenv("PKI_AGENT_FAULTS") == "long" { // make faults
+		return 8 * time.Second
 	}
 	if testing.Short() {
 		return 3 * time.Second
