@@ -95,7 +95,7 @@ func TestConfirmedCommitOneMachineAcrossProtocols(t *testing.T) {
 	}
 	var events []string
 	for _, l := range strings.Split(string(log), "\n") {
-		if strings.Contains(l, `"type":"config.confirmed_commit"`) {
+		if strings.Contains(l, `"type":"system.confirmed_commit"`) {
 			for _, e := range []string{"start", "extend", "complete", "cancel", "timeout"} {
 				if strings.Contains(l, `"confirm-event":"`+e+`"`) {
 					events = append(events, e)
