@@ -45,6 +45,7 @@ type candRegion struct {
 // ErrConflict.
 type ConflictError struct {
 	Path     string // the first conflicting node, e.g. /authority/router[name=a]
+	Elems    []*gnmi.PathElem
 	CommitID uint64 // the running commit that changed it, 0 when unknown
 	User     string // who made that commit
 	More     int    // further conflicting nodes
@@ -256,7 +257,7 @@ func (s *Store) conflictLocked() error {
 		}
 		n++
 		if first == nil {
-			first = &ConflictError{Path: prefixString(r.elems)}
+			first = &ConflictError{Path: prefixString(r.elems), Elems: r.elems}
 			first.CommitID, first.User = s.changedBy(r, seen)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/persist"
+	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // Journal limits after which the snapshot is rewritten and the journal
@@ -39,8 +40,18 @@ type journalOp struct {
 // DiskPersister saves running in a persist.Dir: one journal record per
 // commit, and a fresh snapshot when the journal grows past its limits or a
 // commit replaced the whole tree.
+//
+// Before a record is written it is replayed, as the next start will, onto
+// the running it extends, and the subtrees it changed must come out as the
+// commit made them: a commit whose record would not load back is refused
+// (ErrPersist) instead of acknowledged, so the agent never saves a
+// configuration it cannot start with. The check costs what the record
+// costs: the changed subtrees are parsed once more and compared.
 type DiskPersister struct {
 	dir *persist.Dir
+	// last is running as saved so far (nil: empty), which the next
+	// record's replay starts from.
+	last *gen.Device
 }
 
 // NewDiskPersister returns a persister over an open, loaded directory.
@@ -71,18 +82,100 @@ func (p *DiskPersister) Save(_ context.Context, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	return p.dir.Append(b)
+	if err := p.checkReplay(rec, b); err != nil {
+		return err
+	}
+	if err := p.dir.Append(b); err != nil {
+		return err
+	}
+	p.last = rec.Root
+	return nil
 }
 
-// snapshotDoc wraps the RFC 7951 tree with the id of the commit it holds.
+// checkReplay replays the journal record b onto the running it extends,
+// as Load does, and compares the changed subtrees with the commit's.
+func (p *DiskPersister) checkReplay(rec *Record, b []byte) error {
+	var jr journalRecord
+	if err := json.Unmarshal(b, &jr); err != nil {
+		return fmt.Errorf("the journal record of commit %d would not load back at the next start: %w", rec.Info.ID, err)
+	}
+	base := p.last
+	if base == nil {
+		base = &gen.Device{}
+	}
+	got, err := replayOps(base, jr.Ops)
+	if err != nil {
+		return fmt.Errorf("the journal record of commit %d would not load back at the next start: %w", rec.Info.ID, err)
+	}
+	for _, elems := range rec.Scopes {
+		if err := sameSubtree(got, rec.Root, elems); err != nil {
+			return fmt.Errorf("the journal record of commit %d would load back differently at the next start: %w", rec.Info.ID, err)
+		}
+	}
+	return nil
+}
+
+// sameSubtree reports where the subtrees at elems of two trees differ.
+func sameSubtree(a, b *gen.Device, elems []*gnmi.PathElem) error {
+	va, err := lookup(a, elems)
+	if err != nil {
+		return err
+	}
+	vb, err := lookup(b, elems)
+	if err != nil {
+		return err
+	}
+	if !va.IsValid() && !vb.IsValid() {
+		return nil
+	}
+	if va.IsValid() && vb.IsValid() && va.Kind() == reflect.Pointer && va.Pointer() == vb.Pointer() {
+		return nil
+	}
+	d, err := api.DiffNodes(va, vb, elems)
+	if err != nil {
+		return err
+	}
+	if len(d) > 0 {
+		return fmt.Errorf("%s differs at %s", prefixString(elems), PathString(d[0].Path))
+	}
+	return nil
+}
+
+// replayOps applies a journal record's ops to root: the new content of
+// each subtree, or its removal.
+func replayOps(root *gen.Device, ops []journalOp) (*gen.Device, error) {
+	tx := newTx(root)
+	for _, op := range ops {
+		p := fromJournalPath(op.Path)
+		e := Edit{Op: OpRemove, Path: p}
+		if op.Value != nil {
+			e = Edit{Op: OpReplace, Path: p, Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: op.Value}}}
+		}
+		if err := tx.Apply(e); err != nil {
+			return nil, err
+		}
+	}
+	return tx.Root(), nil
+}
+
+// snapshot writes the whole tree, after checking that it parses back to
+// the same tree (the check a journal record gets, for the whole tree).
 func (p *DiskPersister) snapshot(rec *Record) error {
 	b, err := EmitJSON(rec.Root)
 	if err != nil {
 		return fmt.Errorf("render running as JSON: %w", err)
 	}
+	back := &gen.Device{}
+	if err := gen.Unmarshal(b, back); err != nil {
+		return fmt.Errorf("the snapshot of commit %d would not load back at the next start: %w", rec.Info.ID, err)
+	}
+	if err := sameSubtree(back, rec.Root, nil); err != nil {
+		return fmt.Errorf("the snapshot of commit %d would load back differently at the next start: %w", rec.Info.ID, err)
+	}
 	if err := p.dir.Compact(b); err != nil {
 		return err
 	}
+	p.last = rec.Root
 	meta, _ := json.Marshal(journalRecord{CommitInfo: rec.Info})
 	return p.dir.Append(meta)
 }
@@ -111,18 +204,11 @@ func Load(dir *persist.Dir) (*gen.Device, []CommitInfo, []*gen.Device, error) {
 		if err := json.Unmarshal(raw, &jr); err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: record %d is not valid JSON (%w): %w", jpath, i+1, persist.ErrCorrupt, err)
 		}
-		tx := newTx(root)
-		for _, op := range jr.Ops {
-			p := fromJournalPath(op.Path)
-			e := Edit{Op: OpRemove, Path: p}
-			if op.Value != nil {
-				e = Edit{Op: OpReplace, Path: p, Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: op.Value}}}
-			}
-			if err := tx.Apply(e); err != nil {
-				return nil, nil, nil, fmt.Errorf("%s: record %d (commit %d) does not apply (%w): %w", jpath, i+1, jr.ID, persist.ErrCorrupt, err)
-			}
+		next, err := replayOps(root, jr.Ops)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: record %d (commit %d) does not apply (%w): %w", jpath, i+1, jr.ID, persist.ErrCorrupt, err)
 		}
-		root = tx.Root()
+		root = next
 		infos = append(infos, jr.CommitInfo)
 		roots = append(roots, root)
 	}
@@ -148,7 +234,9 @@ func OpenStore(path string, cfg Config) (*Store, *persist.Dir, error) {
 		dir.Close()
 		return nil, nil, err
 	}
-	cfg.Persister = NewDiskPersister(dir)
+	dp := NewDiskPersister(dir)
+	dp.last = root
+	cfg.Persister = dp
 	cfg.Initial = root
 	if len(infos) > 0 {
 		cfg.InitialCommit = infos[len(infos)-1]
