@@ -210,11 +210,15 @@ func TestConcurrentGNMIAndNETCONFWritersLoseNothing(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]string{}  // writer's node -> last acknowledged value
 	var sets, locked, commits int // acknowledged gNMI Sets, Sets refused by a lock, NETCONF commits
+	var wg sync.WaitGroup
+	errs := make(chan error, gnmiWriters+ncSessions)
+	ncs := make([]*netconf.Session, ncSessions)
+	for n := range ncs {
+		ncs[n] = dialNemith(t, ctx, p)
+	}
 	// Each writer runs for duration, and on until it has had 3 writes
 	// acknowledged (a loaded machine), but never past hardStop.
 	stop, hardStop := time.Now().Add(duration), time.Now().Add(30*time.Second)
-	var wg sync.WaitGroup
-	errs := make(chan error, gnmiWriters+ncSessions)
 	for w := range gnmiWriters {
 		wg.Go(func() {
 			// Half the writers share router "shared", each its own peer,
@@ -248,11 +252,10 @@ func TestConcurrentGNMIAndNETCONFWritersLoseNothing(t *testing.T) {
 			}
 		})
 	}
-	for n := range ncSessions {
-		nc := dialNemith(t, ctx, p)
+	for n, nc := range ncs {
 		wg.Go(func() {
 			router := fmt.Sprintf("n-%d", n)
-			for i := 0; time.Now().Before(stop) && time.Now().Before(hardStop); i++ {
+			for i, ok := 0, 0; (time.Now().Before(stop) || ok < 3) && time.Now().Before(hardStop); i++ {
 				v := fmt.Sprintf("c%d-%d", n, i)
 				// Every other round under a candidate lock (refused while
 				// another session's edits are in the candidate: fine).
@@ -260,6 +263,9 @@ func TestConcurrentGNMIAndNETCONFWritersLoseNothing(t *testing.T) {
 				editErr := nc.EditConfig(ctx, netconf.Candidate, `<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>`+router+`</name><peering-common-name>`+v+`</peering-common-name></router></authority>`)
 				var commitErr error
 				if editErr == nil {
+					// A client between its edit and its commit, while the
+					// gNMI writers go on.
+					time.Sleep(time.Duration(10+n*5) * time.Millisecond)
 					commitErr = nc.Commit(ctx)
 				}
 				if locked {
@@ -274,6 +280,7 @@ func TestConcurrentGNMIAndNETCONFWritersLoseNothing(t *testing.T) {
 				}
 				switch {
 				case editErr == nil && commitErr == nil:
+					ok++
 					mu.Lock()
 					acked[router+"/peering-common-name"] = v
 					commits++
@@ -323,7 +330,7 @@ func TestConcurrentGNMIAndNETCONFWritersLoseNothing(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if len(acked) < gnmiWriters {
+		if len(acked) < gnmiWriters || commits == 0 {
 			t.Fatalf("only %d nodes were ever acknowledged (%d gNMI Sets acknowledged, %d refused by a NETCONF lock; %d NETCONF commits)", len(acked), sets, locked, commits)
 		}
 		for k, v := range acked {
