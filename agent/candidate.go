@@ -1,16 +1,17 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/ygot"
 
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // A dirty candidate is kept as the nodes its edits wrote (regions) on top
@@ -123,18 +124,53 @@ func mergedLeaves(root *gen.Device, e Edit) ([][]*gnmi.PathElem, error) {
 	if err := gen.Unmarshal(data, fresh.Interface().(ygot.GoStruct)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	changes, err := api.DiffNodes(reflect.Value{}, fresh, elems)
-	if err != nil {
-		return nil, err
+	schemaOf := RootEntry()
+	if len(elems) > 0 {
+		schemaOf = entryAt(elems)
 	}
-	out := make([][]*gnmi.PathElem, 0, len(changes)+1)
-	for _, c := range changes {
-		out = append(out, c.Path.GetElem())
-	}
+	var out [][]*gnmi.PathElem
+	setLeaves(fresh, schemaOf, elems, &out)
 	if len(out) == 0 {
 		out = append(out, elems) // an empty value still makes the node
 	}
 	return out, nil
+}
+
+// setLeaves appends the paths of the configured leaves and leaf-lists in
+// the struct v of schema e found at prefix. (ygot.Diff against an empty
+// node finds the same, at many times the cost.)
+func setLeaves(v reflect.Value, e *yang.Entry, prefix []*gnmi.PathElem, out *[][]*gnmi.PathElem) {
+	if !v.IsValid() || v.IsNil() || e == nil {
+		return
+	}
+	s := v.Elem()
+	for name, child := range e.Dir {
+		if child.ReadOnly() {
+			continue
+		}
+		fi, ok := fieldIndex(s.Type(), name)
+		if !ok {
+			continue
+		}
+		f := s.Field(fi)
+		here := func(pe *gnmi.PathElem) []*gnmi.PathElem {
+			p := make([]*gnmi.PathElem, len(prefix), len(prefix)+1)
+			copy(p, prefix)
+			return append(p, pe)
+		}
+		switch {
+		case child.IsLeaf() || child.IsLeafList():
+			if !f.IsZero() {
+				*out = append(*out, here(&gnmi.PathElem{Name: name}))
+			}
+		case child.IsList():
+			for it := f.MapRange(); it.Next(); {
+				setLeaves(it.Value(), child, here(&gnmi.PathElem{Name: name, Key: map[string]string{child.Key: fmt.Sprint(it.Key().Interface())}}), out)
+			}
+		default:
+			setLeaves(f, child, here(&gnmi.PathElem{Name: name}), out)
+		}
+	}
 }
 
 // entryKeys returns the key leaf paths of the list entries on elems.
@@ -248,10 +284,10 @@ func (s *Store) conflictLocked() error {
 				continue // the candidate deletes the entry too
 			}
 		} else {
-			if sameNode(seen, run, r.elems) {
+			if sameNode(seen, run) {
 				continue
 			}
-			if cand, _ := lookup(s.candidate, r.elems); sameNode(cand, run, r.elems) {
+			if cand, _ := lookup(s.candidate, r.elems); sameNode(cand, run) {
 				continue // running already holds what the candidate wants
 			}
 		}
@@ -275,7 +311,7 @@ func (s *Store) changedBy(r *candRegion, seen reflect.Value) (uint64, string) {
 			continue
 		}
 		v, _ := lookup(h.root, r.elems)
-		if !sameNode(seen, v, r.elems) {
+		if !sameNode(seen, v) {
 			return h.info.ID, h.info.User
 		}
 	}
@@ -284,7 +320,7 @@ func (s *Store) changedBy(r *candRegion, seen reflect.Value) (uint64, string) {
 
 // sameNode reports whether two nodes found at elems (struct pointers, leaf
 // values, or invalid when absent) hold the same configuration.
-func sameNode(a, b reflect.Value, elems []*gnmi.PathElem) bool {
+func sameNode(a, b reflect.Value) bool {
 	switch {
 	case !a.IsValid() || !b.IsValid():
 		return a.IsValid() == b.IsValid()
@@ -293,12 +329,18 @@ func sameNode(a, b reflect.Value, elems []*gnmi.PathElem) bool {
 	case reflect.DeepEqual(a.Interface(), b.Interface()):
 		return true
 	}
-	if _, ok := a.Interface().(ygot.GoStruct); !ok {
+	as, ok := a.Interface().(ygot.GoStruct)
+	if !ok {
 		return false
 	}
-	// Equal content may differ in form (an empty list map against none).
-	d, err := api.DiffNodes(a, b, elems)
-	return err == nil && len(d) == 0
+	// Equal content may differ in form (an empty list map against none):
+	// compare what would be saved.
+	ja, err := EmitJSON(as)
+	if err != nil {
+		return false
+	}
+	jb, err := EmitJSON(b.Interface().(ygot.GoStruct))
+	return err == nil && bytes.Equal(ja, jb)
 }
 
 // graft sets the node at elems of t to the one in from (sharing it: trees
