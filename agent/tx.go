@@ -293,8 +293,11 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 				return fmt.Errorf("%w: the value has no key %s; it must be the %s of the path", ErrInvalid, loc.entry.Key, loc.entry.Key)
 			}
 			if kf.Elem().String() != loc.key.String() {
-				// A value naming another key would rename the entry.
-				return &KeyLeafError{Key: loc.entry.Key, Entry: prefixString(loc.elems)}
+				if exists {
+					// A value naming another key would rename the entry.
+					return &KeyLeafError{Key: loc.entry.Key, Entry: prefixString(loc.elems)}
+				}
+				return fmt.Errorf("%w: key %s in the value does not match the key in the path; an entry is named by its path", ErrInvalid, loc.entry.Key)
 			}
 		}
 		f.SetMapIndex(loc.key, target)
