@@ -16,7 +16,6 @@ import (
 	"github.com/openconfig/ygot/ygot"
 
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
@@ -361,119 +360,6 @@ func TestPersistFailureUndoesApply(t *testing.T) {
 	if s.Running().GetAuthority() != nil {
 		t.Fatal("running changed")
 	}
-}
-
-func TestConfirmedCommit(t *testing.T) {
-	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	ctx := context.Background()
-	confirmed := func(t *testing.T, s *Store, owner, id string) CommitInfo {
-		t.Helper()
-		if err := s.EditCandidate(owner, addCRL(t, "http://x/new.crl", 2)); err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.CommitCandidate(ctx, CommitOptions{User: "u", Owner: owner, Confirm: &ConfirmOptions{Timeout: time.Minute, PersistID: id}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info
-	}
-	has := func(s *Store) bool {
-		return s.Running().GetAuthority().GetCertificateRevocationList("http://x/new.crl") != nil
-	}
-
-	t.Run("rolls back on timeout", func(t *testing.T) {
-		fc := clock.NewFake(start)
-		s, _ := newTestStore(t, Config{Clock: fc})
-		confirmed(t, s, "s1", "")
-		if !has(s) {
-			t.Fatal("not applied")
-		}
-		fc.Advance(59 * time.Second)
-		if !has(s) {
-			t.Fatal("rolled back early")
-		}
-		fc.Advance(time.Second)
-		waitFor(t, func() bool { return !has(s) })
-		if _, ok := s.Pending(); ok {
-			t.Fatal("still pending")
-		}
-	})
-	t.Run("confirm keeps it", func(t *testing.T) {
-		fc := clock.NewFake(start)
-		s, _ := newTestStore(t, Config{Clock: fc})
-		confirmed(t, s, "s1", "")
-		if err := s.Confirm("s2", ""); err == nil {
-			t.Fatal("another session confirmed a commit without persist id")
-		}
-		if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "s1"}); err != nil {
-			t.Fatal(err)
-		}
-		fc.Advance(time.Hour)
-		if !has(s) {
-			t.Fatal("rolled back after confirm")
-		}
-	})
-	t.Run("persistent commit is confirmed only with its persist id", func(t *testing.T) {
-		fc := clock.NewFake(start)
-		s, _ := newTestStore(t, Config{Clock: fc})
-		confirmed(t, s, "s1", "abc")
-		for _, owner := range []string{"s1", "s2"} {
-			if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: owner}); !errors.Is(err, ErrPendingCommit) || !strings.Contains(err.Error(), "persist-id") {
-				t.Fatalf("plain commit by %s: err = %v", owner, err)
-			}
-		}
-		if _, ok := s.Pending(); !ok {
-			t.Fatal("a refused commit touched the pending one")
-		}
-		if err := s.Confirm("s2", "abc"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "s2"}); err != nil {
-			t.Fatal(err)
-		}
-		fc.Advance(time.Hour)
-		if !has(s) {
-			t.Fatal("rolled back after confirm")
-		}
-	})
-	t.Run("cancel with persist id", func(t *testing.T) {
-		fc := clock.NewFake(start)
-		s, _ := newTestStore(t, Config{Clock: fc})
-		confirmed(t, s, "s1", "abc")
-		if err := s.CancelCommit(ctx, "s2", "wrong"); !errors.Is(err, ErrPersistID) {
-			t.Fatalf("err = %v", err)
-		}
-		if err := s.CancelCommit(ctx, "s2", "abc"); err != nil {
-			t.Fatal(err)
-		}
-		if has(s) {
-			t.Fatal("not rolled back")
-		}
-		if err := s.CancelCommit(ctx, "s2", "abc"); !errors.Is(err, ErrNoPendingCommit) {
-			t.Fatalf("err = %v", err)
-		}
-	})
-	t.Run("session end rolls back", func(t *testing.T) {
-		fc := clock.NewFake(start)
-		s, _ := newTestStore(t, Config{Clock: fc})
-		confirmed(t, s, "s1", "")
-		s.ReleaseOwner(ctx, "s1")
-		if has(s) {
-			t.Fatal("not rolled back")
-		}
-	})
-	t.Run("gnmi set blocked while pending", func(t *testing.T) {
-		fc := clock.NewFake(start)
-		s, _ := newTestStore(t, Config{Clock: fc})
-		confirmed(t, s, "s1", "x")
-		tx := s.Begin(Running)
-		if err := tx.Apply(addCRL(t, "http://x/other.crl", 1)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Commit(ctx, tx, CommitOptions{Owner: "gnmi"}); !errors.Is(err, ErrPendingCommit) {
-			t.Fatalf("err = %v", err)
-		}
-	})
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -854,18 +740,33 @@ func TestPendingConfirmedCommitRolledBackAtNextStart(t *testing.T) {
 	if err := s.EditCandidate("nc1", addCRL(t, "http://x/unconfirmed.crl", 2)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1", Confirm: &ConfirmOptions{Timeout: time.Hour, PersistID: "p1"}}); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1", Confirm: &ConfirmOptions{Timeout: time.Hour, Persist: "p1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, PendingFile)); err != nil {
 		t.Fatalf("rollback point not saved: %v", err)
+	}
+	// A follow-up confirmed commit keeps the first rollback point on disk;
+	// one that fails leaves the file alone.
+	if err := s.EditCandidate("nc2", addCRL(t, "http://x/follow-up.crl", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc2", PersistID: "p1", Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := os.ReadFile(filepath.Join(dir, PendingFile))
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc2", PersistID: "wrong"}); !errors.Is(err, ErrPersistID) {
+		t.Fatalf("confirming commit with a wrong persist-id: %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, PendingFile)); string(now) != string(saved) {
+		t.Fatal("a refused confirming commit rewrote the rollback point")
 	}
 	// The process dies: no cancel, no rollback.
 	s.Close()
 	d.Close()
 
 	s, d = open()
-	if has(s, "http://x/unconfirmed.crl") || !has(s, "http://x/base.crl") {
+	if has(s, "http://x/unconfirmed.crl") || has(s, "http://x/follow-up.crl") || !has(s, "http://x/base.crl") {
 		t.Fatal("the unconfirmed commit survived the restart")
 	}
 	if _, ok := s.Pending(); ok {
@@ -881,7 +782,7 @@ func TestPendingConfirmedCommitRolledBackAtNextStart(t *testing.T) {
 	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1", Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Confirm("nc1", ""); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -18,12 +18,22 @@ type (
 	Event        = api.Event
 	Notification = api.Notification
 	Leaf         = api.Leaf
+	// ConfirmOutcome and ConfirmChange describe EventConfirm.
+	ConfirmOutcome = api.ConfirmOutcome
+	ConfirmChange  = api.ConfirmChange
 )
 
 const (
 	EventConfig       = api.EventConfig
 	EventState        = api.EventState
 	EventNotification = api.EventNotification
+	EventConfirm      = api.EventConfirm
+
+	ConfirmStarted   = api.ConfirmStarted
+	ConfirmExtended  = api.ConfirmExtended
+	ConfirmConfirmed = api.ConfirmConfirmed
+	ConfirmCancelled = api.ConfirmCancelled
+	ConfirmTimedOut  = api.ConfirmTimedOut
 )
 
 // ErrSlowSubscriber ends a subscription whose buffer filled up: the

@@ -37,6 +37,7 @@ type (
 	Commit      = api.Commit
 	Validator   = api.Validator
 	Applier     = api.Applier
+	Finisher    = api.Finisher
 	StateSource = api.StateSource
 )
 
@@ -81,25 +82,17 @@ type CommitOptions struct {
 	// or "gnmi alice@127.0.0.1:5000".
 	Owner   string
 	Comment string
-	// Confirm, when set, makes this a confirmed commit.
+	// Confirm, when set, makes this a confirmed commit, or a follow-up
+	// confirmed commit that extends the pending one (see confirm.go).
 	Confirm *ConfirmOptions
-}
-
-// ConfirmOptions of a confirmed commit.
-type ConfirmOptions struct {
-	// Timeout after which the commit rolls back unless confirmed.
-	Timeout time.Duration
-	// PersistID, when set, lets another session confirm or cancel, and keeps
-	// the commit pending when the owner's session ends.
+	// PersistID names the pending confirmed commit started with a persist
+	// token, which this commit confirms, extends or cancels (RFC 6241
+	// 8.4.5.1 persist-id; the gNMI commit id).
 	PersistID string
-}
 
-// PendingCommit describes a confirmed commit waiting for confirmation.
-type PendingCommit struct {
-	ID        uint64
-	Owner     string
-	PersistID string
-	Deadline  time.Time
+	// system: the agent itself commits (a rollback on timeout or at
+	// shutdown), not a client.
+	system bool
 }
 
 // Config holds what a Store is built from.
@@ -124,6 +117,7 @@ type Store struct {
 	persister Persister
 	valids    []Validator
 	appliers  []Applier
+	auditors  []Auditor // guarded by commitMu
 	bus       *Bus
 	maxHist   int
 
@@ -149,12 +143,6 @@ type Store struct {
 type historyEntry struct {
 	info CommitInfo
 	root *gen.Device
-}
-
-type pendingState struct {
-	PendingCommit
-	rollbackTo *gen.Device
-	timer      clock.Timer
 }
 
 // New returns a Store holding cfg.Initial as running and candidate.
@@ -315,13 +303,8 @@ func (s *Store) ReleaseOwner(ctx context.Context, owner string) {
 	if hadCandidateLock && s.candidate != s.running {
 		s.resetCandidateLocked()
 	}
-	p := s.pending
 	s.mu.Unlock()
-	if p != nil && p.Owner == owner && p.PersistID == "" {
-		if err := s.CancelCommit(ctx, owner, ""); err != nil && !errors.Is(err, ErrNoPendingCommit) {
-			s.log.Error("rolling back the confirmed commit of an ended session", "owner", owner, "err", err)
-		}
-	}
+	s.releasePending(ctx, owner)
 }
 
 // checkWritable reports whether owner may write ds. A write to running
@@ -495,20 +478,11 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 	if err != nil {
 		return CommitInfo{}, err
 	}
-	if pending != nil && opts.Confirm == nil && fromCandidate {
-		// A plain <commit> confirms (RFC 6241 8.4.1), after committing any
-		// further candidate changes.
-		switch {
-		case pending.PersistID != "":
-			// RFC 6241 8.4.1: a persistent confirmed commit is confirmed
-			// only by a commit that carries its persist-id (Confirm).
-			return CommitInfo{}, fmt.Errorf("%w (commit %d was made with persist): confirm it with its persist-id before committing again", ErrPendingCommit, pending.ID)
-		case pending.Owner != opts.Owner:
-			return CommitInfo{}, fmt.Errorf("%w by %s: only that session can confirm it", ErrPendingCommit, pending.Owner)
-		}
-	}
-	if pending != nil && !fromCandidate && pending.Owner != opts.Owner {
-		return CommitInfo{}, fmt.Errorf("%w (commit %d by %s, rolls back at %s)", ErrPendingCommit, pending.ID, pending.Owner, pending.Deadline.Format(time.RFC3339))
+	// What the commit does to a pending confirmed commit is decided now and
+	// done only once the commit is saved: a failed commit changes nothing.
+	step, err := planConfirm(pending, opts, fromCandidate)
+	if err != nil {
+		return CommitInfo{}, err
 	}
 	if tx.base != old && (len(tx.edits) > 0 || !tx.wholeTree) {
 		// Running moved since tx began: apply its edits to running as it
@@ -535,12 +509,7 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 		s.resetCandidateLocked()
 		s.mu.Unlock()
 	}
-	switch {
-	case opts.Confirm != nil:
-		s.armConfirm(info, old, pending, opts)
-	case pending != nil && fromCandidate:
-		s.confirmLocked(opts.Owner, "")
-	}
+	s.stepConfirm(step, info, old, pending, opts)
 	return info, nil
 }
 
@@ -597,8 +566,14 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	}
 	applied := 0
 	undo := func() {
+		// The undo stages events too (on rev); nothing publishes them: a
+		// failed commit publishes nothing, nor does its undo.
 		rev := &Commit{ID: id, User: opts.User, Old: c.New, New: c.Old, Changes: nil}
 		for i := applied - 1; i >= 0; i-- {
+			if f, ok := s.appliers[i].(Finisher); ok {
+				f.Finish(context.WithoutCancel(ctx), c, false)
+				continue
+			}
 			if err := s.appliers[i].Apply(context.WithoutCancel(ctx), rev); err != nil {
 				s.log.Error("undoing a failed commit left a subsystem out of step; restart the agent to resync it", "commit", id, "err", err)
 			}
@@ -631,8 +606,19 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	if len(s.history) > s.maxHist {
 		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)
 	}
-	// Published under the lock so subscribers see commits in order.
-	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes})
+	for _, a := range s.appliers {
+		if f, ok := a.(Finisher); ok {
+			f.Finish(context.WithoutCancel(ctx), c, true)
+		}
+	}
+	// Published under the lock so subscribers see commits in order: the
+	// config event, then what the appliers staged (alarms, state), all
+	// marked with the commit id (as etcd's mvcc sends at End()).
+	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes, System: opts.system})
+	for _, ev := range c.Staged() {
+		ev.CommitID = id
+		s.bus.Publish(ev)
+	}
 	s.mu.Unlock()
 	s.log.Info("commit", "id", id, "user", opts.User, "changes", len(changes), "comment", opts.Comment)
 	return info, nil
@@ -669,147 +655,6 @@ func (s *Store) RollbackTo(ctx context.Context, id uint64, opts CommitOptions) (
 		opts.Comment = fmt.Sprintf("rollback to commit %d", id)
 	}
 	return s.commitLocked(ctx, newTxFromTrees(s.Running(), target), opts, false)
-}
-
-// Pending returns the confirmed commit waiting for confirmation, if any.
-func (s *Store) Pending() (PendingCommit, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.pending == nil {
-		return PendingCommit{}, false
-	}
-	return s.pending.PendingCommit, true
-}
-
-func (s *Store) armConfirm(info CommitInfo, before *gen.Device, prev *pendingState, opts CommitOptions) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rollbackTo := before
-	if prev != nil {
-		prev.timer.Stop()
-		rollbackTo = prev.rollbackTo // a follow-up confirmed commit keeps the first rollback point
-	}
-	p := &pendingState{
-		PendingCommit: PendingCommit{ID: info.ID, Owner: opts.Owner, PersistID: opts.Confirm.PersistID, Deadline: s.clock.Now().Add(opts.Confirm.Timeout)},
-		rollbackTo:    rollbackTo,
-	}
-	p.timer = s.clock.AfterFunc(opts.Confirm.Timeout, func() { s.expire(p) })
-	s.pending = p
-	if pp, ok := s.persister.(PendingPersister); ok {
-		if err := pp.SavePending(p.PendingCommit, rollbackTo); err != nil {
-			s.log.Error("the rollback point of a confirmed commit could not be saved; a crash before it is confirmed would keep it", "id", info.ID, "err", err)
-		}
-	}
-	s.log.Info("confirmed commit pending", "id", info.ID, "owner", opts.Owner, "timeout", opts.Confirm.Timeout)
-}
-
-// clearPendingFile forgets the saved rollback point once the pending commit
-// is confirmed, cancelled or rolled back.
-func (s *Store) clearPendingFile() {
-	if pp, ok := s.persister.(PendingPersister); ok {
-		if err := pp.ClearPending(); err != nil {
-			s.log.Error("the saved rollback point of a confirmed commit could not be removed; the next start would roll back to it", "err", err)
-		}
-	}
-}
-
-// expire rolls back a confirmed commit whose timeout passed.
-func (s *Store) expire(p *pendingState) {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	s.mu.RLock()
-	still := s.pending == p
-	s.mu.RUnlock()
-	if !still {
-		return
-	}
-	s.log.Warn("confirmed commit not confirmed in time: rolling back", "id", p.ID, "owner", p.Owner)
-	if err := s.rollbackPending(context.Background(), p, "system", fmt.Sprintf("confirmed commit %d timed out", p.ID)); err != nil {
-		s.log.Error("rolling back an unconfirmed commit failed", "id", p.ID, "err", err)
-	}
-}
-
-func (s *Store) rollbackPending(ctx context.Context, p *pendingState, user, comment string) error {
-	s.mu.Lock()
-	s.pending = nil
-	s.mu.Unlock()
-	p.timer.Stop()
-	tx := newTxFromTrees(s.Running(), p.rollbackTo)
-	if !tx.Changed() {
-		s.clearPendingFile()
-		return nil
-	}
-	_, err := s.apply(ctx, tx, CommitOptions{User: user, Owner: p.Owner, Comment: comment}, false)
-	if err == nil {
-		s.clearPendingFile()
-		s.mu.Lock()
-		s.resetCandidateLocked()
-		s.mu.Unlock()
-	}
-	return err
-}
-
-// Confirm confirms the pending confirmed commit. persistID must match when
-// the commit was made with one; otherwise only its owner may confirm.
-func (s *Store) Confirm(owner, persistID string) error {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	return s.confirmLocked(owner, persistID)
-}
-
-func (s *Store) confirmLocked(owner, persistID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pending
-	if err := checkPendingAccess(p, owner, persistID); err != nil {
-		return err
-	}
-	p.timer.Stop()
-	s.pending = nil
-	s.clearPendingFile()
-	s.log.Info("confirmed commit confirmed", "id", p.ID, "by", owner)
-	return nil
-}
-
-func checkPendingAccess(p *pendingState, owner, persistID string) error {
-	switch {
-	case p == nil:
-		return ErrNoPendingCommit
-	case p.PersistID != "" && persistID != p.PersistID:
-		return ErrPersistID
-	case p.PersistID == "" && persistID != "":
-		return ErrPersistID
-	case p.PersistID == "" && p.Owner != owner:
-		return fmt.Errorf("%w by %s: only that session can confirm or cancel it", ErrPendingCommit, p.Owner)
-	}
-	return nil
-}
-
-// CancelCommit rolls back the pending confirmed commit now.
-func (s *Store) CancelCommit(ctx context.Context, owner, persistID string) error {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	s.mu.RLock()
-	p := s.pending
-	s.mu.RUnlock()
-	if err := checkPendingAccess(p, owner, persistID); err != nil {
-		return err
-	}
-	return s.rollbackPending(ctx, p, owner, fmt.Sprintf("confirmed commit %d cancelled", p.ID))
-}
-
-// ExtendPending sets a new timeout for the pending confirmed commit (gNMI
-// set_rollback_duration).
-func (s *Store) ExtendPending(owner, persistID string, timeout time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pending
-	if err := checkPendingAccess(p, owner, persistID); err != nil {
-		return err
-	}
-	p.timer.Reset(timeout)
-	p.Deadline = s.clock.Now().Add(timeout)
-	return nil
 }
 
 // Close waits for an in-flight commit to finish and refuses new ones.

@@ -424,7 +424,7 @@ func (s *Store) rollBackLeftPending(dir *persist.Dir) error {
 	defer s.commitMu.Unlock()
 	tx := newTxFromTrees(s.Running(), root)
 	if tx.Changed() {
-		if _, err := s.apply(context.Background(), tx, CommitOptions{User: "system", Owner: pf.Owner,
+		if _, err := s.apply(context.Background(), tx, CommitOptions{User: "system", Owner: pf.Owner, system: true,
 			Comment: fmt.Sprintf("confirmed commit %d was not confirmed before the agent stopped", pf.ID)}, false); err != nil {
 			return fmt.Errorf("roll back unconfirmed commit %d: %w", pf.ID, err)
 		}

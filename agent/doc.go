@@ -12,7 +12,7 @@
 // Dependencies point inward: northbound -> agent -> pki. The vocabulary
 // agent shares with the PKI engine (Commit, Change, Event, the rpc inputs
 // and outputs, Caller, ErrInvalid and the other error kinds the engine
-// returns, the Validator, Applier, StateSource and PKI hooks) is defined in
+// returns, the Validator, Applier, Finisher, StateSource and PKI hooks) is defined in
 // pki/api and re-exported here under the same names, so the engine never
 // imports agent. agent imports pki/api only, never the engine itself.
 package agent

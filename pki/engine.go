@@ -83,8 +83,8 @@ type Config struct {
 	EvaluateEvery time.Duration
 }
 
-// Engine implements api.Validator, api.Applier, api.StateSource and
-// api.PKI (agent's Validator, Applier, StateSource and PKI are the same
+// Engine implements api.Validator, api.Finisher, api.StateSource and
+// api.PKI (agent's Validator, Finisher, StateSource and PKI are the same
 // interfaces). It is safe for concurrent use.
 type Engine struct {
 	cfg   Config
@@ -104,7 +104,10 @@ type Engine struct {
 	certs      map[string]*managedCert
 	alarms     *expiry.Tracker
 	published  *gen.Device
-	bundles    sync.Map // sha256(content) -> checkedBundle, filled by Validate
+	// prep is the commit between Apply and Finish (e.mu held meanwhile):
+	// its events are staged on it, and it holds what Finish restores.
+	prep    *prepared
+	bundles sync.Map // sha256(content) -> checkedBundle, filled by Validate
 
 	// CRL sources: configured, learned (URL -> what names it), and the
 	// manager's state of each.
@@ -257,7 +260,17 @@ func certDir(stateDir string) string { return filepath.Join(stateDir, "certs") }
 // Load brings the engine in step with the running configuration read from
 // disk at start-up.
 func (e *Engine) Load(ctx context.Context, running *gen.Device) error {
-	return e.Apply(ctx, &api.Commit{Old: &gen.Device{}, New: running})
+	c := &api.Commit{Old: &gen.Device{}, New: running}
+	if err := e.Apply(ctx, c); err != nil {
+		return err
+	}
+	e.Finish(ctx, c, true)
+	if e.cfg.Bus != nil {
+		for _, ev := range c.Staged() {
+			e.cfg.Bus.Publish(ev)
+		}
+	}
+	return nil
 }
 
 // Run polls CRLs and re-grades every certificate periodically until ctx
@@ -419,7 +432,9 @@ func crlSourcesOf(auth *gen.PkiAuthority_Authority) (map[string]crl.Source, erro
 }
 
 // Apply implements api.Applier. It cannot fail half way: the new trust
-// set is built aside and swapped in.
+// set is built aside and swapped in. On success the engine holds the
+// change (and e.mu) until the store calls Finish; its alarms and state
+// changes are staged on c.
 func (e *Engine) Apply(_ context.Context, c *api.Commit) error {
 	auth := c.New.GetAuthority()
 	if auth == nil {
@@ -454,15 +469,17 @@ func (e *Engine) Apply(_ context.Context, c *api.Commit) error {
 		return err
 	}
 	routers := routersOf(auth)
+	// e.mu stays held until Finish: readers (State) and background loops
+	// wait, so nobody sees a change the store may still undo.
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.prep = e.prepareLocked(c)
 	e.trusted, e.trustAll, e.clients = trusted, store, clients
 	e.configured = true
 	e.crlConfig, e.crlProxy = sources, auth.GetCrlSettings().GetHttpProxy()
 	e.crlDiscover = auth.GetCrlSettings().GetDiscoverFromCertificates()
 	e.routers, e.peerTrust = routers, anchors
 	e.retainPeersLocked()
-	e.syncCRLLocked()
+	e.prep.crl = e.planCRLLocked()
 	e.evaluateLocked()
 	return nil
 }

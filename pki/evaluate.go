@@ -163,17 +163,30 @@ func (e *Engine) countTransition(tr expiry.Transition) {
 	}
 }
 
+func alarmAction(tr expiry.Transition) string {
+	if tr.Change == expiry.Cleared {
+		return "cleared"
+	}
+	return "raised"
+}
+
+func (e *Engine) logAlarm(tr expiry.Transition) {
+	e.log.Info("alarm "+alarmAction(tr), "id", tr.Alarm.ID, "severity", tr.Alarm.Severity.String(), "text", tr.Alarm.Text)
+}
+
 func (e *Engine) publishAlarm(tr expiry.Transition) {
 	a := tr.Alarm
-	action := "raised"
-	if tr.Change == expiry.Cleared {
-		action = "cleared"
+	action := alarmAction(tr)
+	if e.prep != nil {
+		// Logged once the commit is saved, like its events published.
+		e.prep.logs = append(e.prep.logs, tr)
+	} else {
+		e.logAlarm(tr)
 	}
-	e.log.Info("alarm "+action, "id", a.ID, "severity", a.Severity.String(), "text", a.Text)
 	if e.cfg.Bus == nil {
 		return
 	}
-	e.cfg.Bus.Publish(api.Event{Kind: api.EventNotification, Time: e.clock.Now().UTC(), Notification: &api.Notification{
+	e.emitLocked(api.Event{Kind: api.EventNotification, Time: e.clock.Now().UTC(), Notification: &api.Notification{
 		Module: "pki-authority", Name: "alarm-notification",
 		Leaves: []api.Leaf{
 			{Name: "action", Value: action}, {Name: "id", Value: a.ID}, {Name: "resource", Value: a.Resource},
@@ -188,7 +201,9 @@ const timeFormat = "2006-01-02T15:04:05Z07:00"
 // publishStateLocked diffs the state tree against what was last published
 // and sends the difference on the bus.
 func (e *Engine) publishStateLocked() {
-	e.saveLocked() // what is published is on disk first
+	if e.prep == nil {
+		e.saveLocked() // what is published is on disk first
+	} // a commit's state is saved by Finish, before the store publishes it
 	st := e.stateLocked()
 	prev := e.published
 	if prev == nil {
@@ -204,6 +219,6 @@ func (e *Engine) publishStateLocked() {
 		return
 	}
 	if len(changes) > 0 {
-		e.cfg.Bus.Publish(api.Event{Kind: api.EventState, Time: e.clock.Now().UTC(), Changes: changes})
+		e.emitLocked(api.Event{Kind: api.EventState, Time: e.clock.Now().UTC(), Changes: changes})
 	}
 }

@@ -32,7 +32,19 @@ const (
 // the distribution points of managed certificates and trusted CAs. CAs
 // that issued a managed certificate's chain (verified at import) are
 // trusted to sign CRLs too. e.mu must be held.
-func (e *Engine) syncCRLLocked() {
+func (e *Engine) syncCRLLocked() { e.pushCRLLocked(e.planCRLLocked()) }
+
+// crlPlan is what syncCRLLocked hands the CRL manager.
+type crlPlan struct {
+	cas     []*x509.Certificate
+	caKey   string
+	sources []crl.Source
+}
+
+// planCRLLocked works out the CA set and the sources from the engine's
+// configuration and certificates, and the learned sources its state shows;
+// it does not touch the CRL manager. e.mu must be held.
+func (e *Engine) planCRLLocked() crlPlan {
 	var cas []*x509.Certificate
 	seen := map[[32]byte]bool{}
 	addCA := func(c *x509.Certificate) {
@@ -65,13 +77,6 @@ func (e *Engine) syncCRLLocked() {
 			addCA(c)
 		}
 	}
-	// Only a changed set: SetTrustedCAs retries sources that failed
-	// verification, which an unrelated commit should not trigger.
-	if key := caSetKey(seen); key != e.crlCAs {
-		e.crlCAs = key
-		e.crl.SetTrustedCAs(cas)
-	}
-
 	sources := make([]crl.Source, 0, len(e.crlConfig)+len(learned))
 	for _, s := range e.crlConfig {
 		sources = append(sources, s)
@@ -90,7 +95,18 @@ func (e *Engine) syncCRLLocked() {
 			}
 		}
 	}
-	if err := e.crl.SetSources(sources); err != nil {
+	return crlPlan{cas: cas, caKey: caSetKey(seen), sources: sources}
+}
+
+// pushCRLLocked hands a plan to the CRL manager. e.mu must be held.
+func (e *Engine) pushCRLLocked(p crlPlan) {
+	// Only a changed set: SetTrustedCAs retries sources that failed
+	// verification, which an unrelated commit should not trigger.
+	if p.caKey != e.crlCAs {
+		e.crlCAs = p.caKey
+		e.crl.SetTrustedCAs(p.cas)
+	}
+	if err := e.crl.SetSources(p.sources); err != nil {
 		// Configured sources were checked by Validate; learned ones above.
 		e.log.Error("CRL sources not updated", "err", err)
 	}
@@ -169,6 +185,8 @@ func (e *Engine) publishCRLUpdate(u *crl.Update) {
 	if !u.NextUpdate.IsZero() {
 		leaves = append(leaves, api.Leaf{Name: "next-update", Value: u.NextUpdate.UTC().Format(timeFormat)})
 	}
+	// From the CRL manager's goroutine, never inside a commit: straight to
+	// the bus.
 	e.cfg.Bus.Publish(api.Event{Kind: api.EventNotification, Time: u.Time.UTC(), Notification: &api.Notification{Module: "pki-authority", Name: "crl-update", Leaves: leaves}})
 }
 

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
@@ -17,7 +19,8 @@ import (
 )
 
 // The audit log, DIR/audit.log: the PKI engine writes its events there;
-// this file adds a record of every commit (from the store's config event),
+// this file adds a record of every commit (from the store's config event)
+// and of every transition of a confirmed commit (the store's Auditor),
 // and the refusals of the northbound servers (logins, operations denied
 // to the caller's role) through one Coalescer, so that a flood of them
 // writes a few lines. The log is closed after every component has stopped.
@@ -53,6 +56,9 @@ func setupAudit(a *app) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The store hands every transition of the confirmed-commit machine to
+	// the auditor, in order, without the bus's risk of loss.
+	a.store.AddAuditor(confirmAuditor{log: al, errs: a.log})
 	// Subscribed now, so no commit made once the servers run is missed.
 	sub := a.store.Bus().Subscribe(4096)
 	return func(ctx context.Context) error {
@@ -167,4 +173,31 @@ func (h auditedOps) Handle(ctx context.Context, s *netconf.Session, req *ncxml.R
 		break
 	}
 	return r
+}
+
+// confirmAuditor writes the transitions of the confirmed-commit machine to
+// the audit log as system.confirmed_commit events.
+type confirmAuditor struct {
+	log  *audit.Log
+	errs *slog.Logger
+}
+
+func (c confirmAuditor) Audit(ev agent.Event) {
+	if ev.Kind != agent.EventConfirm {
+		return
+	}
+	ch := ev.Confirm
+	user := ev.User
+	if ev.System {
+		user = "system"
+	}
+	desc := fmt.Sprintf("Confirmed commit %d: %s", ch.Commit, ch.Outcome)
+	detail := map[string]any{"commit-id": ch.Commit, "confirm-event": ch.Outcome.String(), "session": ev.Owner}
+	if ch.Outcome == agent.ConfirmStarted || ch.Outcome == agent.ConfirmExtended {
+		desc += fmt.Sprintf(" (rolls back in %s unless confirmed)", ch.Timeout.Round(time.Second))
+		detail["timeout-seconds"] = int64(ch.Timeout.Round(time.Second) / time.Second)
+	}
+	if err := c.log.Write(audit.Event{Time: ev.Time, User: user, Type: "system.confirmed_commit", Description: desc, Detail: detail, Permitted: true}); err != nil {
+		c.errs.Error("audit log write failed", "type", "system.confirmed_commit", "err", err)
+	}
 }

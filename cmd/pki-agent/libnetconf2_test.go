@@ -135,6 +135,8 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 		`<client-certificate><name>router</name></client-certificate>`+
 		`<router><name>r1</name><peer-validation>true</peer-validation><certificate-failure-action>fail-hard</certificate-failure-action></router>`+
 		`</authority></config></edit-config>`, "<ok/>")
+	// Confirmed, then confirmed: netconf-confirmed-commit start and complete.
+	must(`<commit><confirmed/><confirm-timeout>600</confirm-timeout></commit>`, "<ok/>")
 	must(`<commit/>`, "<ok/>")
 	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">file</key-storage>")
 	reply := must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
@@ -192,7 +194,7 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 			seen[m[1]] = true
 			yanglintNETCONF(t, "nc-notif", string(msg), state)
 		}
-		for _, want := range []string{"netconf-session-start", "netconf-config-change", "alarm-notification", "certificate-event"} {
+		for _, want := range []string{"netconf-session-start", "netconf-config-change", "netconf-confirmed-commit", "alarm-notification", "certificate-event"} {
 			if !seen[want] {
 				t.Errorf("no %s replayed (seen %v)", want, seen)
 			}

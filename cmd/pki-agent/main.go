@@ -240,17 +240,14 @@ func run(args []string) error {
 // from before it after a restart, and running is persisted, so a restart
 // would otherwise keep the unconfirmed change for good.
 func rollbackPending(store *agent.Store, log *slog.Logger) {
-	p, ok := store.Pending()
-	if !ok {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := store.CancelCommit(ctx, p.Owner, p.PersistID); err != nil {
-		if !errors.Is(err, agent.ErrNoPendingCommit) {
-			log.Error("rolling back the unconfirmed commit at shutdown failed; it stays in running", "id", p.ID, "err", err)
-		}
+	p, ok, err := store.RollBackPending(ctx)
+	if err != nil {
+		log.Error("rolling back the unconfirmed commit at shutdown failed; it stays in running until the next start rolls it back", "id", p.ID, "err", err)
 		return
 	}
-	log.Warn("rolled back a confirmed commit that was not confirmed before shutdown", "id", p.ID, "owner", p.Owner)
+	if ok {
+		log.Warn("rolled back a confirmed commit that was not confirmed before shutdown", "id", p.ID, "owner", p.Owner)
+	}
 }

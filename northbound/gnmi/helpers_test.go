@@ -65,12 +65,16 @@ func (f *fakeState) set(d *gen.Device) {
 	f.mu.Unlock()
 }
 
-// failApplier refuses commits that set a trusted CA named "refuse".
+// failApplier refuses commits that set a trusted CA named "refuse" or
+// remove one named "sticky".
 type failApplier struct{}
 
 func (failApplier) Apply(_ context.Context, c *agent.Commit) error {
 	if c.New.GetAuthority().GetTrustedCaCertificate("refuse") != nil && c.Old.GetAuthority().GetTrustedCaCertificate("refuse") == nil {
 		return errors.New("engine refuses trusted CA refuse")
+	}
+	if c.New.GetAuthority().GetTrustedCaCertificate("sticky") == nil && c.Old.GetAuthority().GetTrustedCaCertificate("sticky") != nil {
+		return errors.New("engine refuses to drop trusted CA sticky")
 	}
 	return nil
 }

@@ -386,3 +386,49 @@ func TestCommitConfirmed(t *testing.T) {
 		t.Errorf("Set after the rollback: %v", err)
 	}
 }
+
+// TestFailedCommitLeavesConfirmedCommitPending: over gNMI too, a commit
+// that fails changes nothing about the confirmed commit: a cancel whose
+// rollback the engine refuses leaves it pending (and confirmable), and a
+// confirmed Set that the engine refuses starts none.
+func TestFailedCommitLeavesConfirmedCommitPending(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.admin()
+	ctx := ctxT(t)
+	set := func(name string, ext []*gnmi_ext.Extension) error {
+		req := &gnmi.SetRequest{Extension: ext}
+		if name != "" {
+			req.Update = []*gnmi.Update{{Path: p(t, "/authority/trusted-ca-certificate[name="+name+"]"), Val: jsonVal(strings.Replace(caJSON, "root", name, 1))}}
+		}
+		_, err := c.Set(ctx, req)
+		return err
+	}
+	if err := set("sticky", commitExt("c1", time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.store.Pending()
+	if err := set("", commitExt("c1", "cancel")); code(err) != "Aborted" {
+		t.Fatalf("cancel whose rollback the engine refuses: %v", err)
+	}
+	if after, ok := e.store.Pending(); !ok || after != before {
+		t.Fatalf("a failed cancel changed the pending commit: %+v -> %+v (%v)", before, after, ok)
+	}
+	if err := set("refuse", commitExt("c9", time.Minute)); code(err) != "FailedPrecondition" {
+		t.Fatalf("confirmed Set while one is pending: %v", err)
+	}
+	if err := set("", commitExt("c1", "confirm")); err != nil {
+		t.Fatalf("confirm after the failed cancel: %v", err)
+	}
+	if e.store.Running().GetAuthority().GetTrustedCaCertificate("sticky") == nil {
+		t.Fatal("the confirmed commit is gone")
+	}
+	if err := set("refuse", commitExt("c2", time.Minute)); code(err) != "Aborted" {
+		t.Fatalf("confirmed Set the engine refuses: %v", err)
+	}
+	if p, ok := e.store.Pending(); ok {
+		t.Fatalf("a confirmed Set that failed left a pending commit: %+v", p)
+	}
+	if err := set("", commitExt("c2", "confirm")); code(err) != "FailedPrecondition" {
+		t.Fatalf("confirm of a commit that failed: %v", err)
+	}
+}

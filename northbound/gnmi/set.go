@@ -2,6 +2,7 @@ package gnmi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,7 +53,7 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 			if nops > 0 {
 				return nil, status.Error(codes.InvalidArgument, "confirm, cancel and set_rollback_duration take no deletes, replaces or updates")
 			}
-			if err := s.commitAction(ctx, owner, commit); err != nil {
+			if err := s.commitAction(ctx, agent.CommitOptions{User: c.User, Owner: owner}, commit); err != nil {
 				return nil, err
 			}
 			resp.Timestamp = s.clock.Now().UnixNano()
@@ -77,14 +78,17 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 			}
 			d = rd.AsDuration()
 		}
-		if p, ok := s.store.Pending(); ok {
-			return nil, status.Errorf(codes.FailedPrecondition, "commit %s: confirmed commit %s is pending until %s; confirm or cancel it first", commit.GetId(), pendingName(p), p.Deadline.UTC().Format(time.RFC3339))
-		}
-		opts.Confirm = &agent.ConfirmOptions{Timeout: d, PersistID: commit.GetId()}
+		// The id is the commit's persist token; it is never sent as a
+		// PersistID, so with a confirmed commit pending the store refuses
+		// this one, as the extension wants (FAILED_PRECONDITION).
+		opts.Confirm = &agent.ConfirmOptions{Timeout: d, Persist: commit.GetId()}
 		opts.Comment = fmt.Sprintf("gNMI Set, confirmed commit %s (rolls back after %s)", commit.GetId(), d)
 	}
 	info, err := s.store.Commit(ctx, tx, opts)
 	if err != nil {
+		if commit != nil {
+			return nil, s.commitStatus(commit.GetId(), err)
+		}
 		return nil, statusFor(fmt.Errorf("set: %w", err))
 	}
 	s.log.Info("gNMI Set committed", "user", c.User, "peer", c.Peer, "commit", info.ID, "ops", nops, "confirmed", commit != nil)
@@ -140,37 +144,46 @@ func decodeSet(req *gnmi.SetRequest) ([]agent.Edit, []*gnmi.UpdateResult, error)
 	return edits, results, nil
 }
 
-func pendingName(p agent.PendingCommit) string {
-	if p.PersistID != "" {
-		return fmt.Sprintf("%q", p.PersistID)
-	}
-	return fmt.Sprintf("of %s", p.Owner)
-}
-
-// commitAction confirms, cancels or extends the pending confirmed commit.
-func (s *Server) commitAction(ctx context.Context, owner string, c *gnmi_ext.Commit) error {
+// commitAction confirms, cancels or extends the pending confirmed commit,
+// by names who asks; the extension's id is the persist token it carries.
+func (s *Server) commitAction(ctx context.Context, by agent.CommitOptions, c *gnmi_ext.Commit) error {
 	id := c.GetId()
+	by.PersistID = id
 	var err error
 	switch {
 	case c.GetConfirm() != nil:
-		err = s.store.Confirm(owner, id)
+		err = s.store.Confirm(by)
 	case c.GetCancel() != nil:
-		err = s.store.CancelCommit(ctx, owner, id)
+		err = s.store.CancelCommit(ctx, by)
 	case c.GetSetRollbackDuration() != nil:
 		rd := c.GetSetRollbackDuration().GetRollbackDuration()
 		if rd == nil || rd.CheckValid() != nil || rd.AsDuration() <= 0 {
 			return status.Errorf(codes.InvalidArgument, "commit %s: set_rollback_duration needs a positive rollback_duration", id)
 		}
-		err = s.store.ExtendPending(owner, id, rd.AsDuration())
+		by.Confirm = &agent.ConfirmOptions{Timeout: rd.AsDuration()}
+		err = s.store.ExtendPending(by)
 	default:
 		return status.Errorf(codes.InvalidArgument, "commit %s: unknown action", id)
 	}
-	if err == nil {
+	return s.commitStatus(id, err)
+}
+
+// commitStatus maps an error of the confirmed-commit machine to the codes
+// of the gNMI extension: no commit pending, or one this request may not act
+// on, FAILED_PRECONDITION; a wrong id INVALID_ARGUMENT.
+func (s *Server) commitStatus(id string, err error) error {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if p, ok := s.store.Pending(); ok && p.PersistID == "" {
-		// A NETCONF confirmed commit without persist id: no gNMI id matches.
-		return status.Errorf(codes.InvalidArgument, "commit %s: the pending confirmed commit belongs to %s and has no id", id, p.Owner)
+	case errors.Is(err, agent.ErrNoPendingCommit):
+		return status.Errorf(codes.FailedPrecondition, "commit %s: no confirmed commit is pending", id)
+	case errors.Is(err, agent.ErrPersistID):
+		return status.Errorf(codes.InvalidArgument, "commit %s: the id does not match the pending confirmed commit", id)
+	case errors.Is(err, agent.ErrPendingCommit):
+		if p, ok := s.store.Pending(); ok {
+			return status.Errorf(codes.FailedPrecondition, "commit %s: confirmed commit %d by %s is pending until %s; confirm or cancel it first", id, p.ID, p.User, p.Deadline.UTC().Format(time.RFC3339))
+		}
+		return status.Errorf(codes.FailedPrecondition, "commit %s: another confirmed commit is pending; confirm or cancel it first", id)
 	}
 	return statusFor(fmt.Errorf("commit %s: %w", id, err))
 }

@@ -21,7 +21,20 @@ type Commit struct {
 	Old     *gen.Device
 	New     *gen.Device
 	Changes []Change
+
+	staged []Event
 }
+
+// Stage queues ev, an event the commit causes (an alarm raised, state
+// that changes), for the bus. Appliers stage instead of publishing: the
+// store publishes the staged events once the commit is saved, right after
+// its config event and before any later commit's, and drops them when the
+// commit fails, so subscribers never see a commit that did not happen.
+// Stage is for the goroutine running Apply (not safe for concurrent use).
+func (c *Commit) Stage(ev Event) { c.staged = append(c.staged, ev) }
+
+// Staged returns the events staged so far, in the order staged.
+func (c *Commit) Staged() []Event { return c.staged }
 
 // Validator checks the semantics of a commit beyond the YANG model (for
 // example PEM that parses and a CA chain that verifies). It must not have
@@ -32,10 +45,30 @@ type Validator interface {
 
 // Applier reconciles a subsystem (the PKI engine) with a new running tree.
 // Apply must be all or nothing: when it returns an error the subsystem is
-// as it was under c.Old. The store calls Apply again with Old and New
-// swapped to undo a commit that fails after Apply succeeded.
+// as it was under c.Old. The events the change causes are staged on c
+// (Commit.Stage), never published by the applier itself. The store calls
+// Apply again with Old and New swapped to undo a commit that fails after
+// Apply succeeded, unless the applier is a Finisher.
 type Applier interface {
 	Apply(ctx context.Context, c *Commit) error
+}
+
+// Finisher is an Applier whose Apply only prepares the change: the
+// subsystem holds it, unseen by readers, until the store calls Finish
+// once with the outcome, under the store's lock, from the goroutine that
+// called Apply.
+//
+// committed true: the commit was saved, and its events are published
+// right after Finish returns (so the subsystem may save its own state
+// first); the subsystem makes the change visible and may act on the world
+// (start fetching a new CRL source).
+//
+// committed false: the commit failed after Apply succeeded; the subsystem
+// returns exactly to its state before Apply (alarm times and counters
+// included), and the store does not call Apply to undo it.
+type Finisher interface {
+	Applier
+	Finish(ctx context.Context, c *Commit, committed bool)
 }
 
 // StateSource fills config-false data into a tree (the PKI engine's state).

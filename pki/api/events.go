@@ -14,7 +14,51 @@ const (
 	// EventNotification: a YANG notification (alarm-notification,
 	// crl-update, certificate-event, or a NETCONF base notification).
 	EventNotification
+	// EventConfirm: the pending confirmed commit (RFC 6241 8.4, gNMI
+	// gnmi_ext.Commit) changed state; Confirm says how, User and Owner who
+	// acted (System when the agent itself did, on timeout or shutdown).
+	// It follows the config event of the commit that caused it, if any.
+	EventConfirm
 )
+
+// ConfirmOutcome is a transition of the confirmed-commit state machine.
+type ConfirmOutcome int
+
+const (
+	ConfirmStarted   ConfirmOutcome = iota + 1 // a confirmed commit is pending
+	ConfirmExtended                            // a follow-up commit or new timeout extended it
+	ConfirmConfirmed                           // it was confirmed and stays
+	ConfirmCancelled                           // it was cancelled (or its session ended) and rolled back
+	ConfirmTimedOut                            // it was not confirmed in time and rolled back
+)
+
+// String returns the RFC 6470 confirm-event name of o: start, extend,
+// complete, cancel or timeout.
+func (o ConfirmOutcome) String() string {
+	switch o {
+	case ConfirmStarted:
+		return "start"
+	case ConfirmExtended:
+		return "extend"
+	case ConfirmConfirmed:
+		return "complete"
+	case ConfirmCancelled:
+		return "cancel"
+	case ConfirmTimedOut:
+		return "timeout"
+	}
+	return "unknown"
+}
+
+// ConfirmChange is what an EventConfirm reports.
+type ConfirmChange struct {
+	Outcome ConfirmOutcome
+	// Commit is the latest commit of the confirmed commit (the one that
+	// started or extended it).
+	Commit uint64
+	// Timeout is the time left until the rollback (start and extend).
+	Timeout time.Duration
+}
 
 // Event is what the bus carries. Subscribers must not modify it.
 type Event struct {
@@ -27,6 +71,12 @@ type Event struct {
 	Owner        string
 	Changes      []Change
 	Notification *Notification
+	// System is set when the agent itself made the change, not a client:
+	// the rollback of a confirmed commit that timed out or was left pending
+	// at shutdown (NETCONF reports changed-by server).
+	System bool
+	// Confirm is set on EventConfirm.
+	Confirm *ConfirmChange
 }
 
 // Notification is a YANG notification with its leaves in schema order.

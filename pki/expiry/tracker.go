@@ -97,7 +97,8 @@ func (t *Tracker) Set(a Alarm) (Transition, bool) {
 
 // Restore makes alarms (as Active returned them) the active set again,
 // with their times and without transitions: the alarms a restarted agent
-// had raised before it stopped.
+// had raised before it stopped, or those before a commit that failed after
+// it was applied (its transitions were never published).
 func (t *Tracker) Restore(alarms []Alarm) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

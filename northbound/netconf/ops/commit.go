@@ -34,68 +34,23 @@ func (h *Handler) commit(ctx context.Context, s *netconf.Session, op *node) ncxm
 	if !confirmed && (ps["confirm-timeout"] != nil || ps["persist"] != nil) {
 		return ncxml.Error(ncxml.InvalidValue(ncxml.Protocol, "confirm-timeout and persist need <confirmed/>"))
 	}
-	var persist, persistID string
-	if n := ps["persist"]; n != nil {
-		persist = n.text
-	}
+	opts := agent.CommitOptions{User: s.Username(), Owner: owner(s), Comment: "NETCONF commit"}
 	if n := ps["persist-id"]; n != nil {
-		persistID = n.text
+		opts.PersistID = n.text
 	}
-	me := owner(s)
-	opts := agent.CommitOptions{User: s.Username(), Owner: me, Comment: "NETCONF commit"}
-	pending, isPending := h.store.Pending()
-	event := ""
-	switch {
-	case confirmed:
-		if isPending {
-			if err := samePending(pending, me, persistID); err != nil {
-				return ncxml.Error(h.toRPCError(err, "commit"))
-			}
-			if persist == "" {
-				persist = pending.PersistID
-			}
+	if confirmed {
+		opts.Confirm = &agent.ConfirmOptions{Timeout: timeout}
+		if n := ps["persist"]; n != nil {
+			opts.Confirm.Persist = n.text
 		}
-		opts.Confirm = &agent.ConfirmOptions{Timeout: timeout, PersistID: persist}
-		event = "start"
-		if isPending {
-			event = "extend"
-		}
-	case persistID != "":
-		// A confirming commit from any session (RFC 6241 8.4.1).
-		if !isPending {
-			return ncxml.Error(h.toRPCError(agent.ErrNoPendingCommit, "commit"))
-		}
-		if err := h.store.Confirm(me, persistID); err != nil {
-			return ncxml.Error(h.toRPCError(err, "commit"))
-		}
-		event = "complete"
-	case isPending && pending.PersistID != "":
-		return ncxml.Error(ncxml.InUse(ncxml.Protocol, fmt.Sprintf(
-			"commit: confirmed commit %d (with persist) is pending; confirm it with <persist-id> or cancel it with cancel-commit first", pending.ID)))
-	case isPending:
-		event = "complete" // a plain commit of its owner confirms it
 	}
+	// The store decides what the commit does to a pending confirmed
+	// commit (start, extend, confirm) and reports it on the bus, from
+	// which netconf-confirmed-commit is sent (notify.go).
 	if _, err := h.store.CommitCandidate(ctx, opts); err != nil {
-		if event == "complete" && persistID != "" {
-			h.confirmedEvent(s, "complete", 0)
-		}
 		return ncxml.Error(h.toRPCError(err, "commit"))
 	}
-	if event != "" {
-		h.confirmedEvent(s, event, timeout)
-	}
 	return ncxml.OK()
-}
-
-// samePending checks that session me may extend the pending commit.
-func samePending(p agent.PendingCommit, me, persistID string) error {
-	switch {
-	case p.PersistID != "" && persistID != p.PersistID:
-		return agent.ErrPersistID
-	case p.PersistID == "" && p.Owner != me:
-		return fmt.Errorf("%w by %s: only that session can extend or confirm it", agent.ErrPendingCommit, p.Owner)
-	}
-	return nil
 }
 
 func (h *Handler) cancelCommit(ctx context.Context, s *netconf.Session, op *node) ncxml.Reply {
@@ -106,14 +61,13 @@ func (h *Handler) cancelCommit(ctx context.Context, s *netconf.Session, op *node
 	if err := canWrite(s, "cancel-commit"); err != nil {
 		return ncxml.ErrorFrom(err, "")
 	}
-	var persistID string
+	opts := agent.CommitOptions{User: s.Username(), Owner: owner(s)}
 	if n := ps["persist-id"]; n != nil {
-		persistID = n.text
+		opts.PersistID = n.text
 	}
-	if err := h.store.CancelCommit(ctx, owner(s), persistID); err != nil {
+	if err := h.store.CancelCommit(ctx, opts); err != nil {
 		return ncxml.Error(h.toRPCError(err, "cancel-commit"))
 	}
-	h.confirmedEvent(s, "cancel", 0)
 	return ncxml.OK()
 }
 

@@ -69,9 +69,6 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[uint32]*sessState
-	// confirmedBy is the session that started the pending confirmed
-	// commit, for the timeout notification.
-	confirmedBy *netconf.Session
 
 	rendered renderCache
 }

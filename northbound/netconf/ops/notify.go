@@ -248,15 +248,8 @@ func (h *Handler) event(ev agent.Event) {
 	switch ev.Kind {
 	case agent.EventConfig:
 		h.replay.add(ev.Time, h.configChange(ev))
-		if ev.User == "system" { // the store rolled back an unconfirmed commit
-			h.mu.Lock()
-			by := h.confirmedBy
-			h.confirmedBy = nil
-			h.mu.Unlock()
-			if by != nil {
-				h.replay.add(ev.Time, confirmedNode(by, "timeout", 0))
-			}
-		}
+	case agent.EventConfirm:
+		h.replay.add(ev.Time, h.confirmedCommit(ev))
 	case agent.EventNotification:
 		if n := notificationNode(ev.Notification); n != nil {
 			h.replay.add(ev.Time, n)
@@ -273,7 +266,7 @@ const maxEdits = 64
 func (h *Handler) configChange(ev agent.Event) *node {
 	n := &node{name: xmlName(ncnNS, "netconf-config-change")}
 	by := &node{name: xmlName(ncnNS, "changed-by")}
-	if ev.User == "system" {
+	if ev.System {
 		by.children = []*node{{name: xmlName(ncnNS, "server")}}
 	} else {
 		by.children = []*node{
@@ -358,24 +351,36 @@ func underEntry(path, entry []*gnmi.PathElem) bool {
 	return true
 }
 
-// confirmedEvent records an RFC 6470 netconf-confirmed-commit.
-func (h *Handler) confirmedEvent(s *netconf.Session, event string, timeout time.Duration) {
-	h.mu.Lock()
-	switch event {
-	case "start", "extend":
-		h.confirmedBy = s
-	default:
-		h.confirmedBy = nil
+// confirmedCommit is the RFC 6470 netconf-confirmed-commit of a transition
+// of the store's confirmed-commit machine. The session parameters name who
+// acted: a NETCONF session (its source-host while it lives), or session-id
+// 0 for a client of another protocol; none on timeout, as RFC 6470 says,
+// nor when the agent itself rolled back.
+func (h *Handler) confirmedCommit(ev agent.Event) *node {
+	n := &node{name: xmlName(ncnNS, "netconf-confirmed-commit")}
+	o := ev.Confirm.Outcome
+	if o != agent.ConfirmTimedOut && !ev.System {
+		h.mu.Lock()
+		var by *netconf.Session
+		for _, st := range h.sessions {
+			if owner(st.sess) == ev.Owner {
+				by = st.sess
+			}
+		}
+		h.mu.Unlock()
+		if by != nil {
+			n.children = sessionParms(by)
+		} else {
+			n.children = []*node{
+				{name: xmlName(ncnNS, "username"), text: ev.User},
+				{name: xmlName(ncnNS, "session-id"), text: strconv.FormatUint(uint64(holderID(ev.Owner)), 10)},
+			}
+		}
 	}
-	h.mu.Unlock()
-	h.replay.add(h.clock.Now(), confirmedNode(s, event, timeout))
-}
-
-func confirmedNode(s *netconf.Session, event string, timeout time.Duration) *node {
-	n := &node{name: xmlName(ncnNS, "netconf-confirmed-commit"), children: sessionParms(s)}
-	n.children = append(n.children, &node{name: xmlName(ncnNS, "confirm-event"), text: event})
-	if event == "start" || event == "extend" {
-		n.children = append(n.children, &node{name: xmlName(ncnNS, "timeout"), text: strconv.FormatInt(int64(timeout/time.Second), 10)})
+	n.children = append(n.children, &node{name: xmlName(ncnNS, "confirm-event"), text: o.String()})
+	if o == agent.ConfirmStarted || o == agent.ConfirmExtended {
+		secs := (ev.Confirm.Timeout + time.Second - 1) / time.Second
+		n.children = append(n.children, &node{name: xmlName(ncnNS, "timeout"), text: strconv.FormatInt(int64(secs), 10)})
 	}
 	return n
 }
@@ -467,13 +472,8 @@ func (h *Handler) SessionEnd(s *netconf.Session, t netconf.Termination) {
 			<-sub.done
 		}
 	}
-	before, wasPending := h.store.Pending()
+	// Its confirmed commit's cancel reaches subscribers from the bus.
 	h.store.ReleaseOwner(context.Background(), owner(s))
-	if wasPending && before.Owner == owner(s) {
-		if after, still := h.store.Pending(); !still || after.ID != before.ID {
-			h.confirmedEvent(s, "cancel", 0)
-		}
-	}
 	end := &node{name: xmlName(ncnNS, "netconf-session-end"), children: sessionParms(s)}
 	if t.Reason == netconf.TermKilled {
 		end.children = append(end.children, &node{name: xmlName(ncnNS, "killed-by"), text: strconv.FormatUint(uint64(t.KilledBy), 10)})
