@@ -253,7 +253,10 @@ func TestFaultMixedClients(t *testing.T) {
 		s := nextNC()
 		wg.Go(func() {
 			for n := 0; lctx.Err() == nil; n++ {
-				err := call(func(c context.Context) error { _, err := s.call(c, `<lock><target><candidate/></target></lock>`); return err })
+				err := call(func(c context.Context) error {
+					_, err := s.call(c, `<lock><target><candidate/></target></lock>`)
+					return err
+				})
 				if errors.Is(err, errLoadOver) {
 					// Whether the lock was taken is unknown: the session's
 					// close releases it.
