@@ -222,5 +222,13 @@ func cleanTemp(dir string) error {
 			return fmt.Errorf("CRL state directory: %w", err)
 		}
 	}
+	// Before persist.TempPattern, the master list's temporary file was
+	// .master-RANDOM.tmp: remove those an older agent left too.
+	old, _ := filepath.Glob(filepath.Join(dir, ".master-*.tmp"))
+	for _, p := range old {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("CRL state directory: remove leftover temporary file %s: %w", p, err)
+		}
+	}
 	return nil
 }

@@ -539,7 +539,7 @@ func TestNewRemovesTempFilesOfACrash(t *testing.T) {
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	tmps := []string{filepath.Join(dir, "."+MasterFile+".tmp-1"), filepath.Join(bundle, ".00ff.crl.tmp-2")}
+	tmps := []string{filepath.Join(dir, "."+MasterFile+".tmp-1"), filepath.Join(dir, ".master-123.tmp"), filepath.Join(bundle, ".00ff.crl.tmp-2")}
 	keep := filepath.Join(bundle, "00ff.crl")
 	for _, p := range append(tmps, keep) {
 		if err := os.WriteFile(p, []byte("torn"), 0o600); err != nil {
