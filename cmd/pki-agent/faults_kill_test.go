@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -134,12 +136,13 @@ func TestFaultKill9DuringWrites(t *testing.T) {
 	gw := []*valueWriter{{router: "g-1"}, {router: "g-2"}, {router: "g-3"}}
 	nw := []*valueWriter{{router: "n-1"}, {router: "n-2"}}
 	ackedKeys := map[string]bool{}
+	ackedCerts := map[string][32]byte{} // name: SHA-256 of the certificate
 	crlAcked := false
 	// lastNCCommit is when the last NETCONF commit was answered, or the
 	// kill time if one was cut by it; maybeKeys the keys whose generation a
 	// kill cut.
 	var lastNCCommit time.Time
-	maybeKeys := map[string]bool{}
+	maybeKeys, maybeCerts := map[string]bool{}, map[string]bool{}
 
 	p := runAgentBinary(t, state)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -220,7 +223,9 @@ func TestFaultKill9DuringWrites(t *testing.T) {
 				}
 			})
 		}
-		var triedKey string
+		// Keys, and for every other ECC key a certificate: generate-csr,
+		// signed by root, import-certificate.
+		var triedKey, triedCert string
 		wg.Go(func() {
 			s := sessions[len(nw)]
 			for n := 1; wctx.Err() == nil; n++ {
@@ -239,6 +244,34 @@ func TestFaultKill9DuringWrites(t *testing.T) {
 				}
 				mu.Lock()
 				ackedKeys[name] = true
+				mu.Unlock()
+				if n%2 == 0 {
+					continue
+				}
+				body, err := s.call(wctx, `<generate-csr `+pkaNS+`><name>`+name+`</name><common-name>`+name+`.example.net</common-name></generate-csr>`)
+				if err != nil {
+					fail("generate-csr "+name, err)
+					return
+				}
+				m := csrElem.FindStringSubmatch(body)
+				if m == nil {
+					fail("generate-csr "+name, fmt.Errorf("no csr in %.300s", body))
+					return
+				}
+				leaf, err := issueCert(root, []byte(html.UnescapeString(m[1])))
+				if err != nil {
+					fail("sign the CSR of "+name, err)
+					return
+				}
+				triedCert = name
+				leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
+				if _, err := s.call(wctx, `<import-certificate `+pkaNS+`><name>`+name+`</name><certificate>`+html.EscapeString(string(leafPEM))+`</certificate></import-certificate>`); err != nil {
+					fail("import-certificate "+name, err)
+					return
+				}
+				sum := sha256.Sum256(leaf.Raw)
+				mu.Lock()
+				ackedCerts[name] = sum
 				mu.Unlock()
 			}
 		})
@@ -268,8 +301,8 @@ func TestFaultKill9DuringWrites(t *testing.T) {
 		for _, s := range sessions {
 			s.close()
 		}
-		t.Logf("round %d: killed after %v; acked gNMI %v, NETCONF %v, keys %d, CRL %v", round, wait,
-			ackedValues(gw), ackedValues(nw), len(ackedKeys), crlAcked)
+		t.Logf("round %d: killed after %v; acked gNMI %v, NETCONF %v, keys %d, certificates %d, CRL %v", round, wait,
+			ackedValues(gw), ackedValues(nw), len(ackedKeys), len(ackedCerts), crlAcked)
 		if len(unexpected) > 0 {
 			t.Errorf("round %d: errors before the kill:\n%s", round, strings.Join(unexpected, "\n"))
 		}
@@ -310,19 +343,29 @@ func TestFaultKill9DuringWrites(t *testing.T) {
 				t.Errorf("round %d: running holds router %q that nobody wrote", round, name)
 			}
 		}
-		maybeKeys[triedKey] = true
-		keys, err := certificateNames(ctx, c)
+		maybeKeys[triedKey], maybeCerts[triedCert] = true, true
+		certs, err := certificates(ctx, c)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		for name := range ackedKeys {
-			if !keys[name] {
+			if _, ok := certs[name]; !ok {
 				t.Errorf("round %d: acknowledged key %s is gone after the restart", round, name)
 			}
 		}
-		for name := range keys {
+		for name := range certs {
 			if !ackedKeys[name] && !maybeKeys[name] {
 				t.Errorf("round %d: key %s appeared, never generated (in flight at a kill: %v)", round, name, slices.Sorted(maps.Keys(maybeKeys)))
+			}
+		}
+		for name, sum := range ackedCerts {
+			if got := certs[name]; !fingerprintIs(got, sum) {
+				t.Errorf("round %d: the acknowledged certificate of %s is gone after the restart: fingerprint %q", round, name, got)
+			}
+		}
+		for name, got := range certs {
+			if _, acked := ackedCerts[name]; got != "" && !acked && !maybeCerts[name] {
+				t.Errorf("round %d: key %s has a certificate that was never imported (in flight at a kill: %v)", round, name, slices.Sorted(maps.Keys(maybeCerts)))
 			}
 		}
 		if crlAcked {
@@ -474,4 +517,10 @@ func plantTempFiles(t *testing.T, state string, rng *rand.Rand) []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// fingerprintIs reports whether a fingerprint as /certificates shows it
+// (hex, any case, colons or not) is sum.
+func fingerprintIs(shown string, sum [32]byte) bool {
+	return strings.EqualFold(strings.ReplaceAll(shown, ":", ""), hex.EncodeToString(sum[:]))
 }

@@ -175,21 +175,25 @@ func runningRouters(ctx context.Context, s *ncSession) (map[string]string, error
 	return out, nil
 }
 
-// certificateNames returns the names under /certificates (one per key).
-func certificateNames(ctx context.Context, s *ncSession) (map[string]bool, error) {
+// certificates returns the names under /certificates (one per key), each
+// with the SHA-256 fingerprint of its certificate ("" without one).
+func certificates(ctx context.Context, s *ncSession) (map[string]string, error) {
 	body, err := s.call(ctx, `<get><filter type="subtree"><certificates `+pkaNS+`/></filter></get>`)
 	if err != nil {
 		return nil, fmt.Errorf("get /certificates: %w", err)
 	}
 	var v struct {
-		Names []string `xml:"data>certificates>certificate>name"`
+		Certs []struct {
+			Name        string `xml:"name"`
+			Fingerprint string `xml:"fingerprint-sha256"`
+		} `xml:"data>certificates>certificate"`
 	}
 	if err := xml.Unmarshal([]byte("<r>"+body+"</r>"), &v); err != nil {
 		return nil, fmt.Errorf("get /certificates reply: %w", err)
 	}
-	out := map[string]bool{}
-	for _, n := range v.Names {
-		out[n] = true
+	out := map[string]string{}
+	for _, c := range v.Certs {
+		out[c.Name] = c.Fingerprint
 	}
 	return out, nil
 }
