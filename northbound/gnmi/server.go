@@ -16,6 +16,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	// Registers the gzip compressor: clients that send or accept
+	// grpc-encoding gzip (gnmic --gzip) are served compressed.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
@@ -132,6 +135,8 @@ type Server struct {
 	limits Limits
 
 	disp *dispatcher
+	// defaults caches running with its defaults filled in, for Get.
+	defaults defaultsCache
 	// wg tracks goroutines that outlive the RPC that started them (a
 	// stream's sender, which may be blocked on a client that does not
 	// read until gRPC cancels the stream).
