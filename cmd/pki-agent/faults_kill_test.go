@@ -472,10 +472,11 @@ func checkStateFiles(t *testing.T, state, when string) (leftovers []string) {
 		}
 		return nil
 	})
-	// The journal and the snapshot load, on a copy (Load may cut a torn
-	// last record, which is allowed: it was never acknowledged).
+	// The journals and their snapshots load, on a copy (Load may cut a
+	// torn last record, which is allowed: it was never acknowledged): the
+	// running configuration and the PKI engine's state (pki-state).
 	cp := t.TempDir()
-	for _, f := range []string{persist.SnapshotFile, persist.JournalFile} {
+	for _, f := range []string{persist.SnapshotFile, persist.JournalFile, "pki-state.json", "pki-state.journal"} {
 		if b, err := os.ReadFile(filepath.Join(state, f)); err == nil {
 			os.WriteFile(filepath.Join(cp, f), b, 0o600)
 		}
@@ -485,6 +486,14 @@ func checkStateFiles(t *testing.T, state, when string) (leftovers []string) {
 	} else {
 		if _, _, err := d.Load(); err != nil {
 			bad(filepath.Join(state, persist.JournalFile), err)
+		}
+		if j, err := persist.OpenJournal(cp, "pki-state"); err != nil {
+			t.Errorf("%s: %v", when, err)
+		} else {
+			if _, _, err := j.Load(); err != nil {
+				bad(filepath.Join(state, "pki-state.journal"), err)
+			}
+			j.Close()
 		}
 		d.Close()
 	}
