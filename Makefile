@@ -5,7 +5,7 @@ STATE_DIR ?= ./var
 GNMI_ADDR ?= 127.0.0.1:9339
 NETCONF_ADDR ?= 127.0.0.1:830
 
-.PHONY: run build test deps generate bench lint fuzz
+.PHONY: run build test deps generate bench lint fuzz faults
 
 build:
 	$(GO) build -o bin/pki-agent ./cmd/pki-agent
@@ -19,6 +19,12 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 25m ./...
+
+# The fault suite in its long mode (minutes, bounded): kill -9 during
+# writes, a full disk, a login flood, 100 mixed clients, lost updates,
+# restart equivalence. `make test` runs its short mode.
+faults: deps
+	PKI_AGENT_FAULTS=long $(GO) test -race -count=1 -v -timeout 30m -run 'Fault|Flood|RestartEquivalence|LostUpdate' ./cmd/pki-agent/
 
 generate:
 	$(GO) generate ./...

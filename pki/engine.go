@@ -32,6 +32,7 @@ import (
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/chain"
 	"github.com/pkiagent/pkiagent/pki/crl"
@@ -205,6 +206,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.Node, _ = os.Hostname()
 	}
 	if err := os.MkdirAll(certDir(cfg.StateDir), 0o700); err != nil {
+		return nil, fmt.Errorf("certificate directory: %w", err)
+	}
+	if err := persist.CleanTemp(certDir(cfg.StateDir)); err != nil {
 		return nil, fmt.Errorf("certificate directory: %w", err)
 	}
 	e := &Engine{

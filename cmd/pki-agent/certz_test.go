@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -132,21 +133,30 @@ func TestTLSCertNameRotatedWithCertz(t *testing.T) {
 // issue is the CA signing the CSR the agent generated.
 func issue(t *testing.T, ca *testpki.Cert, csrPEM []byte) *x509.Certificate {
 	t.Helper()
+	c, err := issueCert(ca, csrPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// issueCert signs a CSR (PEM) with ca for 30 days, as issue does, and
+// returns errors instead of failing the test (for worker goroutines).
+func issueCert(ca *testpki.Cert, csrPEM []byte) (*x509.Certificate, error) {
 	b, _ := pem.Decode(csrPEM)
 	if b == nil {
-		t.Fatalf("CSR is not PEM: %q", csrPEM)
+		return nil, fmt.Errorf("CSR is not PEM: %.80q", csrPEM)
 	}
 	req, err := x509.ParseCertificateRequest(b.Bytes)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, req.PublicKey, ca.Key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	c, _ := x509.ParseCertificate(der)
-	return c
+	return x509.ParseCertificate(der)
 }

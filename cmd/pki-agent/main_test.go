@@ -86,6 +86,15 @@ func (p *agentProcess) stop() error {
 	return err
 }
 
+// kill sends SIGKILL (kill -9: no shutdown code runs) and returns the exit
+// error, which reports the signal.
+func (p *agentProcess) kill() error {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	err := p.cmd.Wait()
+	<-p.done
+	return err
+}
+
 // binDir holds the binary buildOnce builds; TestMain removes it.
 var binDir string
 

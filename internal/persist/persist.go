@@ -28,6 +28,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -85,7 +86,10 @@ type Dir struct {
 }
 
 // Open opens (creating with mode 0700) the state directory and takes an
-// exclusive lock on it, so two agents never share one.
+// exclusive lock on it, so two agents never share one. Once it holds the
+// lock it removes the temporary files a crash inside WriteFileAtomic left
+// in the directory itself; each store cleans its own subdirectory when it
+// opens (CleanTemp).
 func Open(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", path, err)
@@ -97,6 +101,10 @@ func Open(path string) (*Dir, error) {
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("state directory %s is in use by another pki-agent: %w", path, err)
+	}
+	if err := CleanTemp(path); err != nil {
+		lf.Close()
+		return nil, err
 	}
 	return &Dir{path: path, snap: SnapshotFile, jrnl: JournalFile, lock: lf}, nil
 }
@@ -305,11 +313,13 @@ func (d *Dir) Close() error {
 }
 
 // WriteFileAtomic writes data to path so that after a crash the file holds
-// either the old or the new content: temp file in the same directory,
-// fsync, rename, fsync the directory.
+// either the old or the new content: temp file in the same directory
+// (named by TempPattern), fsync, rename, fsync the directory. A crash
+// before the rename leaves the temporary file: the store that owns the
+// directory removes it with CleanTemp when it opens.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, TempPattern(filepath.Base(path)))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -348,6 +358,44 @@ func SyncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// TempPattern is the os.CreateTemp pattern of the temporary file of a
+// crash-safe write of the file name: ".NAME.tmp-RANDOM". Every durable
+// writer of the agent names its temporary files so, and IsTemp knows them.
+func TempPattern(name string) string { return "." + name + ".tmp-*" }
+
+// IsTemp reports whether a directory entry is a temporary file of a
+// crash-safe write (in flight, or left by a crash), which listings skip.
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
+}
+
+// CleanTemp removes the temporary files (IsTemp) a crash left in dir,
+// not below it; a missing dir holds none. A store calls it when it opens
+// its directory, before any write of its own can be in flight.
+func CleanTemp(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove leftover temporary files in %s: %w", dir, err)
+	}
+	removed := false
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !IsTemp(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove leftover temporary file %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+		removed = true
+	}
+	if removed {
+		return SyncDir(dir)
 	}
 	return nil
 }

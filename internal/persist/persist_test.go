@@ -180,6 +180,54 @@ func TestSecondOpenRefused(t *testing.T) {
 	}
 }
 
+// TestOpenRemovesTempFilesOfACrash: a crash inside WriteFileAtomic leaves
+// its temporary file; the next Open removes it (and only such files, and
+// not below the directory), and CleanTemp does the same for a store's
+// own directory.
+func TestOpenRemovesTempFilesOfACrash(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "certs")
+	os.Mkdir(sub, 0o700)
+	write := func(p string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmpRoot := filepath.Join(dir, ".running.json.tmp-123")
+	tmpSub := filepath.Join(sub, ".a.pem.tmp-456")
+	keep := []string{filepath.Join(dir, "users.json"), filepath.Join(dir, ".hidden"), filepath.Join(dir, "x.tmp-1"), tmpSub}
+	for _, p := range append([]string{tmpRoot}, keep...) {
+		write(p)
+	}
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := os.Stat(tmpRoot); !os.IsNotExist(err) {
+		t.Errorf("%s survived Open: %v", tmpRoot, err)
+	}
+	for _, p := range keep {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("Open removed %s: %v", p, err)
+		}
+	}
+	if err := CleanTemp(sub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmpSub); !os.IsNotExist(err) {
+		t.Errorf("%s survived CleanTemp: %v", tmpSub, err)
+	}
+	if err := CleanTemp(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("CleanTemp of a missing directory: %v", err)
+	}
+	// What WriteFileAtomic leaves in flight is what CleanTemp removes.
+	if m, _ := filepath.Match(strings.ReplaceAll(TempPattern("running.json"), "*", "?*"), filepath.Base(tmpRoot)); !m || !IsTemp(filepath.Base(tmpRoot)) {
+		t.Errorf("TempPattern %q and IsTemp disagree on %s", TempPattern("running.json"), filepath.Base(tmpRoot))
+	}
+}
+
 // TestOpenJournalIsItsOwnPair: a journal opened by name beside the running
 // configuration uses NAME.json and NAME.journal, never the running files,
 // survives a reopen and a compaction, and names its file when damaged.

@@ -73,6 +73,9 @@ func (b Bootstrap) Ensure() (tls.Certificate, error) {
 	if err := os.MkdirAll(b.Dir, 0o700); err != nil {
 		return tls.Certificate{}, fmt.Errorf("creating %s: %w", b.Dir, err)
 	}
+	if err := persist.CleanTemp(b.Dir); err != nil {
+		return tls.Certificate{}, err
+	}
 	now := b.Clock.Now()
 	caCert, caKey, err := loadPair(filepath.Join(b.Dir, CAFile), filepath.Join(b.Dir, caKeyFile))
 	if err != nil || !caCert.IsCA || now.After(caCert.NotAfter.Add(-renewBefore)) {

@@ -202,3 +202,33 @@ func (m *Manager) installedSources() []Source {
 }
 
 func fileURL(path string) string { return (&url.URL{Scheme: "file", Path: path}).String() }
+
+// cleanTemp removes the temporary files a crash inside a write left in
+// the CRL state directory (the master list) and in every installed
+// bundle, before the manager writes anything.
+func cleanTemp(dir string) error {
+	dirs := []string{dir}
+	ents, err := os.ReadDir(filepath.Join(dir, InstalledDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("list installed CRL bundles: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			dirs = append(dirs, filepath.Join(dir, InstalledDir, e.Name()))
+		}
+	}
+	for _, d := range dirs {
+		if err := persist.CleanTemp(d); err != nil {
+			return fmt.Errorf("CRL state directory: %w", err)
+		}
+	}
+	// Before persist.TempPattern, the master list's temporary file was
+	// .master-RANDOM.tmp: remove those an older agent left too.
+	old, _ := filepath.Glob(filepath.Join(dir, ".master-*.tmp"))
+	for _, p := range old {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("CRL state directory: remove leftover temporary file %s: %w", p, err)
+		}
+	}
+	return nil
+}

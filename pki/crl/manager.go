@@ -195,6 +195,9 @@ func New(cfg Config) (*Manager, error) {
 		srcs:     map[string]*source{},
 	}
 	if cfg.Dir != "" {
+		if err := cleanTemp(cfg.Dir); err != nil {
+			return nil, err
+		}
 		lists, err := readMaster(cfg.Dir)
 		if err != nil {
 			return nil, err

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -574,5 +576,34 @@ func TestManagerMillionEntries(t *testing.T) {
 	}
 	if h.m.IsRevoked(ca.Cert.RawSubject, big.NewInt(1_000_001)) || h.m.IsRevoked(ca.Cert.RawSubject, big.NewInt(0)) {
 		t.Fatal("serial outside the list revoked")
+	}
+}
+
+// TestNewRemovesTempFilesOfACrash: a crash while the master list or an
+// installed CRL was written leaves a temporary file; New removes them
+// before anything is written, and keeps the files in place.
+func TestNewRemovesTempFilesOfACrash(t *testing.T) {
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, InstalledDir, "b1")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tmps := []string{filepath.Join(dir, "."+MasterFile+".tmp-1"), filepath.Join(dir, ".master-123.tmp"), filepath.Join(bundle, ".00ff.crl.tmp-2")}
+	keep := filepath.Join(bundle, "00ff.crl")
+	for _, p := range append(tmps, keep) {
+		if err := os.WriteFile(p, []byte("torn"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := New(Config{Dir: dir, Clock: clock.NewFake(t0), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tmps {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived New: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("New removed %s: %v", keep, err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // MasterFile is the name, inside Config.Dir, of the master list: every
@@ -107,7 +109,7 @@ func writeMaster(dir string, now time.Time, lists []storedList) error {
 	if err != nil {
 		return fmt.Errorf("encode the CRL master list: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".master-*.tmp")
+	tmp, err := os.CreateTemp(dir, persist.TempPattern(MasterFile))
 	if err != nil {
 		return fmt.Errorf("write the CRL master list: %w", err)
 	}

@@ -3,13 +3,13 @@
 package atomicfile
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
 // File and directory modes of key material.
@@ -47,7 +47,7 @@ func Write(path string, data []byte) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := os.CreateTemp(dir, persist.TempPattern(base))
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
 	}
@@ -108,26 +108,18 @@ func SyncDir(dir string) error {
 }
 
 // IsTemp reports whether a directory entry is a temporary file of Write
-// (in flight, or left by a crash), which listings must skip.
-func IsTemp(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
-}
+// (in flight, or left by a crash), which listings must skip. Write names
+// its temporary files as every durable writer of the agent does
+// (persist.TempPattern).
+func IsTemp(name string) bool { return persist.IsTemp(name) }
 
 // CleanTemp removes the temporary files a crash left in dir. Call it when
 // opening a store, before any Write can be in flight.
 func CleanTemp(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if _, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("list key directory: %w", err)
 	}
-	for _, e := range entries {
-		if e.Type().IsRegular() && IsTemp(e.Name()) {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove leftover temporary file: %w", err)
-			}
-		}
-	}
-	return nil
+	return persist.CleanTemp(dir)
 }
 
 // List returns, sorted, the names (without ext) of the regular files in dir
