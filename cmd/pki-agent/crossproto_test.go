@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -108,11 +106,5 @@ func dialNemith(t *testing.T, ctx context.Context, p *agentProcess) *netconf.Ses
 // in the state directory.
 func gnmiClient(t *testing.T, p *agentProcess, state string) gpb.GNMIClient {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	return gpb.NewGNMIClient(dialTLS(t, logAttr(p.logged(t, "gNMI listening"), "addr"), roots, make(chan *x509.Certificate, 16)))
+	return gnmiClientAt(t, state, logAttr(p.logged(t, "gNMI listening"), "addr"))
 }

@@ -75,7 +75,7 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 	p := runAgentBinary(t, state)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	g := gnmiClient(t, state, logAttr(p.logged(t, "gNMI listening"), "addr"))
+	g := gnmiClient(t, p, state)
 	c, err := dialNC(ctx, logAttr(p.logged(t, "serving NETCONF"), "addr"))
 	if err != nil {
 		t.Fatal(err)

@@ -166,7 +166,7 @@ func TestFaultKill9DuringWrites(t *testing.T) {
 	failedBefore := false
 	for round := 1; round <= rounds; round++ {
 		ncAddr := logAttr(p.logged(t, "serving NETCONF"), "addr")
-		g := gnmiClient(t, state, logAttr(p.logged(t, "gNMI listening"), "addr"))
+		g := gnmiClient(t, p, state)
 		var sessions []*ncSession
 		for range len(nw) + 2 { // the NETCONF writers, keys, CRL refreshes
 			s, err := dialNC(ctx, ncAddr)

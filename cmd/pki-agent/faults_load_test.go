@@ -90,7 +90,7 @@ func TestFaultMixedClients(t *testing.T) {
 
 	// Warm up each path once, then take the baseline.
 	{
-		g := gnmiClient(t, state, gnmiAddr)
+		g := gnmiClientAt(t, state, gnmiAddr)
 		if err := setCN(ctx, g, "warm-up", "v0"); err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestFaultMixedClients(t *testing.T) {
 	// Connect every client first, so the load runs with all 100 at once.
 	gc := make([]gpb.GNMIClient, gnmiWriters+gnmiReaders+gnmiSubscribers)
 	for i := range gc {
-		gc[i] = gnmiClient(t, state, gnmiAddr)
+		gc[i] = gnmiClientAt(t, state, gnmiAddr)
 		if _, err := gc[i].Capabilities(ctx, &gpb.CapabilityRequest{}); err != nil {
 			t.Fatalf("gNMI client %d: %v", i+1, err)
 		}
@@ -363,7 +363,7 @@ func TestFaultMixedClients(t *testing.T) {
 
 	// Memory back near the baseline.
 	bound := max(2*baseline, baseline+64<<20)
-	g := gnmiClient(t, state, gnmiAddr)
+	g := gnmiClientAt(t, state, gnmiAddr)
 	deadline := time.Now().Add(settle)
 	var after int64
 	for {

@@ -198,9 +198,9 @@ func certificates(ctx context.Context, s *ncSession) (map[string]string, error) 
 	return out, nil
 }
 
-// gnmiClient connects to the agent's gNMI server, trusting the CA it
-// bootstrapped in STATE/tls/ca.pem; the connection is closed at cleanup.
-func gnmiClient(t *testing.T, state, addr string) gpb.GNMIClient {
+// gnmiClientAt connects to the gNMI server at addr, trusting the CA the
+// agent bootstrapped in STATE/tls/ca.pem; the connection is closed at cleanup.
+func gnmiClientAt(t *testing.T, state, addr string) gpb.GNMIClient {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
 	if err != nil {
