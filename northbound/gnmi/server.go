@@ -176,7 +176,8 @@ func New(cfg Config) (*Server, error) {
 }
 
 // ServerOptions are the grpc.Server options the service needs: message
-// size limits, keepalive and the authentication interceptors. Other
+// size limits, keepalive, panic recovery and the authentication
+// interceptors. Other
 // services on the same grpc.Server (gNSI certz) get the same
 // authentication and find the caller with CallerFrom.
 func (s *Server) ServerOptions() []grpc.ServerOption {
@@ -184,8 +185,10 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(s.limits.MaxMsgSize),
 		grpc.MaxSendMsgSize(s.limits.MaxMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.UnaryInterceptor(s.unaryAuth),
-		grpc.StreamInterceptor(s.streamAuth),
+		// Recovery first, so a panic anywhere below (authentication
+		// included) becomes codes.Internal instead of ending the agent.
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.streamAuth),
 	}
 }
 
