@@ -358,6 +358,11 @@ func (s *Store) EditCandidate(owner string, edits ...Edit) error {
 
 // ReplaceCandidate sets the candidate to root (copy-config).
 func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
+	if root != s.Running() {
+		if err := screenTree(root); err != nil {
+			return err
+		}
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()

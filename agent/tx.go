@@ -78,7 +78,12 @@ func (t *Tx) Changed() bool { return t.wholeTree || len(t.touched) > 0 }
 
 // Apply applies edits in order. When one fails, the transaction is left as
 // it was before the call, and the error is a *PathError naming the path.
+// A value holding private key material is refused before any edit is
+// applied (ErrKeyMaterial).
 func (t *Tx) Apply(edits ...Edit) error {
+	if err := screenEdits(edits); err != nil {
+		return err
+	}
 	saveRoot, saveTouched, saveWhole := t.root, cloneTouched(t.touched), t.wholeTree
 	// Copy-on-write again from the saved root so a failed batch leaves
 	// saveRoot untouched.

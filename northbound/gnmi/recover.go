@@ -18,13 +18,16 @@ const msgInternal = "internal error; the agent logged it"
 
 // recoverUnary turns a panic of a unary handler (of any service on the
 // grpc.Server: gNMI, gNSI certz) into codes.Internal, logged once with its
-// stack, so one bad request never ends the agent.
+// stack, so one bad request never ends the agent. It also renders the
+// message of every error status with redact.Message, the one rendering of
+// error texts: no reply carries key material or a value whole.
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.logPanic(info.FullMethod, p)
 			resp, err = nil, status.Error(codes.Internal, msgInternal)
 		}
+		err = redactStatus(err)
 	}()
 	return h(ctx, req)
 }
@@ -37,8 +40,22 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 			s.logPanic(info.FullMethod, p)
 			err = status.Error(codes.Internal, msgInternal)
 		}
+		err = redactStatus(err)
 	}()
 	return h(srv, ss)
+}
+
+// redactStatus returns err with its message rendered by redact.Message.
+func redactStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, _ := status.FromError(err)
+	m := redact.Message(st.Message())
+	if m == st.Message() {
+		return err
+	}
+	return status.Error(st.Code(), m)
 }
 
 func (s *Server) logPanic(method string, p any) {
