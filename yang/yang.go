@@ -48,16 +48,31 @@ func Source(name, revision string) (string, error) {
 			continue
 		}
 		if revision != "" && revision != m.Revision {
-			return "", fmt.Errorf("module %s: revision %s is not served (have %s)", name, revision, m.Revision)
+			return "", fmt.Errorf("module %s: revision %s is %w (have %s)", name, revision, ErrNotServed, m.Revision)
 		}
 		b, err := fs.ReadFile(files, name+".yang")
 		if err != nil {
-			return "", fmt.Errorf("module %s: %w", name, err)
+			return "", fmt.Errorf("module %s is %w: it is listed, but its YANG text is not in this build", name, ErrNotServed)
 		}
 		return string(b), nil
 	}
-	return "", fmt.Errorf("module %s is not served: %w", name, fs.ErrNotExist)
+	names := make([]string, len(Modules))
+	for i, m := range Modules {
+		names[i] = m.Name
+	}
+	return "", fmt.Errorf("module %s is %w (the modules served are %s)", name, ErrNotServed, strings.Join(names, ", "))
 }
+
+// ErrNotServed: Source was asked for a module or revision it does not
+// serve. Its text says so without file-system words.
+var ErrNotServed = errNotServed{}
+
+type errNotServed struct{}
+
+func (errNotServed) Error() string { return "not served" }
+
+// Is makes errors.Is(err, fs.ErrNotExist) hold, as before.
+func (errNotServed) Is(target error) bool { return target == fs.ErrNotExist }
 
 // FileNames lists the embedded module files, sorted.
 func FileNames() []string {

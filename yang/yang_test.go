@@ -2,6 +2,8 @@ package yang
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,5 +81,15 @@ func TestSource(t *testing.T) {
 	}
 	if _, err := Source("nope", ""); err == nil {
 		t.Fatal("unknown module accepted")
+	}
+}
+
+// TestSourceNotServedInOperatorWords: an unserved module is named as such,
+// with the modules that are served, and no file-system words.
+func TestSourceNotServedInOperatorWords(t *testing.T) {
+	_, err := Source("ietf-netconf-acm", "")
+	if err == nil || !strings.Contains(err.Error(), "module ietf-netconf-acm is not served (the modules served are pki-authority") ||
+		strings.Contains(err.Error(), "file does not exist") || !errors.Is(err, ErrNotServed) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("err = %v", err)
 	}
 }

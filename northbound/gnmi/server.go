@@ -291,7 +291,8 @@ func statusFor(err error) error {
 	case errors.Is(err, errPath), errors.Is(err, errValue):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, agent.ErrPersistID):
-		return status.Error(codes.InvalidArgument, err.Error())
+		// gNMI's commit extension has ids, not NETCONF persist-ids.
+		return status.Error(codes.InvalidArgument, "the commit id does not match the pending confirmed commit's; give the id it was started with")
 	case errors.Is(err, agent.ErrPendingCommit), errors.Is(err, agent.ErrNoPendingCommit), errors.Is(err, agent.ErrLocked):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist):

@@ -2,6 +2,7 @@ package gnmi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -162,6 +163,9 @@ func (s *Server) commitAction(ctx context.Context, owner string, c *gnmi_ext.Com
 	if p, ok := s.store.Pending(); ok && p.PersistID == "" {
 		// A NETCONF confirmed commit without persist id: no gNMI id matches.
 		return status.Errorf(codes.InvalidArgument, "commit %s: the pending confirmed commit belongs to %s and has no id", id, p.Owner)
+	}
+	if errors.Is(err, agent.ErrPersistID) {
+		return status.Errorf(codes.InvalidArgument, "commit %s: this is not the id of the pending confirmed commit; give the id it was started with", id)
 	}
 	return statusFor(fmt.Errorf("commit %s: %w", id, err))
 }
