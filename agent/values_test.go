@@ -12,8 +12,12 @@ import (
 // refused naming the YANG path of the leaf and the rule, never a Go type,
 // a struct field, a gRPC status or the value whole.
 func TestValueErrorsInOperatorWords(t *testing.T) {
-	str := func(s string) *gnmi.TypedValue { return &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: s}} }
-	ietf := func(s string) *gnmi.TypedValue { return &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: []byte(s)}} }
+	str := func(s string) *gnmi.TypedValue {
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: s}}
+	}
+	ietf := func(s string) *gnmi.TypedValue {
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: []byte(s)}}
+	}
 	const r1, crl = "/authority/router[name=r1]", "/authority/certificate-revocation-list[url=http://x/a.crl]"
 	huge := strings.Repeat("z", 1<<20)
 	tests := []struct {
