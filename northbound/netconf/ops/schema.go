@@ -197,7 +197,7 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 		case "false":
 			return false, nil
 		}
-		return nil, fmt.Errorf("%s is not a boolean: use true or false", redact.Value(s))
+		return nil, fmt.Errorf("%s is not a boolean (true or false)", redact.Value(s))
 	case yang.Yempty:
 		if trimmed != "" {
 			return nil, fmt.Errorf("an empty leaf takes no value, got %s", redact.Value(s))
