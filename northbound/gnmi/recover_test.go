@@ -3,12 +3,16 @@ package gnmi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -50,5 +54,52 @@ func TestRecoveryInterceptors(t *testing.T) {
 		func(context.Context, any) (any, error) { return "ok", status.Error(codes.NotFound, "nope") })
 	if resp != "ok" || status.Code(err) != codes.NotFound {
 		t.Errorf("pass-through = %v, %v", resp, err)
+	}
+}
+
+// panicky is a service that panics in its unary and its stream method, as
+// importcheck did inside a certz Rotate.
+type panicky struct {
+	healthpb.UnimplementedHealthServer
+}
+
+func (panicky) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	var chain []int
+	_ = chain[len(chain)]
+	return nil, nil
+}
+
+func (panicky) Watch(*healthpb.HealthCheckRequest, grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	var chain []int
+	_ = chain[len(chain)]
+	return nil
+}
+
+// TestPanickingServiceOnTheServerAnswersInternal: a service registered on
+// the gNMI gRPC server (as certz is) that panics answers Internal, and the
+// server goes on serving gNMI.
+func TestPanickingServiceOnTheServerAnswersInternal(t *testing.T) {
+	e := newEnv(t, envOpts{register: []func(*grpc.Server){func(g *grpc.Server) { healthpb.RegisterHealthServer(g, panicky{}) }}})
+	ctx := ctxT(t)
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: e.roots, ServerName: "localhost"})),
+		grpc.WithPerRPCCredentials(userCreds{"admin", adminPW}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h := healthpb.NewHealthClient(conn)
+	_, err = h.Check(ctx, &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Internal || status.Convert(err).Message() != msgInternal {
+		t.Errorf("unary panic: %v", err)
+	}
+	w, err := h.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	if status.Code(err) != codes.Internal || status.Convert(err).Message() != msgInternal {
+		t.Errorf("stream panic: %v", err)
+	}
+	if _, err := e.admin().Capabilities(ctx, &gnmi.CapabilityRequest{}); err != nil {
+		t.Fatalf("gNMI after the panics: %v", err)
 	}
 }
