@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive (yanglint, swtpm, yangcli,
-# python3-ncclient, the OpenSSL headers the TPM simulator builds against)
-# when any is missing. Safe to run repeatedly.
+# python3-ncclient, the OpenSSL headers the TPM simulator builds against,
+# libnetconf2 and libyang with gcc for the C NETCONF client of
+# cmd/pki-agent) when any is missing. Safe to run repeatedly.
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,11 @@ command -v script >/dev/null || missing+=(bsdutils)
 command -v openssl >/dev/null || missing+=(openssl)
 /usr/bin/python3 -c 'import ncclient' 2>/dev/null || missing+=(python3-ncclient)
 [ -f /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
+command -v gcc >/dev/null || missing+=(gcc)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+[ -f /usr/include/nc_client.h ] || missing+=(libnetconf2-dev)
+[ -f /usr/include/libyang/libyang.h ] || missing+=(libyang2-dev)
+[ -f /usr/include/libssh/libssh.h ] || missing+=(libssh-dev)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

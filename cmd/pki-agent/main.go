@@ -20,6 +20,7 @@ import (
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
+	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/pki/keystore"
 )
 
@@ -37,6 +38,10 @@ type options struct {
 	usersFile    string
 	metricsAddr  string
 	logLevel     string
+	// netconfIdleTimeout ends silent NETCONF sessions (0: never);
+	// netconfMaxPerUser bounds the sessions of one user.
+	netconfIdleTimeout time.Duration
+	netconfMaxPerUser  int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -54,11 +59,21 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.usersFile, "users-file", "", "users, password hashes and roles (default STATE-DIR/users.json)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (off when empty)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&o.netconfIdleTimeout, "netconf-idle-timeout", netconf.DefaultIdleTimeout,
+		"end a NETCONF session that sends no rpc for this long, e.g. 10m or 1h (0: never); a session with a notification subscription is not idle")
+	fs.IntVar(&o.netconfMaxPerUser, "netconf-max-sessions-per-user", netconf.DefaultMaxSessionsPerUser,
+		"NETCONF sessions one user may have open at once")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.netconfIdleTimeout < 0 {
+		return nil, fmt.Errorf("--netconf-idle-timeout %s: must be 0 (never) or positive", o.netconfIdleTimeout)
+	}
+	if o.netconfMaxPerUser < 1 {
+		return nil, fmt.Errorf("--netconf-max-sessions-per-user %d: must be at least 1", o.netconfMaxPerUser)
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
@@ -16,6 +17,15 @@ import (
 // gNMI, and the operations over the datastore and the PKI engine.
 func init() {
 	components = append(components, component{name: "netconf", setup: setupNETCONF})
+}
+
+// idleTimeout maps --netconf-idle-timeout (0: never) to
+// netconf.Config.IdleTimeout (negative: never).
+func idleTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func setupNETCONF(a *app) (func(context.Context) error, error) {
@@ -40,9 +50,11 @@ func setupNETCONF(a *app) (func(context.Context) error, error) {
 			}
 			return role, nil
 		},
-		Capabilities: ops.Capabilities(),
-		Clock:        a.clock,
-		Logger:       a.log,
+		Capabilities:       ops.Capabilities(),
+		IdleTimeout:        idleTimeout(a.opts.netconfIdleTimeout),
+		MaxSessionsPerUser: a.opts.netconfMaxPerUser,
+		Clock:              a.clock,
+		Logger:             a.log,
 	})
 	if err != nil {
 		return nil, err

@@ -11,5 +11,8 @@
 // session after a too-big rpc-error; malformed XML or framing ends the
 // session after a malformed-message rpc-error (operation-failed for base:1.0
 // clients, which RFC 6241 does not allow to receive malformed-message); at
-// most Config.MaxSessions sessions run at once.
+// most Config.MaxSessions sessions run at once, Config.MaxSessionsPerUser
+// of one user; a session silent for Config.IdleTimeout (10 minutes by
+// default) ends. Sessions and the server keep the RFC 6022 counters
+// (Session.Counters, Server.Statistics).
 package netconf

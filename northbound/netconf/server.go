@@ -18,10 +18,11 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultMaxSessions  = 32
-	DefaultHelloTimeout = 30 * time.Second
-	DefaultIdleTimeout  = time.Hour
-	DefaultWriteTimeout = time.Minute
+	DefaultMaxSessions        = 32
+	DefaultMaxSessionsPerUser = 8
+	DefaultHelloTimeout       = 30 * time.Second
+	DefaultIdleTimeout        = 10 * time.Minute
+	DefaultWriteTimeout       = time.Minute
 )
 
 // Authenticator checks a user's password and returns the user's role. It is
@@ -50,13 +51,19 @@ type Config struct {
 	// beyond it has its SSH channel refused with a message saying so. TCP
 	// connections (authenticated or not) are bounded to twice this.
 	MaxSessions int
+	// MaxSessionsPerUser bounds the NETCONF sessions one user name has
+	// running at once, so one user (or one stolen password) cannot take
+	// every slot; a session beyond it has its SSH channel refused with a
+	// message saying so.
+	MaxSessionsPerUser int
 	// HelloTimeout bounds the SSH handshake and authentication, and then
 	// the time until the client's hello has arrived.
 	HelloTimeout time.Duration
 	// IdleTimeout ends a session that sends no complete message for this
-	// long (a client that stalls in the middle of a message included).
-	// Negative disables it; Session.SetIdleTimeout overrides it per
-	// session.
+	// long (a client that stalls in the middle of a message included);
+	// each rpc starts it again. DefaultIdleTimeout when 0; negative
+	// disables it. Session.SetIdleTimeout overrides it per session (a
+	// notification subscription turns it off).
 	IdleTimeout time.Duration
 	// WriteTimeout ends a session whose client does not take a message
 	// within this time.
@@ -75,6 +82,12 @@ type Config struct {
 
 // Server is a NETCONF-over-SSH server.
 type Server struct {
+	// startTime, stats and the session counters are the RFC 6022
+	// statistics of the server (see Statistics).
+	startTime                                time.Time
+	stats                                    counters
+	inBadHellos, inSessions, droppedSessions atomic.Uint64
+
 	cfg    Config
 	ssh    *ssh.ServerConfig
 	log    *slog.Logger
@@ -85,6 +98,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	closing  bool
+	perUser  map[string]int // session channels open per user name
 	netConns map[net.Conn]struct{}
 	sessions map[uint32]*Session
 }
@@ -108,6 +122,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.MaxSessionsPerUser <= 0 {
+		cfg.MaxSessionsPerUser = DefaultMaxSessionsPerUser
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
@@ -133,6 +150,7 @@ func NewServer(cfg Config) (*Server, error) {
 		caps:     append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
 		slots:    make(chan struct{}, cfg.MaxSessions),
 		conns:    make(chan struct{}, 2*cfg.MaxSessions),
+		perUser:  make(map[string]int),
 		netConns: make(map[net.Conn]struct{}),
 		sessions: make(map[uint32]*Session),
 	}
@@ -148,6 +166,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.KeyRole != nil {
 		s.ssh.PublicKeyCallback = s.checkKey
 	}
+	s.startTime = cfg.Clock.Now()
 	return s, nil
 }
 
@@ -315,8 +334,17 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			nc.Reject(ssh.ResourceShortage, msg)
 			continue
 		}
+		if !s.takeUserSlot(sconn.User()) {
+			<-s.slots
+			msg := fmt.Sprintf("user %q already has %d NETCONF sessions, the most one user may have at once; close one and try again",
+				sconn.User(), s.cfg.MaxSessionsPerUser)
+			s.log.Warn("netconf: session refused", "user", sconn.User(), "remote", remote, "reason", msg)
+			nc.Reject(ssh.ResourceShortage, msg)
+			continue
+		}
 		ch, chReqs, err := nc.Accept()
 		if err != nil {
+			s.releaseUserSlot(sconn.User())
 			<-s.slots
 			s.log.Info("netconf: accept channel", "remote", remote, "err", err)
 			continue
@@ -327,6 +355,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		mu.Unlock()
 		wg.Go(func() {
 			defer func() {
+				s.releaseUserSlot(sconn.User())
 				<-s.slots
 				mu.Lock()
 				active--
@@ -367,6 +396,50 @@ func (s *Server) serveChannel(ctx context.Context, sconn *ssh.ServerConn, ch ssh
 	})
 	sess := s.newSession(ctx, sconn, ch)
 	sess.run(timer)
+}
+
+// takeUserSlot counts one more session of user, unless user is at
+// MaxSessionsPerUser.
+func (s *Server) takeUserSlot(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user] >= s.cfg.MaxSessionsPerUser {
+		return false
+	}
+	s.perUser[user]++
+	return true
+}
+
+func (s *Server) releaseUserSlot(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user] <= 1 {
+		delete(s.perUser, user)
+		return
+	}
+	s.perUser[user]--
+}
+
+// Statistics are the server-wide counters of RFC 6022
+// /netconf-state/statistics.
+type Statistics struct {
+	StartTime time.Time // when the server was made
+	// InBadHellos counts sessions dropped for an unusable client hello;
+	// InSessions sessions whose server hello was sent; DroppedSessions
+	// sessions that ended other than by close-session or kill-session.
+	InBadHellos, InSessions, DroppedSessions uint64
+	Counters
+}
+
+// Statistics returns the server-wide counters.
+func (s *Server) Statistics() Statistics {
+	return Statistics{
+		StartTime:       s.startTime,
+		InBadHellos:     s.inBadHellos.Load(),
+		InSessions:      s.inSessions.Load(),
+		DroppedSessions: s.droppedSessions.Load(),
+		Counters:        s.stats.snapshot(),
+	}
 }
 
 func (s *Server) register(sess *Session) {

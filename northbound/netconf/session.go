@@ -49,6 +49,8 @@ type Session struct {
 	idle     atomic.Int64 // nanoseconds; <= 0 disables
 	timedOut atomic.Bool
 
+	counters counters
+
 	out        chan outMsg
 	stopping   chan struct{} // closed when the read loop is done
 	writerDone chan struct{}
@@ -59,6 +61,42 @@ type Session struct {
 
 	afterReply []func() // run by the read loop once the current reply is queued
 }
+
+// Counters are the RFC 6022 counters of a session (and, summed, of the
+// server).
+type Counters struct {
+	InRPCs           uint64 // correct rpc messages received
+	InBadRPCs        uint64 // messages that were not correct rpcs
+	OutRPCErrors     uint64 // replies that held an rpc-error
+	OutNotifications uint64 // notifications queued for the client
+}
+
+// counters are the live Counters of a session or of the server.
+type counters struct {
+	inRPCs, inBadRPCs, outRPCErrors, outNotifications atomic.Uint64
+}
+
+func (c *counters) snapshot() Counters {
+	return Counters{InRPCs: c.inRPCs.Load(), InBadRPCs: c.inBadRPCs.Load(),
+		OutRPCErrors: c.outRPCErrors.Load(), OutNotifications: c.outNotifications.Load()}
+}
+
+// count adds one to the counter f picks, of the session and of its server.
+func (s *Session) count(f func(*counters) *atomic.Uint64) {
+	f(&s.counters).Add(1)
+	f(&s.srv.stats).Add(1)
+}
+
+func inRPCs(c *counters) *atomic.Uint64           { return &c.inRPCs }
+func inBadRPCs(c *counters) *atomic.Uint64        { return &c.inBadRPCs }
+func outRPCErrors(c *counters) *atomic.Uint64     { return &c.outRPCErrors }
+func outNotifications(c *counters) *atomic.Uint64 { return &c.outNotifications }
+
+// Counters returns the session's counters.
+func (s *Session) Counters() Counters { return s.counters.snapshot() }
+
+// Server returns the server that runs the session.
+func (s *Session) Server() *Server { return s.srv }
 
 type outMsg struct {
 	data          []byte
@@ -140,7 +178,11 @@ func (s *Session) Send(ctx context.Context, n ncxml.Notification) error {
 	if err != nil {
 		return fmt.Errorf("send notification on session %d: %w", s.id, err)
 	}
-	return s.enqueue(ctx, outMsg{data: msg})
+	if err := s.enqueue(ctx, outMsg{data: msg}); err != nil {
+		return err
+	}
+	s.count(outNotifications)
+	return nil
 }
 
 func (s *Session) enqueue(ctx context.Context, m outMsg) error {
@@ -187,25 +229,22 @@ func (s *Session) run(helloTimer clock.Timer) {
 		helloTimer.Stop()
 		return
 	}
+	s.srv.inSessions.Add(1)
 	msg, err := s.fr.ReadMessage()
 	if !helloTimer.Stop() {
 		s.log.Info("netconf: no client hello in time", "timeout", s.srv.cfg.HelloTimeout)
+		s.srv.droppedSessions.Add(1)
 		return
 	}
 	if err != nil {
 		s.log.Info("netconf: reading client hello", "err", err)
+		s.srv.droppedSessions.Add(1)
 		return
 	}
 	hello, err := ncxml.ParseHello(msg)
-	switch {
-	case err != nil:
-		s.log.Info("netconf: bad client hello", "err", err)
-		return
-	case hello.HasSessionID:
-		s.log.Info("netconf: client hello carries a session-id; closing (RFC 6241 8.1)")
-		return
-	case !hello.Has(ncxml.CapBase10) && !hello.Has(ncxml.CapBase11):
-		s.log.Info("netconf: client supports neither base:1.0 nor base:1.1", "capabilities", hello.Capabilities)
+	if reason := badHello(hello, err); reason != "" {
+		s.log.Info("netconf: unusable client hello; closing", "reason", reason)
+		s.srv.inBadHellos.Add(1)
 		return
 	}
 	s.clientCaps = hello.Capabilities
@@ -221,18 +260,35 @@ func (s *Session) run(helloTimer clock.Timer) {
 	if obs != nil {
 		if err := obs.SessionStart(s); err != nil {
 			s.log.Warn("netconf: session refused by handler", "err", err)
+			s.srv.droppedSessions.Add(1)
 			return
 		}
 	}
 	s.srv.register(s)
 	s.log.Info("netconf: session started", "base", map[bool]string{false: "1.0", true: "1.1"}[s.base11], "role", s.role)
 	term := s.loop()
+	if term.Reason != TermClosed && term.Reason != TermKilled {
+		s.srv.droppedSessions.Add(1)
+	}
 	s.srv.unregister(s)
 	s.cancel()
 	if obs != nil {
 		obs.SessionEnd(s, term)
 	}
 	s.log.Info("netconf: session ended", "reason", term.Reason, "killed_by", term.KilledBy)
+}
+
+// badHello says what makes a client hello unusable, "" if nothing.
+func badHello(h *ncxml.Hello, err error) string {
+	switch {
+	case err != nil:
+		return err.Error()
+	case h.HasSessionID:
+		return "the client hello carries a session-id (RFC 6241 8.1)"
+	case !h.Has(ncxml.CapBase10) && !h.Has(ncxml.CapBase11):
+		return fmt.Sprintf("the client supports neither base:1.0 nor base:1.1 (it sent %d other capabilities)", len(h.Capabilities))
+	}
+	return ""
 }
 
 // loop reads and answers rpcs until the session ends.
@@ -244,6 +300,7 @@ func (s *Session) loop() Termination {
 		}
 		req, err := ncxml.ParseRPC(msg)
 		if err != nil {
+			s.count(inBadRPCs)
 			errs := ncxml.AsRPCErrors(err)
 			s.reply(req, ncxml.Error(errs...))
 			if errs[0].Tag == ncxml.TagMalformedMessage {
@@ -252,6 +309,7 @@ func (s *Session) loop() Termination {
 			}
 			continue
 		}
+		s.count(inRPCs)
 		if req.Operation == (xml.Name{Space: ncxml.BaseNS, Local: "close-session"}) {
 			s.reply(req, ncxml.OK())
 			return Termination{Reason: TermClosed}
@@ -305,11 +363,13 @@ func (s *Session) readFailed(err error) Termination {
 	case s.ctx.Err() != nil:
 		return Termination{Reason: TermOther}
 	case errors.Is(err, framing.ErrMessageTooBig):
+		s.count(inBadRPCs)
 		s.log.Warn("netconf: message too big; closing session", "err", err)
 		s.reply(nil, ncxml.Error(ncxml.TooBig(ncxml.RPC,
 			fmt.Sprintf("message exceeds the limit of %d bytes; the session is closed", s.fr.MaxSize()))))
 		return Termination{Reason: TermOther}
 	case errors.Is(err, framing.ErrBadChunk):
+		s.count(inBadRPCs)
 		s.log.Warn("netconf: bad chunked framing; closing session", "err", err)
 		s.reply(nil, ncxml.Error(ncxml.MalformedMessage("bad chunked framing; the session is closed")))
 		return Termination{Reason: TermOther}
@@ -337,6 +397,9 @@ func (s *Session) handle(req *ncxml.Request) (reply ncxml.Reply) {
 func (s *Session) reply(req *ncxml.Request, r ncxml.Reply) bool {
 	if !s.base11 {
 		r = r.MapErrors((*ncxml.RPCError).ForBase10)
+	}
+	if len(r.Errors()) > 0 {
+		s.count(outRPCErrors)
 	}
 	return s.enqueue(s.ctx, outMsg{data: ncxml.MarshalReply(req, r)}) == nil
 }

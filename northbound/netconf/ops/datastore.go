@@ -91,7 +91,7 @@ func (h *Handler) get(s *netconf.Session, op *node) ncxml.Reply {
 		return ncxml.Error(h.toRPCError(err, "get"))
 	}
 	nodes = applyDefaults(nodes, schemaRoot(), wd, false)
-	nodes = append(nodes, monitoringNodes()...)
+	nodes = append(nodes, h.monitoringNodes(s)...)
 	return ncxml.Data(marshalNodes(f.apply(nodes), ncxml.BaseNS))
 }
 
@@ -114,29 +114,6 @@ func (h *Handler) getConfig(s *netconf.Session, op *node) ncxml.Reply {
 	}
 	nodes = applyDefaults(nodes, schemaRoot(), wd, true)
 	return ncxml.Data(marshalNodes(f.apply(nodes), ncxml.BaseNS))
-}
-
-// monitoringNodes are the ietf-netconf-monitoring schema list (RFC 6022)
-// and the ietf-yang-library module list (RFC 7895) that <get> reports.
-func monitoringNodes() []*node {
-	schemas := &node{name: xmlName(monNS, "schemas")}
-	modules := &node{name: xmlName(ylibNS, "modules-state"), children: []*node{{name: xmlName(ylibNS, "module-set-id"), text: moduleSetID()}}}
-	leaf := func(ns, name, text string) *node { return &node{name: xmlName(ns, name), text: text} }
-	for _, m := range pkyang.Modules {
-		schemas.children = append(schemas.children, &node{name: xmlName(monNS, "schema"), keys: []string{"identifier", "version", "format"}, children: []*node{
-			leaf(monNS, "identifier", m.Name), leaf(monNS, "version", m.Revision), leaf(monNS, "format", "yang"),
-			leaf(monNS, "namespace", m.Namespace), leaf(monNS, "location", "NETCONF"),
-		}})
-		conf := "import"
-		if m.Name == pkyang.Main.Name {
-			conf = "implement"
-		}
-		modules.children = append(modules.children, &node{name: xmlName(ylibNS, "module"), keys: []string{"name", "revision"}, children: []*node{
-			leaf(ylibNS, "name", m.Name), leaf(ylibNS, "revision", m.Revision),
-			leaf(ylibNS, "namespace", m.Namespace), leaf(ylibNS, "conformance-type", conf),
-		}})
-	}
-	return []*node{{name: xmlName(monNS, "netconf-state"), children: []*node{schemas}}, modules}
 }
 
 // existsIn returns a lookup of paths in a tree, for default-operation none.
@@ -368,6 +345,9 @@ func (h *Handler) lock(s *netconf.Session, op *node) ncxml.Reply {
 		}
 		return ncxml.Error(h.toRPCError(err, "lock "+ds.String()))
 	}
+	h.mu.Lock()
+	h.locks[ds] = lockRecord{owner: owner(s), since: h.clock.Now()}
+	h.mu.Unlock()
 	return ncxml.OK()
 }
 

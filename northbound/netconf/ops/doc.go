@@ -5,9 +5,13 @@
 // It serves get, get-config, edit-config, copy-config, delete-config,
 // lock, unlock, validate, commit (confirmed, persist), cancel-commit,
 // discard-changes, kill-session, with-defaults (RFC 6243), subtree filters
-// (RFC 6241 section 6), get-schema (RFC 6022), the rpcs of module
-// pki-authority, and RFC 5277 notifications with a bounded replay buffer
-// (RFC 6470 base notifications included). XML is converted to and from the
+// (RFC 6241 section 6), get-schema (RFC 6022) of every module in package
+// yang, the rpcs of module pki-authority, and RFC 5277 notifications with a
+// bounded replay buffer (RFC 6470 base notifications included). <get>
+// reports, beside the data model, the protocol state: /netconf-state (RFC
+// 6022), /yang-library (RFC 8525) and /modules-state (RFC 7895), and
+// /netconf/streams (RFC 5277); the hello lists every implemented module
+// with its features (Capabilities). XML is converted to and from the
 // datastore's trees through the goyang schema of the embedded YANG module.
 //
 // Semantics worth knowing: an edit-config is all or nothing whatever its

@@ -2,8 +2,6 @@ package ops
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -21,7 +19,6 @@ import (
 	"github.com/pkiagent/pkiagent/internal/redact"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
-	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
 // Namespaces of the standard modules the handler speaks.
@@ -59,6 +56,11 @@ const DefaultConfirmTimeout = 600 * time.Second
 // netconf.Handler and netconf.SessionObserver; Run must be running for
 // notifications of commits and of the PKI engine.
 type Handler struct {
+	// started is when the handler (and its replay buffer) was made; locks
+	// (guarded by mu) is when each NETCONF lock was taken.
+	started time.Time
+	locks   map[agent.Datastore]lockRecord
+
 	store  *agent.Store
 	pki    func() agent.PKI
 	clock  clock.Clock
@@ -107,38 +109,9 @@ func New(cfg Config) (*Handler, error) {
 		replay:   newReplay(cfg.ReplaySize),
 		bus:      cfg.Store.Bus().Subscribe(4096),
 		sessions: map[uint32]*sessState{},
+		started:  cfg.Clock.Now(),
+		locks:    map[agent.Datastore]lockRecord{},
 	}, nil
-}
-
-// moduleSetID identifies the set of modules served (RFC 7895).
-func moduleSetID() string {
-	h := sha256.New()
-	for _, m := range pkyang.Modules {
-		fmt.Fprintf(h, "%s@%s\n", m.Name, m.Revision)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// Capabilities are the capabilities to advertise (after base:1.0 and
-// base:1.1, which the server adds).
-func Capabilities() []string {
-	caps := []string{
-		"urn:ietf:params:netconf:capability:writable-running:1.0",
-		"urn:ietf:params:netconf:capability:candidate:1.0",
-		"urn:ietf:params:netconf:capability:confirmed-commit:1.1",
-		"urn:ietf:params:netconf:capability:validate:1.1",
-		"urn:ietf:params:netconf:capability:rollback-on-error:1.0",
-		"urn:ietf:params:netconf:capability:notification:1.0",
-		"urn:ietf:params:netconf:capability:interleave:1.0",
-		"urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
-		"urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21&module-set-id=" + moduleSetID(),
-		monNS + "?module=ietf-netconf-monitoring&revision=2010-10-04",
-		ncnNS + "?module=ietf-netconf-notifications&revision=2012-02-06",
-	}
-	for _, m := range pkyang.Modules {
-		caps = append(caps, m.Namespace+"?module="+m.Name+"&revision="+m.Revision)
-	}
-	return caps
 }
 
 func owner(s *netconf.Session) string { return fmt.Sprintf("netconf session %d", s.ID()) }

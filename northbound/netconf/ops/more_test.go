@@ -137,7 +137,7 @@ func TestNotifications(t *testing.T) {
 	a.mustOK(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter><alarm-notification ` + pka + `/><netconf-config-change xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"/></filter><startTime>` + before + `</startTime></create-subscription>`)
 	want := []string{
 		`<alarm-notification xmlns="urn:pkiagent:yang:pki-authority"><action>raised</action><id>crl-unreachable:http://a</id><severity>major</severity></alarm-notification>`,
-		`<replayComplete/>`,
+		`<replayComplete xmlns="urn:ietf:params:xml:ns:netmod:notification"/>`, // RFC 5277 section 4, module nc-notifications
 		`<changed-by><username>bob</username>`,
 	}
 	b := dial(t, e.addr, "bob", "secret")

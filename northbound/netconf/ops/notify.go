@@ -159,7 +159,7 @@ func (h *Handler) createSubscription(s *netconf.Session, op *node) ncxml.Reply {
 // then the live ones until stop or ctx ends.
 func (h *Handler) deliver(ctx context.Context, s *netconf.Session, f *filter, start, stop *time.Time, live uint64) {
 	send := func(t time.Time, body *node) bool {
-		if f != nil && body.name.Space != ncxml.NotificationNS {
+		if f != nil && body.name.Space != manageNS {
 			sel := f.apply([]*node{body})
 			if len(sel) == 0 {
 				return true
@@ -180,7 +180,7 @@ func (h *Handler) deliver(ctx context.Context, s *netconf.Session, f *filter, st
 				return
 			}
 		}
-		if !send(h.clock.Now(), &node{name: xmlName(ncxml.NotificationNS, "replayComplete")}) {
+		if !send(h.clock.Now(), &node{name: xmlName(manageNS, "replayComplete")}) {
 			return
 		}
 	}
@@ -202,7 +202,7 @@ func (h *Handler) deliver(ctx context.Context, s *netconf.Session, f *filter, st
 		}
 		for _, r := range recs {
 			if stop != nil && r.time.After(*stop) {
-				send(h.clock.Now(), &node{name: xmlName(ncxml.NotificationNS, "notificationComplete")})
+				send(h.clock.Now(), &node{name: xmlName(manageNS, "notificationComplete")})
 				return
 			}
 			if !send(r.time, r.body) {
@@ -213,7 +213,7 @@ func (h *Handler) deliver(ctx context.Context, s *netconf.Session, f *filter, st
 		select {
 		case <-wake:
 		case <-stopC:
-			send(h.clock.Now(), &node{name: xmlName(ncxml.NotificationNS, "notificationComplete")})
+			send(h.clock.Now(), &node{name: xmlName(manageNS, "notificationComplete")})
 			return
 		case <-ctx.Done():
 			return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -89,6 +90,11 @@ func rpcErrorPath(e *yang.Entry, err error) string {
 	return xpathOf(root)
 }
 
+var (
+	yangIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
+	revisionDate   = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+)
+
 // getSchema serves RFC 6022 get-schema for the embedded YANG modules.
 func (h *Handler) getSchema(op *node) ncxml.Reply {
 	ps, err := params(op, p("identifier"), p("version"), p("format"))
@@ -112,7 +118,16 @@ func (h *Handler) getSchema(op *node) ncxml.Reply {
 	if v := ps["version"]; v != nil {
 		version = strings.TrimSpace(v.text)
 	}
-	src, err := pkyang.Source(strings.TrimSpace(id.text), version)
+	name := strings.TrimSpace(id.text)
+	// Checked before they are quoted back: bounded and printable.
+	if !yangIdentifier.MatchString(name) {
+		return ncxml.Error(ncxml.InvalidValue(ncxml.Application,
+			"get-schema: <identifier> is not a YANG module name (a letter or _, then up to 63 letters, digits, _ - .)"))
+	}
+	if version != "" && !revisionDate.MatchString(version) {
+		return ncxml.Error(ncxml.InvalidValue(ncxml.Application, "get-schema: <version> is not a revision date YYYY-MM-DD"))
+	}
+	src, err := pkyang.Source(name, version)
 	if err != nil {
 		return ncxml.Error(ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("get-schema: %v", err)))
 	}
