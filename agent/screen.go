@@ -22,8 +22,8 @@ var ErrKeyMaterial = errors.New("private key material is not accepted")
 // keyMaterialError says which node holds key material, never the value.
 func keyMaterialError(op, at string) error {
 	return &PathError{Op: op, Path: at, Err: withKind(ErrInvalid, fmt.Errorf(
-		"%w: %s holds private key material, which never belongs in the configuration (keys are generated on the device); refused, nothing was stored",
-		ErrKeyMaterial, at))}
+		"%w: the value holds a private key, which never belongs in the configuration (keys are generated on the device); refused, nothing was stored",
+		ErrKeyMaterial))}
 }
 
 // CheckNoKeyMaterial is the screening of one value that comes from outside
@@ -34,7 +34,7 @@ func CheckNoKeyMaterial(where string, value []byte) error {
 	if pemx.FindPrivateKey(value) == nil {
 		return nil
 	}
-	return withKind(ErrInvalid, fmt.Errorf("%w: %s holds private key material; refused, nothing was stored (the key never leaves the device, and is never imported)", ErrKeyMaterial, where))
+	return withKind(ErrInvalid, fmt.Errorf("%w: %s holds a private key; refused, nothing was stored (keys are generated on the device and never imported)", ErrKeyMaterial, where))
 }
 
 // screenEdits refuses, before anything is applied, an edit whose value

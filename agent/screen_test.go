@@ -122,7 +122,7 @@ func TestPrivateKeyValuesRefusedBeforeStored(t *testing.T) {
 	t.Run("rpc input", func(t *testing.T) {
 		in := js(map[string]string{"router": "r1", "peer": "p1", "certificate": keyPEM})
 		_, err := InvokeRPC(context.Background(), panicPKI{}, Caller{User: "admin", Role: RoleAdmin}, "validate-peer-certificate", in)
-		if !errors.Is(err, ErrKeyMaterial) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "input certificate holds private key material") {
+		if !errors.Is(err, ErrKeyMaterial) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "rpc validate-peer-certificate: input certificate holds a private key") {
 			t.Fatalf("err = %v", err)
 		}
 		assertNoKey(t, err.Error(), der)
