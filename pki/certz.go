@@ -100,6 +100,7 @@ func (r *Rotation) GenerateCSR(ctx context.Context, key api.GenerateKeyInput, in
 		} else {
 			e.stats.csrOK.Add(1)
 		}
+		e.saveCounters()
 		e.auditEvent(r.caller, "system.generate_csr", fmt.Sprintf("certz Rotate: generate key and CSR for %s", r.name), map[string]any{"name": r.name, "common_name": in.CommonName, "success": err == nil}, err)
 	}()
 	if r.installed {
@@ -198,6 +199,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out api.ImportC
 		} else {
 			e.stats.importOK.Add(1)
 		}
+		e.saveCounters()
 		detail["success"] = err == nil
 		e.auditEvent(r.caller, "system.ingest_certificate", fmt.Sprintf("certz Rotate: install certificate %s", r.name), detail, err)
 	}()

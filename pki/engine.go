@@ -121,6 +121,9 @@ type Engine struct {
 	peerStates map[peerKey]peer.State
 
 	stats stats
+	// durable is DIR/pki-state.*: alarms, peer verdicts, counters and CRL
+	// schedules survive a restart (durable.go); nil once Run has ended.
+	durable *durable
 }
 
 type routerConfig struct {
@@ -149,21 +152,23 @@ type managedCert struct {
 	// verdict, and until when that verdict holds (a CA of the path expires).
 	trust struct {
 		store *importcheck.TrustStore
+		cert  *x509.Certificate   // the certificate judged (a re-import replaces it)
+		path  []*x509.Certificate // the verified path, leaf first, root last
 		err   error
 		until time.Time
 	}
 }
 
 // trustErr says whether mc's certificate still chains to a trusted CA at
-// now; the verdict is cached until the trust store changes or a
-// certificate of the path expires.
+// now; the verdict (and the path) is cached until the trust store or the
+// certificate changes or a certificate of the path expires.
 func (e *Engine) trustErr(mc *managedCert, now time.Time) error {
 	t := &mc.trust
-	if t.store == e.trustAll && t.store != nil && now.Before(t.until) {
+	if t.store == e.trustAll && t.store != nil && t.cert == mc.cert && now.Before(t.until) {
 		return t.err
 	}
 	path, _, err := e.trustAll.Verify(mc.cert, mc.chain[1:], now)
-	t.store, t.err, t.until = e.trustAll, err, now.Add(time.Hour)
+	t.store, t.cert, t.path, t.err, t.until = e.trustAll, mc.cert, path, err, now.Add(time.Hour)
 	for _, c := range path {
 		if c.NotAfter.Before(t.until) {
 			t.until = c.NotAfter
@@ -179,8 +184,10 @@ type stats struct {
 }
 
 // New returns an engine that has loaded the keys and certificates in
-// cfg.StateDir and the CRL master list in cfg.StateDir/crl. Run starts
-// CRL polling.
+// cfg.StateDir, the CRL master list in cfg.StateDir/crl, and the alarms,
+// peer verdicts, counters and CRL schedules it had when it last stopped
+// (cfg.StateDir/pki-state.*; a damaged file is an error naming it). Run
+// starts CRL polling.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -213,8 +220,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		routers:     map[string]*routerConfig{},
 		peerStates:  map[peerKey]peer.State{},
 	}
-	m, err := crl.New(crl.Config{Dir: filepath.Join(cfg.StateDir, "crl"), Clock: cfg.Clock, Logger: cfg.Logger, Fetch: cfg.CRLFetch, OnEvent: e.onCRLEvent})
+	d, saved, err := openDurable(cfg.StateDir)
 	if err != nil {
+		return nil, err
+	}
+	c := saved.counters
+	resume := crl.Resume{States: saved.sources, Stats: crl.Stats{FetchSuccess: c.CRLFetchSuccess, FetchFailure: c.CRLFetchFailure,
+		IngestionSuccess: c.CRLIngestionSuccess, IngestionFailure: c.CRLIngestionFailure}}
+	m, err := crl.New(crl.Config{Dir: filepath.Join(cfg.StateDir, "crl"), Clock: cfg.Clock, Logger: cfg.Logger, Fetch: cfg.CRLFetch, OnEvent: e.onCRLEvent, Resume: resume})
+	if err != nil {
+		d.dir.Close()
 		return nil, fmt.Errorf("CRL manager: %w", err)
 	}
 	e.crl = m
@@ -226,9 +241,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.crlStates[st.URL] = st
 	}
 	if err := e.loadCertificates(ctx); err != nil {
+		d.dir.Close()
 		return nil, err
 	}
 	e.mu.Lock()
+	e.durable = d
+	e.restoreLocked(saved)
 	e.evaluateLocked()
 	e.mu.Unlock()
 	return e, nil
@@ -245,6 +263,7 @@ func (e *Engine) Load(ctx context.Context, running *gen.Device) error {
 // Run polls CRLs and re-grades every certificate periodically until ctx
 // ends; it stops the CRL manager before it returns.
 func (e *Engine) Run(ctx context.Context) error {
+	defer e.closeDurable() // after the CRL manager's last events
 	if err := e.crl.Start(ctx); err != nil {
 		return err
 	}

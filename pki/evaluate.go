@@ -7,6 +7,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/pki/api"
+	"github.com/pkiagent/pkiagent/pki/chain"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 )
 
@@ -43,10 +44,10 @@ func (e *Engine) evaluateLocked() {
 				alarm.Text = fmt.Sprintf("certificate %s no longer chains to a configured trusted CA: %v", name, err)
 			}
 		}
-		if e.isRevoked(mc) {
+		if what, ok := e.revoked(mc); ok {
 			mc.status = "revoked"
 			alarm.Category, alarm.Severity = categoryRevoked, expiry.SeverityCritical
-			alarm.Text = fmt.Sprintf("certificate %s (serial %s) is revoked by its CA: issue and import a new certificate", name, mc.cert.SerialNumber.Text(16))
+			alarm.Text = fmt.Sprintf("certificate %s: %s: issue and import a new certificate", name, what)
 		}
 		if alarm.Severity != expiry.SeverityNone {
 			want[alarm.ID] = alarm
@@ -82,6 +83,13 @@ func (e *Engine) evaluateLocked() {
 		}
 	}
 
+	if !e.configured {
+		// Until a configuration is applied (Load), the alarms stay as they
+		// were restored: the verdicts that depend on it (trust, client
+		// certificates, trusted CAs, peers) are not known yet.
+		e.publishStateLocked()
+		return
+	}
 	e.recheckPeersLocked()
 
 	var transitions []expiry.Transition
@@ -117,11 +125,28 @@ func (e *Engine) ownsAlarm(id string) bool {
 	return false
 }
 
-func (e *Engine) isRevoked(mc *managedCert) bool {
-	if len(mc.chain) < 2 {
-		return false
+// revoked reports whether the certificate of mc, or a CA of its path, is
+// on a known CRL, and says which. The certificate is looked up under its
+// issuer's name (RawIssuer, which is how the CRL index is keyed and how
+// chains are built), so one issued directly by a trusted root is checked
+// whatever its stored chain holds. The CAs are checked along the path the
+// trust store verified, else along the stored chain.
+func (e *Engine) revoked(mc *managedCert) (string, bool) {
+	idx := e.cfg.Revocation
+	if idx.IsRevoked(mc.cert.RawIssuer, mc.cert.SerialNumber) {
+		return fmt.Sprintf("the certificate (serial %s) is revoked by its CA %q", chain.SerialHex(mc.cert), mc.cert.Issuer.String()), true
 	}
-	return e.cfg.Revocation.IsRevoked(mc.chain[1].RawSubject, mc.cert.SerialNumber)
+	path := mc.trust.path
+	if len(path) == 0 {
+		path = mc.chain
+	}
+	for i := 1; i+1 < len(path); i++ {
+		c, issuer := path[i], path[i+1]
+		if idx.IsRevoked(issuer.RawSubject, c.SerialNumber) {
+			return fmt.Sprintf("CA %q of its path (serial %s) is revoked by %q", c.Subject.String(), chain.SerialHex(c), issuer.Subject.String()), true
+		}
+	}
+	return "", false
 }
 
 func (e *Engine) countTransition(tr expiry.Transition) {
@@ -163,6 +188,7 @@ const timeFormat = "2006-01-02T15:04:05Z07:00"
 // publishStateLocked diffs the state tree against what was last published
 // and sends the difference on the bus.
 func (e *Engine) publishStateLocked() {
+	e.saveLocked() // what is published is on disk first
 	st := e.stateLocked()
 	prev := e.published
 	if prev == nil {

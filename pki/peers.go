@@ -44,6 +44,7 @@ func (e *Engine) retainPeersLocked() {
 			}
 		}
 		delete(e.peerStates, k)
+		e.peerChangedLocked(k)
 		if tr, ok := e.alarms.Clear(peerAlarmID(k)); ok {
 			e.publishAlarm(tr)
 		}
@@ -103,6 +104,7 @@ func (e *Engine) recordPeerLocked(k peerKey, action peer.Action, v peer.Verdict)
 		st.Identifier = r.peers[k.peer]
 	}
 	e.peerStates[k] = st
+	e.peerChangedLocked(k)
 	switch v.Result {
 	case peer.Expired:
 		e.stats.peerExpired.Add(1)
@@ -137,8 +139,12 @@ func (e *Engine) recheckPeersLocked() {
 	})
 	now := e.clock.Now()
 	for _, k := range keys {
+		r := e.routers[k.router]
+		if r == nil {
+			continue // retainPeersLocked forgets it
+		}
 		if v, bad := e.peers.Recheck(e.peerStates[k], now); bad {
-			e.recordPeerLocked(k, e.routers[k.router].action, v)
+			e.recordPeerLocked(k, r.action, v)
 			e.log.Warn("peer certificate no longer valid", "router", k.router, "peer", k.peer, "result", v.Result, "reason", v.Reason)
 		}
 	}

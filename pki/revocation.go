@@ -102,6 +102,7 @@ func (e *Engine) syncCRLLocked() {
 func (e *Engine) onCRLEvent(ev crl.Event) {
 	switch ev := ev.(type) {
 	case *crl.Update:
+		e.saveCounters() // an attempt moved a crl-fetch or crl-ingestion counter
 		e.auditCRLUpdate(ev)
 		e.publishCRLUpdate(ev)
 	case *crl.StateChange:

@@ -112,6 +112,7 @@ func (e *Engine) GenerateCSR(ctx context.Context, c api.Caller, in api.GenerateC
 		} else {
 			e.stats.csrOK.Add(1)
 		}
+		e.saveCounters()
 		e.auditEvent(c, "system.generate_csr", fmt.Sprintf("generate CSR for %s", in.Name), csrAuditDetail(in, err == nil), err)
 	}()
 	if err := checkName(in.Name); err != nil {
@@ -144,6 +145,7 @@ func (e *Engine) ImportCertificate(ctx context.Context, c api.Caller, in api.Imp
 		} else {
 			e.stats.importOK.Add(1)
 		}
+		e.saveCounters()
 		detail["success"] = err == nil
 		e.auditEvent(c, "system.ingest_certificate", fmt.Sprintf("import certificate %s", in.Name), detail, err)
 	}()
@@ -189,14 +191,13 @@ func (e *Engine) ImportCertificate(ctx context.Context, c api.Caller, in api.Imp
 	return api.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
 }
 
-// saveCertificate writes the certificate and its chain (without the root)
-// as PEM to DIR/certs/NAME.pem, atomically.
+// saveCertificate writes the certificate and its whole verified chain, root
+// included, as PEM to DIR/certs/NAME.pem, atomically: after a restart the
+// certificate is judged against the same path (trust, revocation of every
+// link, the CAs that may sign its CRLs) as before it.
 func (e *Engine) saveCertificate(name string, chainCerts []*x509.Certificate) error {
 	var buf []byte
-	for i, c := range chainCerts {
-		if i > 0 && i == len(chainCerts)-1 && len(chainCerts) > 1 {
-			break // the root stays in the trusted CA configuration
-		}
+	for _, c := range chainCerts {
 		buf = append(buf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
 	return persist.WriteFileAtomic(filepath.Join(certDir(e.cfg.StateDir), name+".pem"), buf, 0o600)

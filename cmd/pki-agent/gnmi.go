@@ -51,9 +51,15 @@ var users = struct {
 
 func openUsers(a *app) (*auth.Users, error) {
 	users.once.Do(func() {
+		_, refusals, err := a.openAudit()
+		if err != nil {
+			users.err = err
+			return
+		}
 		users.u, users.err = auth.Open(auth.Config{
 			File: a.opts.usersFile, StateDir: a.opts.stateDir,
 			AdminPassword: os.Getenv(auth.AdminPasswordEnv), Logger: a.log,
+			Clock: a.clock, Audit: refusals,
 		})
 	})
 	return users.u, users.err
@@ -64,7 +70,11 @@ func setupGNMI(a *app) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := gnmi.New(gnmi.Config{Store: a.store, Auth: u, Clock: a.clock, Logger: a.log})
+	_, refusals, err := a.openAudit()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := gnmi.New(gnmi.Config{Store: a.store, Auth: u, Audit: refusals, Clock: a.clock, Logger: a.log})
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
@@ -98,6 +99,20 @@ type app struct {
 	dir   *persist.Dir
 	// pki serves the PKI rpcs once the pki component is set up.
 	pki agent.PKI
+	// audit is the audit log and refusals its coalescer of refusals
+	// (openAudit).
+	audit    *audit.Log
+	refusals *audit.Coalescer
+	// atExit runs, last added first, once every component has stopped.
+	atExit []func()
+}
+
+// exit runs a.atExit.
+func (a *app) exit() {
+	for _, f := range slices.Backward(a.atExit) {
+		f()
+	}
+	a.atExit = nil
 }
 
 // component is a long-running part of the agent started after the store is
@@ -170,6 +185,7 @@ func run(args []string) error {
 		r, err := c.setup(a)
 		if err != nil {
 			store.Close()
+			a.exit()
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 		if r != nil {
@@ -211,6 +227,7 @@ func run(args []string) error {
 	cancel(nil)
 	wg.Wait()
 	store.Close() // waits for an in-flight commit
+	a.exit()
 	if cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ops"
 )
@@ -39,10 +40,14 @@ func setupNETCONF(a *app) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, refusals, err := a.openAudit()
+	if err != nil {
+		return nil, err
+	}
 	srv, err := netconf.NewServer(netconf.Config{
 		StateDir:      a.opts.stateDir,
-		Handler:       h,
-		Authenticator: u,
+		Handler:       auditedOps{Handler: h, a: a, refusals: refusals},
+		Authenticator: netconfLogin{u},
 		KeyRole: func(user string) (string, error) {
 			role, ok := u.RoleFor(user)
 			if !ok {
@@ -73,4 +78,15 @@ func setupNETCONF(a *app) (func(context.Context) error, error) {
 		wg.Wait()
 		return err
 	}, nil
+}
+
+// netconfLogin checks SSH passwords with the users shared with gNMI.
+type netconfLogin struct{ u *auth.Users }
+
+func (l netconfLogin) Authenticate(ctx context.Context, user, password string, remote net.Addr) (string, error) {
+	src := ""
+	if remote != nil {
+		src = remote.String()
+	}
+	return l.u.Login(ctx, auth.Attempt{User: user, Password: password, Source: src, Protocol: "netconf"})
 }

@@ -96,7 +96,12 @@ type ncClient struct {
 }
 
 func dialNETCONF(t *testing.T, addr string) *ncClient {
-	conn, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password(adminPassword)},
+	return dialNETCONFAs(t, addr, "admin", adminPassword)
+}
+
+// dialNETCONFAs opens a base:1.1 session as user.
+func dialNETCONFAs(t *testing.T, addr, user, password string) *ncClient {
+	conn, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.Password(password)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("ssh: %v", err)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/pki"
 	"github.com/pkiagent/pkiagent/pki/keystore/file"
 	"github.com/pkiagent/pkiagent/pki/keystore/tpm"
@@ -16,27 +15,24 @@ import (
 // alarms, and serves the PKI rpcs. It owns the CRL manager (master list in
 // DIR/crl, reloaded here by pki.New); the run func polls CRLs and stops
 // the manager, delivering its last audit records, before the audit log
-// closes.
+// closes (after every component has stopped: see openAudit).
 func init() {
 	components = append(components, component{name: "pki", setup: setupPKI, engine: true})
 }
 
 func setupPKI(a *app) (func(context.Context) error, error) {
 	node, _ := os.Hostname()
-	al, err := audit.Open(filepath.Join(a.opts.stateDir, "audit.log"), node)
+	al, _, err := a.openAudit()
 	if err != nil {
 		return nil, err
 	}
-	closeAll := func() {
-		al.Close()
-	}
+	closeAll := func() {}
 	keys, closeTPM, err := openKeyStores(a)
 	if err != nil {
-		closeAll()
 		return nil, err
 	}
 	if closeTPM != nil {
-		closeAll = func() { closeTPM(); al.Close() }
+		closeAll = closeTPM
 	}
 	e, err := pki.New(context.Background(), pki.Config{
 		StateDir: a.opts.stateDir, Node: node, Clock: a.clock, Logger: a.log,

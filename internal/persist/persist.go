@@ -76,6 +76,8 @@ var ErrCorrupt = errors.New("corrupt")
 type Dir struct {
 	mu      sync.Mutex
 	path    string
+	snap    string // file names inside path: SnapshotFile, JournalFile
+	jrnl    string // or those OpenJournal gives
 	journal *os.File
 	lock    *os.File
 	records int
@@ -96,7 +98,19 @@ func Open(path string) (*Dir, error) {
 		lf.Close()
 		return nil, fmt.Errorf("state directory %s is in use by another pki-agent: %w", path, err)
 	}
-	return &Dir{path: path, lock: lf}, nil
+	return &Dir{path: path, snap: SnapshotFile, jrnl: JournalFile, lock: lf}, nil
+}
+
+// OpenJournal opens another snapshot and journal pair, NAME.json and
+// NAME.journal, in the directory path, for state other than the running
+// configuration (the PKI engine's verdicts, say). It takes no lock: path
+// is a directory the caller already holds through Open. Load, Append,
+// Compact and Close work as for the running configuration.
+func OpenJournal(path, name string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", path, err)
+	}
+	return &Dir{path: path, snap: name + ".json", jrnl: name + ".journal"}, nil
 }
 
 // Path is the directory's path.
@@ -113,12 +127,12 @@ func (d *Dir) Path() string { return d.path }
 func (d *Dir) Load() (snapshot []byte, records [][]byte, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	snapPath := filepath.Join(d.path, SnapshotFile)
+	snapPath := filepath.Join(d.path, d.snap)
 	snapshot, err = os.ReadFile(snapPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("read %s: %w", snapPath, err)
 	}
-	jpath := filepath.Join(d.path, JournalFile)
+	jpath := filepath.Join(d.path, d.jrnl)
 	data, err := os.ReadFile(jpath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("read %s: %w", jpath, err)
@@ -225,12 +239,12 @@ func (d *Dir) Append(rec []byte) error {
 		// Cut off whatever part was written so the next record starts clean.
 		_ = d.journal.Truncate(d.bytes)
 		_, _ = d.journal.Seek(d.bytes, io.SeekStart)
-		return fmt.Errorf("append to %s: %w", filepath.Join(d.path, JournalFile), err)
+		return fmt.Errorf("append to %s: %w", filepath.Join(d.path, d.jrnl), err)
 	}
 	if err := d.journal.Sync(); err != nil {
 		_ = d.journal.Truncate(d.bytes)
 		_, _ = d.journal.Seek(d.bytes, io.SeekStart)
-		return fmt.Errorf("sync %s: %w", filepath.Join(d.path, JournalFile), err)
+		return fmt.Errorf("sync %s: %w", filepath.Join(d.path, d.jrnl), err)
 	}
 	d.records++
 	d.bytes += int64(len(buf))
@@ -251,10 +265,10 @@ func (d *Dir) JournalSize() (records int, bytes int64) {
 func (d *Dir) Compact(snapshot []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := WriteFileAtomic(filepath.Join(d.path, SnapshotFile), snapshot, 0o600); err != nil {
+	if err := WriteFileAtomic(filepath.Join(d.path, d.snap), snapshot, 0o600); err != nil {
 		return err
 	}
-	jpath := filepath.Join(d.path, JournalFile)
+	jpath := filepath.Join(d.path, d.jrnl)
 	base := frame(baseRecord(snapshot))
 	if err := WriteFileAtomic(jpath, base, 0o600); err != nil {
 		return err

@@ -179,3 +179,56 @@ func TestSecondOpenRefused(t *testing.T) {
 		t.Fatalf("second Open: %v", err)
 	}
 }
+
+// TestOpenJournalIsItsOwnPair: a journal opened by name beside the running
+// configuration uses NAME.json and NAME.journal, never the running files,
+// survives a reopen and a compaction, and names its file when damaged.
+func TestOpenJournalIsItsOwnPair(t *testing.T) {
+	dir := t.TempDir()
+	run, _, _ := open(t, dir)
+	defer run.Close()
+	appendAll(t, run, "running-1")
+
+	j, err := OpenJournal(dir, "pki-state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := j.Load(); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, j, "a", "b")
+	if err := j.Compact([]byte("snap-ab")); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, j, "c")
+	j.Close()
+
+	j, _ = OpenJournal(dir, "pki-state")
+	snap, recs, err := j.Load()
+	if err != nil || string(snap) != "snap-ab" || strings.Join(strs(recs), ",") != "c" {
+		t.Fatalf("reopened: %q %q %v", snap, strs(recs), err)
+	}
+	j.Close()
+	for _, name := range []string{"pki-state.json", "pki-state.journal"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", name, fi, err)
+		}
+	}
+	if _, recs, _ := run.Load(); strings.Join(strs(recs), ",") != "running-1" {
+		t.Fatalf("running journal touched: %q", strs(recs))
+	}
+
+	// A record damaged before the last one is an error naming the file.
+	jpath := filepath.Join(dir, "pki-state.journal")
+	j, _ = OpenJournal(dir, "pki-state")
+	j.Load()
+	appendAll(t, j, "d")
+	j.Close()
+	data, _ := os.ReadFile(jpath)
+	data[len(data)-len("d")-headerLen-len("c")] ^= 0xff // the body of "c"
+	os.WriteFile(jpath, data, 0o600)
+	j, _ = OpenJournal(dir, "pki-state")
+	if _, _, err := j.Load(); err == nil || !strings.Contains(err.Error(), jpath) {
+		t.Fatalf("damaged journal: %v", err)
+	}
+}

@@ -12,9 +12,15 @@
 // (read only). When the file does not exist, Open creates it with one user,
 // admin, whose password comes from PKI_AGENT_ADMIN_PASSWORD or is generated
 // and written to STATE-DIR/admin-password (mode 0600).
+//
+// Users.Login bounds what password guessing costs: the checks running at
+// once, delays after failures per source address and per user, and a
+// password verified before is recognised without waiting (see throttle.go).
+// Refused logins are audited, coalesced per source address.
 package auth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,8 +35,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
 )
 
@@ -70,6 +79,20 @@ type Config struct {
 	// Rand is the randomness for salts and generated passwords
 	// (crypto/rand when nil).
 	Rand io.Reader
+	// Clock times the delays after failed logins (clock.Real when nil).
+	Clock clock.Clock
+	// Limits bound the password checks (see Limits; zero fields take
+	// DefaultLimits).
+	Limits Limits
+	// Audit receives a record of each refused login, keyed by source
+	// address so that a flood writes a few lines (nil: not audited).
+	Audit Auditor
+}
+
+// Auditor writes audit records of refusals, coalescing those of one key
+// (audit.Coalescer). It reports whether ev was written.
+type Auditor interface {
+	Coalesce(key string, ev audit.Event) bool
 }
 
 // Users authenticates users against the users file. It is safe for
@@ -87,9 +110,11 @@ type Users struct {
 	// bcrypt on every call. Only successes are cached; Reload clears it.
 	cacheKey []byte
 	cache    map[string][]byte
+
+	throttle *throttle
 }
 
-// maxCache bounds the verified-password cache.
+// maxCache bounds the verified-password cache (one entry per user).
 const maxCache = 1024
 
 // Open loads the users file, creating it with a first admin when it does
@@ -104,7 +129,10 @@ func Open(cfg Config) (*Users, error) {
 	if cfg.StateDir == "" {
 		cfg.StateDir = filepath.Dir(cfg.File)
 	}
-	u := &Users{cfg: cfg}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	u := &Users{cfg: cfg, throttle: newThrottle(cfg.Limits, cfg.Clock)}
 	u.cacheKey = make([]byte, 32)
 	if _, err := io.ReadFull(cfg.Rand, u.cacheKey); err != nil {
 		return nil, fmt.Errorf("users: reading randomness: %w", err)
@@ -231,29 +259,71 @@ func check(users []User) error {
 	return nil
 }
 
-// Authenticate checks a password and returns the user's role. Unknown users
-// and wrong passwords both get ErrBadCredentials after the same work.
-func (u *Users) Authenticate(user, password string) (string, error) {
-	u.mu.RLock()
-	usr, ok := u.byName[user]
-	dummy := u.dummy
-	u.mu.RUnlock()
-	if !ok {
-		_ = verify(dummy, password)
+// Attempt is one password login.
+type Attempt struct {
+	User, Password string
+	// Source is the client's address (host:port or host); its host part
+	// keys the delays after failures.
+	Source string
+	// Protocol names the northbound server ("gnmi", "netconf") in audit
+	// records and logs.
+	Protocol string
+}
+
+// maxCredential bounds user names and passwords: longer ones are refused
+// without a check.
+const maxCredential = 1024
+
+// Login checks a password and returns the user's role. Unknown users and
+// wrong passwords both get ErrBadCredentials after the same work.
+//
+// A password verified since the users were last loaded is recognised at
+// once (an HMAC of user, hash and password under a key made at start,
+// compared in constant time): it waits for nothing, so a user who has
+// logged in before is not held up by a flood of guesses. Any other
+// attempt goes through the throttle (see throttle): bounded checks at
+// once, delays after failures per source address and user. Login returns
+// early with ctx's error when ctx ends while it waits.
+func (u *Users) Login(ctx context.Context, a Attempt) (string, error) {
+	source := sourceOf(a.Source)
+	if len(a.User) > maxCredential || len(a.Password) > maxCredential {
+		u.refused(a, source, "user name or password too long")
 		return "", ErrBadCredentials
 	}
-	tag := u.tag(usr, password)
 	u.mu.RLock()
-	cached, hit := u.cache[usr.Name]
-	u.mu.RUnlock()
-	if hit && hmac.Equal(cached, tag) {
-		return usr.Role, nil
+	usr, known := u.byName[a.User]
+	dummy := u.dummy
+	var tag []byte
+	if known {
+		tag = u.tag(usr, a.Password)
+		if cached, hit := u.cache[usr.Name]; hit && hmac.Equal(cached, tag) {
+			u.mu.RUnlock()
+			return usr.Role, nil
+		}
 	}
-	if err := verify(usr.Hash, password); err != nil {
+	u.mu.RUnlock()
+
+	tk, err := u.throttle.admit(ctx, source, a.User)
+	if errors.Is(err, ErrTooManyAttempts) {
+		u.refused(a, source, "too many attempts from this address at once")
+		return "", err
+	}
+	if err != nil {
+		return "", waitError(a.User, source, err)
+	}
+	h := dummy
+	if known {
+		h = usr.Hash
+	}
+	verr := verify(h, a.Password)
+	ok := known && verr == nil
+	tk.done(ok)
+	if !ok {
+		u.refused(a, source, "invalid user name or password")
 		return "", ErrBadCredentials
 	}
 	u.mu.Lock()
-	if cur, ok := u.byName[user]; ok && cur.Hash == usr.Hash {
+	if cur, still := u.byName[a.User]; still && cur.Hash == usr.Hash {
 		if len(u.cache) >= maxCache {
 			clear(u.cache)
 		}
@@ -261,6 +331,33 @@ func (u *Users) Authenticate(user, password string) (string, error) {
 	}
 	u.mu.Unlock()
 	return usr.Role, nil
+}
+
+// refused audits (coalesced per source address) and logs a refused login.
+// The password is never written.
+func (u *Users) refused(a Attempt, source, why string) {
+	ev := audit.Event{
+		Time: u.cfg.Clock.Now().UTC(), User: clip(a.User), Type: "system.login",
+		Description: fmt.Sprintf("%s login of user %q from %s refused: %s", a.Protocol, clip(a.User), source, why),
+		Detail:      map[string]any{"protocol": a.Protocol, "source": source, "method": "password", "reason": why},
+	}
+	if u.cfg.Audit == nil || u.cfg.Audit.Coalesce("login "+source, ev) {
+		u.cfg.Logger.Warn("login refused", "protocol", a.Protocol, "user", clip(a.User), "source", source, "reason", why)
+	}
+}
+
+// clip bounds a user name taken from a client for logs, errors and audit
+// records.
+func clip(s string) string {
+	const maxShown = 64
+	if len(s) <= maxShown && utf8.ValidString(s) {
+		return s
+	}
+	b := []byte(s)
+	if len(b) > maxShown {
+		b = b[:maxShown]
+	}
+	return strings.ToValidUTF8(string(b), "?") + "..."
 }
 
 func (u *Users) tag(usr User, password string) []byte {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -21,7 +22,7 @@ func TestFirstStartWithEnvPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	role, err := u.Authenticate("admin", "s3cret")
+	role, err := u.Login(context.Background(), Attempt{User: "admin", Password: "s3cret", Source: "192.0.2.1:1", Protocol: "test"})
 	if err != nil || role != "admin" {
 		t.Fatalf("Authenticate(admin, s3cret) = %q, %v; want admin", role, err)
 	}
@@ -44,10 +45,10 @@ func TestFirstStartWithEnvPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := u2.Authenticate("admin", "s3cret"); err != nil {
+	if _, err := u2.Login(context.Background(), Attempt{User: "admin", Password: "s3cret", Source: "192.0.2.1:1", Protocol: "test"}); err != nil {
 		t.Errorf("after restart: %v", err)
 	}
-	if _, err := u2.Authenticate("admin", "other"); !errors.Is(err, ErrBadCredentials) {
+	if _, err := u2.Login(context.Background(), Attempt{User: "admin", Password: "other", Source: "192.0.2.1:1", Protocol: "test"}); !errors.Is(err, ErrBadCredentials) {
 		t.Errorf("the env password of a later start must not replace the file: %v", err)
 	}
 }
@@ -72,7 +73,7 @@ func TestFirstStartGeneratesPassword(t *testing.T) {
 	if len(pw) < 16 {
 		t.Errorf("generated password %q is too short", pw)
 	}
-	if _, err := u.Authenticate("admin", pw); err != nil {
+	if _, err := u.Login(context.Background(), Attempt{User: "admin", Password: pw, Source: "192.0.2.1:1", Protocol: "test"}); err != nil {
 		t.Errorf("generated password refused: %v", err)
 	}
 	if !strings.Contains(logs.String(), pwFile) {
@@ -114,7 +115,7 @@ func TestAuthenticate(t *testing.T) {
 		{desc: "empty", user: "", pw: ""},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			role, err := u.Authenticate(tc.user, tc.pw)
+			role, err := u.Login(context.Background(), Attempt{User: tc.user, Password: tc.pw, Source: "192.0.2.1:1", Protocol: "test"})
 			if tc.ok {
 				if err != nil || role != tc.role {
 					t.Errorf("got %q, %v; want %q", role, err, tc.role)
@@ -140,10 +141,10 @@ func TestAuthenticate(t *testing.T) {
 	if err := u.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := u.Authenticate("op", "op-pass"); !errors.Is(err, ErrBadCredentials) {
+	if _, err := u.Login(context.Background(), Attempt{User: "op", Password: "op-pass", Source: "192.0.2.1:1", Protocol: "test"}); !errors.Is(err, ErrBadCredentials) {
 		t.Errorf("old password after reload: %v", err)
 	}
-	if r, err := u.Authenticate("op", "new-pass"); err != nil || r != "admin" {
+	if r, err := u.Login(context.Background(), Attempt{User: "op", Password: "new-pass", Source: "192.0.2.1:1", Protocol: "test"}); err != nil || r != "admin" {
 		t.Errorf("new password after reload: %q %v", r, err)
 	}
 }

@@ -3,7 +3,10 @@ package gnmi
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"net"
 	"strings"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -13,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/northbound/auth"
 )
 
@@ -46,12 +50,10 @@ var methodNeeds = map[string]func(role string) bool{
 	"/gnmi.gNMI/Set":          auth.CanWrite,
 }
 
-// maxCredential bounds user names and passwords taken from metadata.
-const maxCredential = 1024
-
 // authenticate finds the caller: username/password metadata, else a
-// verified client certificate whose common name is a user.
-func (s *Server) authenticate(ctx context.Context, method string) (context.Context, error) {
+// verified client certificate whose common name is a user. The caller is
+// returned with a PermissionDenied error too, for the audit record.
+func (s *Server) authenticate(ctx context.Context, method string) (context.Context, Caller, error) {
 	c := Caller{}
 	p, _ := peer.FromContext(ctx)
 	if p != nil && p.Addr != nil {
@@ -61,24 +63,25 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 	user, pw := first(md, "username"), first(md, "password")
 	switch {
 	case user != "" || pw != "":
-		if len(user) > maxCredential || len(pw) > maxCredential {
-			return nil, status.Error(codes.Unauthenticated, "user name or password too long")
-		}
-		role, err := s.auth.Authenticate(user, pw)
-		if err != nil {
-			s.log.Warn("gNMI login refused", "user", user, "peer", c.Peer, "method", method)
-			return nil, status.Error(codes.Unauthenticated, "invalid user name or password")
+		role, err := s.auth.Login(ctx, auth.Attempt{User: user, Password: pw, Source: c.Peer, Protocol: "gnmi"})
+		switch {
+		case errors.Is(err, auth.ErrTooManyAttempts):
+			return nil, c, status.Error(codes.ResourceExhausted, err.Error())
+		case ctx.Err() != nil:
+			return nil, c, status.FromContextError(ctx.Err()).Err()
+		case err != nil:
+			return nil, c, status.Error(codes.Unauthenticated, "invalid user name or password")
 		}
 		c.User, c.Role, c.Via = user, role, "password"
 	default:
 		cn, ok := verifiedCN(p)
 		if !ok {
-			return nil, status.Error(codes.Unauthenticated, "authentication required: send username and password metadata, or a client certificate signed by the --client-ca")
+			return nil, c, status.Error(codes.Unauthenticated, "authentication required: send username and password metadata, or a client certificate signed by the --client-ca")
 		}
 		role, ok := s.auth.RoleFor(cn)
 		if !ok {
-			s.log.Warn("gNMI client certificate names no user", "cn", cn, "peer", c.Peer)
-			return nil, status.Errorf(codes.Unauthenticated, "client certificate CN %q is not a user", cn)
+			s.refusedCertificate(cn, c.Peer)
+			return nil, c, status.Errorf(codes.Unauthenticated, "client certificate CN %q is not a user", cn)
 		}
 		c.User, c.Role, c.Via = cn, role, "certificate"
 	}
@@ -87,9 +90,67 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 		if method == "/gnmi.gNMI/Set" {
 			what = "change the configuration"
 		}
-		return nil, status.Errorf(codes.PermissionDenied, "user %s (role %s) may not %s", c.User, c.Role, what)
+		return nil, c, status.Errorf(codes.PermissionDenied, "user %s (role %s) may not %s", c.User, c.Role, what)
 	}
-	return context.WithValue(ctx, callerKey{}, c), nil
+	return context.WithValue(ctx, callerKey{}, c), c, nil
+}
+
+// audited records err when it refuses the operation for the caller's role
+// (PermissionDenied, from authenticate or from the service), coalesced per
+// user and operation so that a client retrying in a loop writes a few
+// lines.
+func (s *Server) audited(c Caller, method string, err error) error {
+	if s.audit == nil || status.Code(err) != codes.PermissionDenied {
+		return err
+	}
+	op := method[strings.LastIndexByte(method, '/')+1:]
+	ev := audit.Event{
+		Time: s.clock.Now().UTC(), User: c.User, Type: "system." + snake(op),
+		Description: "gNMI " + op + " refused: " + status.Convert(err).Message(),
+		Detail:      map[string]any{"protocol": "gnmi", "operation": method, "source": hostOf(c.Peer), "role": c.Role},
+	}
+	if s.audit.Coalesce("denied "+c.User+" "+method, ev) {
+		s.log.Warn("operation refused for the caller's role", "user", c.User, "role", c.Role, "method", method, "peer", c.Peer)
+	}
+	return err
+}
+
+// refusedCertificate audits (coalesced per source address, as refused
+// passwords are) and logs a verified client certificate whose common name
+// is no user.
+func (s *Server) refusedCertificate(cn, peer string) {
+	src := hostOf(peer)
+	ev := audit.Event{
+		Time: s.clock.Now().UTC(), User: cn, Type: "system.login",
+		Description: "gnmi login with a client certificate from " + src + " refused: its common name is not a user",
+		Detail:      map[string]any{"protocol": "gnmi", "source": src, "method": "certificate", "reason": "certificate common name is not a user"},
+	}
+	if s.audit == nil || s.audit.Coalesce("login "+src, ev) {
+		s.log.Warn("gNMI client certificate names no user", "cn", cn, "peer", peer)
+	}
+}
+
+// snake turns a gRPC method name (Set, AddProfile) into an audit type
+// suffix (set, add_profile).
+func snake(op string) string {
+	var b strings.Builder
+	for i, r := range op {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 func first(md metadata.MD, k string) string {
@@ -115,19 +176,20 @@ func verifiedCN(p *peer.Peer) (string, bool) {
 }
 
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	ctx, err := s.authenticate(ctx, info.FullMethod)
+	ctx, c, err := s.authenticate(ctx, info.FullMethod)
 	if err != nil {
-		return nil, err
+		return nil, s.audited(c, info.FullMethod, err)
 	}
-	return h(ctx, req)
+	resp, err := h(ctx, req)
+	return resp, s.audited(c, info.FullMethod, err)
 }
 
 func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	ctx, err := s.authenticate(ss.Context(), info.FullMethod)
+	ctx, c, err := s.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
-		return err
+		return s.audited(c, info.FullMethod, err)
 	}
-	return h(srv, &authedStream{ServerStream: ss, ctx: ctx})
+	return s.audited(c, info.FullMethod, h(srv, &authedStream{ServerStream: ss, ctx: ctx}))
 }
 
 type authedStream struct {

@@ -63,16 +63,19 @@ func BenchmarkGetTree1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := e.admin()
-	b.ResetTimer()
-	size := 0
-	for i := 0; i < b.N; i++ {
-		r, err := c.Get(context.Background(), &gnmi.GetRequest{Encoding: gnmi.Encoding_JSON_IETF})
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = len(r.Notification[0].Update[0].Val.GetJsonIetfVal())
+	for _, typ := range []gnmi.GetRequest_DataType{gnmi.GetRequest_ALL, gnmi.GetRequest_CONFIG} {
+		b.Run(typ.String(), func(b *testing.B) {
+			size := 0
+			for i := 0; i < b.N; i++ {
+				r, err := c.Get(context.Background(), &gnmi.GetRequest{Encoding: gnmi.Encoding_JSON_IETF, Type: typ})
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(r.Notification[0].Update[0].Val.GetJsonIetfVal())
+			}
+			b.ReportMetric(float64(size), "json-bytes")
+		})
 	}
-	b.ReportMetric(float64(size), "json-bytes")
 }
 
 // BenchmarkFanout1000: one alarm published on the bus, until 1,000 STREAM

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/openconfig/gnmi/client"
 	gclient "github.com/openconfig/gnmi/client/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
@@ -75,7 +78,9 @@ func TestOpenconfigClient(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	q := client.Query{
-		Type: client.Once, Queries: []client.Path{{"authority", "trusted-ca-certificate"}},
+		// PROTO: typed scalars, which client.Update carries as Go values
+		// (JSON values come as value.DeprecatedScalar).
+		Type: client.Once, Queries: []client.Path{{"authority", "trusted-ca-certificate"}}, Encoding: gnmi.Encoding_PROTO,
 		NotificationHandler: func(n client.Notification) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -256,4 +261,70 @@ func TestGnmiCLIStreamAlarm(t *testing.T) {
 			t.Fatalf("alarm not seen by gnmi_cli:\n%s", seen.String())
 		}
 	}
+}
+
+// gnmi_cli, with the JSON encoding gnmic uses by default: what -get prints
+// is written back with -set at the root, a list entry and a leaf, and
+// running is unchanged.
+func TestGnmiCLIGetJSONSetRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds gnmi_cli")
+	}
+	e := newEnv(t, envOpts{})
+	provision(t, e.admin())
+	before := e.store.Running()
+	want, err := agent.EmitJSON(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/authority/router[name=r1]", "/authority/router[name=r1]/peer-validation"} {
+		getReq := &gnmi.GetRequest{Path: []*gnmi.Path{p(t, path)}, Encoding: gnmi.Encoding_JSON, Type: gnmi.GetRequest_CONFIG}
+		out, err := e.cli(t, "admin", adminPW, "-get", "-proto", prototext.Format(getReq))
+		if err != nil {
+			t.Fatalf("get %s: %v\n%s", path, err, out)
+		}
+		var resp gnmi.GetResponse
+		if err := prototext.Unmarshal([]byte(out), &resp); err != nil {
+			t.Fatalf("gnmi_cli -get printed no GetResponse: %v\n%s", err, out)
+		}
+		set := &gnmi.SetRequest{}
+		for _, n := range resp.GetNotification() {
+			set.Replace = append(set.Replace, n.GetUpdate()...)
+		}
+		if len(set.Replace) == 0 {
+			t.Fatalf("get %s: no update\n%s", path, out)
+		}
+		if out, err := e.cli(t, "admin", adminPW, "-set", "-proto", prototext.Format(set)); err != nil {
+			t.Fatalf("set of what get %s printed: %v\n%s", path, err, out)
+		}
+		got, err := agent.EmitJSON(e.store.Running())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		json.Unmarshal(want, &a)
+		json.Unmarshal(got, &b)
+		// Defaults written back become explicit: compare with them filled in.
+		if diff := cmp.Diff(withDefaultsJSON(t, a), withDefaultsJSON(t, b)); diff != "" {
+			t.Errorf("running after get -> set of %s (-before +after):\n%s", path, diff)
+		}
+	}
+}
+
+// withDefaultsJSON renders an RFC 7951 tree with its defaults filled in.
+func withDefaultsJSON(t *testing.T, v any) any {
+	t.Helper()
+	b, _ := json.Marshal(v)
+	d := &gen.Device{}
+	if err := gen.Unmarshal(b, d); err != nil {
+		t.Fatal(err)
+	}
+	fillDefaults(d)
+	out, err := agent.EmitJSON(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r any
+	json.Unmarshal(out, &r)
+	return r
 }

@@ -113,8 +113,12 @@ func (d *dispatcher) deliver(ev agent.Event) {
 	if ev.Time.IsZero() {
 		ts = d.s.clock.Now().UnixNano()
 	}
-	chs := make([]*change, 0, len(ev.Changes))
-	for _, c := range ev.Changes {
+	evChanges := ev.Changes
+	if ev.Kind == agent.EventConfig {
+		evChanges = withDefaultChanges(evChanges)
+	}
+	chs := make([]*change, 0, len(evChanges))
+	for _, c := range evChanges {
 		if c.Path == nil {
 			continue
 		}

@@ -7,14 +7,21 @@
 // target is ignored. Get and Subscribe paths may use "*" (any element or
 // key value), a list element without keys (every entry) and "..." (any
 // depth). Get returns, per path, one update per selected node with JSON
-// (ygot internal) or JSON_IETF (RFC 7951) values, or one update per leaf
-// with typed scalars for PROTO. Subscribe sends one update per leaf: a
-// json_ietf_val for JSON_IETF, a typed scalar otherwise (JSON is the zero
-// value of the field, so it is what clients that name no encoding get).
+// or JSON_IETF values, or one update per leaf with typed scalars for PROTO.
+// Both JSON encodings are RFC 7951 (lists as arrays); JSON_IETF qualifies
+// top-level members with the module name, JSON names no module, so what
+// either returns for a config path can be Set back as it is. Subscribe
+// sends one update per leaf in the encoding asked for (json_val,
+// json_ietf_val or a typed scalar), with the value a Get of the leaf has.
+// Config leaves left at their YANG default are reported with it (as
+// NETCONF's with-defaults report-all), by Get and Subscribe; ON_CHANGE
+// streams get them with a new entry and when a set leaf is deleted.
 //
 // Set maps delete to agent.OpRemove, replace to OpReplace and update to
 // OpMerge, applies them in that order to one transaction and commits it:
-// everything or nothing. union_replace is refused (Unimplemented).
+// everything or nothing. union_replace is refused (Unimplemented). A JSON
+// value holding null or state (config false) is refused naming where.
+// gRPC gzip compression is accepted.
 //
 // Errors: InvalidArgument names the path and the reason (bad path, unknown
 // element, wrong type, range, pattern, state path); FailedPrecondition when

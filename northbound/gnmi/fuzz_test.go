@@ -40,6 +40,9 @@ func FuzzPathValue(f *testing.F) {
 		{"/authority/router[name=r1]/peer[name=p1]", `{"name":"p1","identifier":"x"}`},
 		{"/pki-authority:authority/crl-settings", `{"http-proxy":"http://p"}`},
 		{"/", `{"pki-authority:authority":{}}`},
+		{"/authority/router", `[{"name":"r1","peer":[{"name":"p","identifier":null}]}]`},
+		{"/authority", `{"router":[{"name":"r1","peer":[{"name":"p","state":{"reason":"x"}}]}],"crl-settings":null}`},
+		{"/", `{"x:authority":{"flag":[null]}} {}`},
 	} {
 		f.Add(s.path, []byte(s.val))
 	}

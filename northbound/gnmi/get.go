@@ -40,16 +40,16 @@ func checkModels(models []*gnmi.ModelData) error {
 	return nil
 }
 
-// tree returns the data a Get or subscription of type t reads. Config
-// comes from running as is (read-only, no copy).
+// tree returns the data a Get of type t reads, config with its defaults
+// filled in. Config comes from a cached copy of running (read-only).
 func (s *Server) tree(t gnmi.GetRequest_DataType) (*gen.Device, error) {
 	switch t {
 	case gnmi.GetRequest_CONFIG:
-		return s.store.Running(), nil
+		return s.defaults.get(s.store.Running())
 	case gnmi.GetRequest_STATE, gnmi.GetRequest_OPERATIONAL:
 		return s.store.State()
 	case gnmi.GetRequest_ALL:
-		return s.store.View(agent.Running, true)
+		return s.view()
 	}
 	return nil, status.Errorf(codes.InvalidArgument, "data type %v is not one of ALL, CONFIG, STATE, OPERATIONAL", t)
 }
@@ -112,6 +112,17 @@ func (s *Server) Get(ctx context.Context, req *gnmi.GetRequest) (*gnmi.GetRespon
 		resp.Notification = append(resp.Notification, n)
 	}
 	return resp, nil
+}
+
+// view returns a private tree of running config, with its defaults, and
+// state: what subscriptions read.
+func (s *Server) view() (*gen.Device, error) {
+	root, err := s.store.View(agent.Running, true)
+	if err != nil {
+		return nil, err
+	}
+	fillDefaults(root)
+	return root, nil
 }
 
 // render returns the updates for what pat selects in root.

@@ -3,7 +3,9 @@ package gnmi
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
@@ -38,14 +40,14 @@ func fullPath(prefix, p *gnmi.Path, wild bool) ([]*gnmi.PathElem, error) {
 			continue
 		}
 		if !originOK(x.GetOrigin()) {
-			return nil, fmt.Errorf("%w: origin %q is not served; use no origin, \"openconfig\" or %q", errPath, x.GetOrigin(), yangmod.Main.Name)
+			return nil, fmt.Errorf("%w: origin %s is not served; use no origin, \"openconfig\" or %q", errPath, quoteName(x.GetOrigin()), yangmod.Main.Name)
 		}
 		if len(x.GetElement()) > 0 && len(x.GetElem()) == 0 {
 			return nil, fmt.Errorf("%w: the deprecated path field \"element\" is not supported; use \"elem\"", errPath)
 		}
 	}
 	if prefix.GetOrigin() != "" && p.GetOrigin() != "" && prefix.GetOrigin() != p.GetOrigin() {
-		return nil, fmt.Errorf("%w: origin %q in the path differs from %q in the prefix", errPath, p.GetOrigin(), prefix.GetOrigin())
+		return nil, fmt.Errorf("%w: origin %s in the path differs from %s in the prefix", errPath, quoteName(p.GetOrigin()), quoteName(prefix.GetOrigin()))
 	}
 	n := len(prefix.GetElem()) + len(p.GetElem())
 	if n > maxPathElems {
@@ -59,7 +61,7 @@ func fullPath(prefix, p *gnmi.Path, wild bool) ([]*gnmi.PathElem, error) {
 		name := e.GetName()
 		if mod, local, ok := strings.Cut(name, ":"); ok {
 			if mod != yangmod.Main.Name {
-				return nil, fmt.Errorf("%w: module %q of element %q is not served", errPath, mod, name)
+				return nil, fmt.Errorf("%w: module %s of element %s is not served", errPath, quoteName(mod), quoteName(name))
 			}
 			name = local
 		}
@@ -120,13 +122,13 @@ func checkFrom(e *yang.Entry, elems []*gnmi.PathElem, i int, wild bool) error {
 	}
 	c := e.Dir[pe.Name]
 	if c == nil {
-		return fmt.Errorf("%w: %s: unknown element %q", errPath, at, pe.Name)
+		return fmt.Errorf("%w: %s: unknown element %s; %s", errPath, at, quoteName(pe.Name), childNames(e, elems[:i]))
 	}
 	switch {
 	case c.IsList():
 		for k, v := range pe.Key {
 			if k != c.Key {
-				return fmt.Errorf("%w: %s: list %s is keyed by %q, not %q", errPath, at, pe.Name, c.Key, k)
+				return fmt.Errorf("%w: %s: list %s is keyed by %q, not %s", errPath, at, pe.Name, c.Key, quoteName(k))
 			}
 			if v == "*" && !wild {
 				return fmt.Errorf("%w: %s: wildcards are not allowed here", errPath, at)
@@ -143,6 +145,36 @@ func checkFrom(e *yang.Entry, elems []*gnmi.PathElem, i int, wild bool) error {
 		}
 	}
 	return checkFrom(c, elems, i+1, wild)
+}
+
+// maxQuoted bounds a name from the client quoted in an error, so a request
+// never has a long value (or a key pasted by mistake) echoed back whole.
+const maxQuoted = 64
+
+// quoteName quotes a name the client sent, cut to maxQuoted bytes.
+func quoteName(s string) string {
+	if len(s) <= maxQuoted {
+		return fmt.Sprintf("%q", s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:cut], len(s))
+}
+
+// childNames says which elements may follow the path at (of entry e), for
+// an operator who mistyped one.
+func childNames(e *yang.Entry, at []*gnmi.PathElem) string {
+	names := make([]string, 0, len(e.Dir))
+	for n := range e.Dir {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("%s has no children", agent.PathString(&gnmi.Path{Elem: at}))
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("%s has %s", agent.PathString(&gnmi.Path{Elem: at}), strings.Join(names, ", "))
 }
 
 // hasWildcard reports whether elems hold a wildcard or a keyless list.

@@ -16,11 +16,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	// Registers the gzip compressor: clients that send or accept
+	// grpc-encoding gzip (gnmic --gzip) are served compressed.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/northbound/auth"
 	yangmod "github.com/pkiagent/pkiagent/yang"
 )
 
@@ -29,8 +34,9 @@ const Version = "0.10.0"
 
 // Authenticator checks users: northbound/auth.Users implements it.
 type Authenticator interface {
-	// Authenticate checks a password and returns the user's role.
-	Authenticate(user, password string) (role string, err error)
+	// Login checks a password and returns the user's role; it may wait
+	// (bounded checks, delays after failures) until ctx ends.
+	Login(ctx context.Context, a auth.Attempt) (role string, err error)
 	// RoleFor returns the role of a user who logged in with a client
 	// certificate whose common name is the user name.
 	RoleFor(user string) (role string, ok bool)
@@ -117,6 +123,16 @@ type Config struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Limits Limits
+	// Audit receives a record of each operation refused for the caller's
+	// role (permitted false), coalesced per user and operation (nil: not
+	// audited). Refused logins are audited by Auth.
+	Audit Auditor
+}
+
+// Auditor writes audit records of refusals, coalescing those of one key
+// (audit.Coalescer).
+type Auditor interface {
+	Coalesce(key string, ev audit.Event) bool
 }
 
 // Server is the gNMI service. Create it with New, register it on a
@@ -127,11 +143,14 @@ type Server struct {
 
 	store  *agent.Store
 	auth   Authenticator
+	audit  Auditor
 	clock  clock.Clock
 	log    *slog.Logger
 	limits Limits
 
 	disp *dispatcher
+	// defaults caches running with its defaults filled in, for Get.
+	defaults defaultsCache
 	// wg tracks goroutines that outlive the RPC that started them (a
 	// stream's sender, which may be blocked on a client that does not
 	// read until gRPC cancels the stream).
@@ -165,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store:    cfg.Store,
 		auth:     cfg.Auth,
+		audit:    cfg.Audit,
 		clock:    cfg.Clock,
 		log:      cfg.Logger.With("component", "gnmi"),
 		limits:   cfg.Limits.withDefaults(),

@@ -109,21 +109,30 @@ func decodeSet(req *gnmi.SetRequest) ([]agent.Edit, []*gnmi.UpdateResult, error)
 		results = append(results, &gnmi.UpdateResult{Path: p, Op: gnmi.UpdateResult_DELETE})
 	}
 	for _, group := range []struct {
-		ups []*gnmi.Update
-		op  agent.Op
-		res gnmi.UpdateResult_Operation
+		ups  []*gnmi.Update
+		op   agent.Op
+		res  gnmi.UpdateResult_Operation
+		name string // as gNMI names it
 	}{
-		{req.GetReplace(), agent.OpReplace, gnmi.UpdateResult_REPLACE},
-		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE},
+		{req.GetReplace(), agent.OpReplace, gnmi.UpdateResult_REPLACE, "replace"},
+		{req.GetUpdate(), agent.OpMerge, gnmi.UpdateResult_UPDATE, "update"},
 	} {
 		for _, u := range group.ups {
+			if es, ok, err := listEntries(req.GetPrefix(), u, group.op); ok {
+				if err != nil {
+					return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, pathText(u.GetPath()), err)
+				}
+				edits = append(edits, es...)
+				results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
+				continue
+			}
 			elems, err := fullPath(req.GetPrefix(), u.GetPath(), false)
 			if err != nil {
-				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, pathText(u.GetPath()), err)
+				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, pathText(u.GetPath()), err)
 			}
-			v, err := setValue(u)
+			v, err := setValue(u, elems)
 			if err != nil {
-				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.op, agent.PathString(&gnmi.Path{Elem: elems}), err)
+				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, agent.PathString(&gnmi.Path{Elem: elems}), err)
 			}
 			edits = append(edits, agent.Edit{Op: group.op, Path: &gnmi.Path{Elem: elems}, Value: v})
 			results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
@@ -170,9 +179,10 @@ func (s *Server) commitAction(ctx context.Context, owner string, c *gnmi_ext.Com
 	return statusFor(fmt.Errorf("commit %s: %w", id, err))
 }
 
-// setValue checks a Set value: JSON (json_ietf_val, or json_val as gnmic
-// sends by default) for any node, or a typed scalar for a leaf.
-func setValue(u *gnmi.Update) (*gnmi.TypedValue, error) {
+// setValue checks a Set value at elems: JSON (json_ietf_val, or json_val
+// as gnmic sends by default) for any node, holding no null and no state,
+// or a typed scalar for a leaf.
+func setValue(u *gnmi.Update, elems []*gnmi.PathElem) (*gnmi.TypedValue, error) {
 	v := u.GetVal()
 	if v == nil {
 		if u.GetValue() != nil {
@@ -181,14 +191,17 @@ func setValue(u *gnmi.Update) (*gnmi.TypedValue, error) {
 		return nil, fmt.Errorf("%w: no value", errValue)
 	}
 	switch x := v.GetValue().(type) {
-	case *gnmi.TypedValue_JsonIetfVal, *gnmi.TypedValue_JsonVal,
-		*gnmi.TypedValue_StringVal, *gnmi.TypedValue_IntVal, *gnmi.TypedValue_UintVal,
+	case *gnmi.TypedValue_JsonIetfVal:
+		return v, checkJSONValue(elems, x.JsonIetfVal)
+	case *gnmi.TypedValue_JsonVal:
+		return v, checkJSONValue(elems, x.JsonVal)
+	case *gnmi.TypedValue_StringVal, *gnmi.TypedValue_IntVal, *gnmi.TypedValue_UintVal,
 		*gnmi.TypedValue_BoolVal, *gnmi.TypedValue_LeaflistVal, *gnmi.TypedValue_DoubleVal:
 		return v, nil
 	case nil:
 		return nil, fmt.Errorf("%w: empty value", errValue)
 	default:
-		return nil, fmt.Errorf("%w: value type %T is not supported; use JSON, JSON_IETF or a typed scalar", errValue, x)
+		return nil, fmt.Errorf("%w: a value of type %s is not supported; use json_val, json_ietf_val or a typed scalar (string, int, uint, bool, double, leaf-list)", errValue, valueKind(v))
 	}
 }
 

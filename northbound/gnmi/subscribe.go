@@ -160,11 +160,6 @@ func (s *Server) newStream(srv gnmi.GNMI_SubscribeServer, c Caller, list *gnmi.S
 		q:    newQueue(s.limits.MaxPending),
 		done: make(chan struct{}), finished: make(chan struct{}), failc: make(chan error, 1),
 	}
-	if st.enc == gnmi.Encoding_JSON {
-		// JSON is also what a client that names no encoding gets (the zero
-		// value): leaves go out as typed scalars, which every client reads.
-		st.enc = gnmi.Encoding_PROTO
-	}
 	if p := list.GetPrefix(); p.GetOrigin() != "" || p.GetTarget() != "" {
 		st.prefix = &gnmi.Path{Origin: p.GetOrigin(), Target: p.GetTarget()}
 	}
@@ -253,7 +248,7 @@ func (st *stream) wait() error {
 // and returns, per subscription, what it queued (the baseline of
 // suppress_redundant sampling).
 func (st *stream) snapshot() ([]map[string]seen, error) {
-	root, err := st.s.store.View(agent.Running, true)
+	root, err := st.s.view()
 	if err != nil {
 		return nil, statusFor(err)
 	}
@@ -345,7 +340,7 @@ type seen struct {
 }
 
 func (st *stream) sample(sb *sub, ts int64, full bool, last map[string]seen) (map[string]seen, error) {
-	root, err := st.s.store.View(agent.Running, true)
+	root, err := st.s.view()
 	if err != nil {
 		return nil, statusFor(err)
 	}

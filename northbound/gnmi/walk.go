@@ -214,8 +214,10 @@ func leafValue(v reflect.Value) (*gnmi.TypedValue, error) {
 	return tv, nil
 }
 
-// nodeJSON renders n as JSON: RFC 7951 (module-qualified top-level names,
-// 64-bit numbers as strings) when ietf, else ygot's internal JSON.
+// nodeJSON renders n as RFC 7951 JSON (lists as arrays of entries, 64-bit
+// numbers as strings): with module-qualified top-level names when ietf
+// (JSON_IETF), without any module name for JSON, which is what clients
+// using the JSON encoding (gnmic's default) send back in a Set.
 func nodeJSON(n node, ietf bool) ([]byte, error) {
 	if !n.isLeaf() {
 		gs, ok := n.v.Interface().(ygot.GoStruct)
@@ -247,13 +249,14 @@ func emit(gs ygot.GoStruct, ietf bool) ([]byte, error) {
 	if ietf {
 		return agent.EmitJSON(gs)
 	}
-	s, err := ygot.EmitJSON(gs, &ygot.EmitJSONConfig{Format: ygot.Internal, SkipValidation: true})
+	s, err := ygot.EmitJSON(gs, &ygot.EmitJSONConfig{Format: ygot.RFC7951, SkipValidation: true})
 	return []byte(s), err
 }
 
 // leafJSON renders a typed scalar as JSON for the JSON encodings of
-// subscription updates. 64-bit integers are strings in RFC 7951.
-func leafJSON(tv *gnmi.TypedValue, ietf, wide bool) ([]byte, error) {
+// subscription updates, as a Get renders the leaf: 64-bit integers are
+// strings (RFC 7951) when wide.
+func leafJSON(tv *gnmi.TypedValue, wide bool) ([]byte, error) {
 	var v any
 	switch x := tv.GetValue().(type) {
 	case *gnmi.TypedValue_StringVal:
@@ -262,12 +265,12 @@ func leafJSON(tv *gnmi.TypedValue, ietf, wide bool) ([]byte, error) {
 		v = x.BoolVal
 	case *gnmi.TypedValue_UintVal:
 		v = x.UintVal
-		if ietf && wide {
+		if wide {
 			v = fmt.Sprint(x.UintVal)
 		}
 	case *gnmi.TypedValue_IntVal:
 		v = x.IntVal
-		if ietf && wide {
+		if wide {
 			v = fmt.Sprint(x.IntVal)
 		}
 	case *gnmi.TypedValue_DoubleVal:
@@ -279,7 +282,7 @@ func leafJSON(tv *gnmi.TypedValue, ietf, wide bool) ([]byte, error) {
 	case *gnmi.TypedValue_LeaflistVal:
 		var out []json.RawMessage
 		for _, e := range x.LeaflistVal.GetElement() {
-			b, err := leafJSON(e, ietf, wide)
+			b, err := leafJSON(e, wide)
 			if err != nil {
 				return nil, err
 			}
@@ -304,13 +307,13 @@ func leafJSON(tv *gnmi.TypedValue, ietf, wide bool) ([]byte, error) {
 func encodeLeaf(path []*gnmi.PathElem, tv *gnmi.TypedValue, enc gnmi.Encoding) (*gnmi.TypedValue, error) {
 	switch enc {
 	case gnmi.Encoding_JSON:
-		b, err := leafJSON(tv, false, false)
+		b, err := leafJSON(tv, wideLeaf(path))
 		if err != nil {
 			return nil, err
 		}
 		return &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonVal{JsonVal: b}}, nil
 	case gnmi.Encoding_JSON_IETF:
-		b, err := leafJSON(tv, true, wideLeaf(path))
+		b, err := leafJSON(tv, wideLeaf(path))
 		if err != nil {
 			return nil, err
 		}

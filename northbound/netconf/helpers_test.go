@@ -28,7 +28,7 @@ const testNS = "urn:pkiagent:test"
 // "victor" (role viewer) with "pw".
 type fakeAuth struct{}
 
-func (fakeAuth) Authenticate(user, password string) (string, error) {
+func (fakeAuth) Authenticate(_ context.Context, user, password string, _ net.Addr) (string, error) {
 	switch {
 	case user == "alice" && password == "secret":
 		return "admin", nil

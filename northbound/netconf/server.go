@@ -27,9 +27,10 @@ const (
 
 // Authenticator checks a user's password and returns the user's role. It is
 // shared with the other northbound servers and must be safe for concurrent
-// use.
+// use. It may wait (bounded checks, delays after failures) until ctx ends;
+// remote is the client's address. It audits and logs refusals itself.
 type Authenticator interface {
-	Authenticate(user, password string) (role string, err error)
+	Authenticate(ctx context.Context, user, password string, remote net.Addr) (role string, err error)
 }
 
 // Config configures a Server. StateDir and Handler are required, and at
@@ -96,11 +97,18 @@ type Server struct {
 	conns  chan struct{} // one per TCP connection
 	nextID atomic.Uint32
 
+	// stopped ends the password checks still waiting when Serve stops.
+	stopped context.Context
+	stop    context.CancelFunc
+
 	mu       sync.Mutex
 	closing  bool
 	perUser  map[string]int // session channels open per user name
 	netConns map[net.Conn]struct{}
 	sessions map[uint32]*Session
+	// handshakes counts the connections of each client address still in
+	// their SSH handshake.
+	handshakes map[string]int
 }
 
 // Permission extensions set by authentication.
@@ -153,7 +161,10 @@ func NewServer(cfg Config) (*Server, error) {
 		perUser:  make(map[string]int),
 		netConns: make(map[net.Conn]struct{}),
 		sessions: make(map[uint32]*Session),
+
+		handshakes: make(map[string]int),
 	}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 	signer, err := loadOrCreateHostKey(cfg.StateDir, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("netconf server: %w", err)
@@ -174,10 +185,13 @@ func NewServer(cfg Config) (*Server, error) {
 func (s *Server) Capabilities() []string { return append([]string(nil), s.caps...) }
 
 func (s *Server) checkPassword(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	role, err := s.cfg.Authenticator.Authenticate(c.User(), string(password))
+	// The handshake cannot outlast HelloTimeout (a socket deadline), so
+	// neither may the wait for a password check; nor the server.
+	ctx, cancel := context.WithTimeout(s.stopped, s.cfg.HelloTimeout)
+	defer cancel()
+	role, err := s.cfg.Authenticator.Authenticate(ctx, c.User(), string(password), c.RemoteAddr())
 	if err != nil {
-		s.log.Warn("netconf: password authentication failed", "user", c.User(), "remote", c.RemoteAddr().String(), "err", err)
-		return nil, fmt.Errorf("password authentication of %q: %w", c.User(), err)
+		return nil, fmt.Errorf("password authentication: %w", err)
 	}
 	return &ssh.Permissions{Extensions: map[string]string{extRole: role, extMethod: "password"}}, nil
 }
@@ -218,6 +232,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		<-ctx.Done()
+		s.stop()
 		ln.Close()
 		s.mu.Lock()
 		s.closing = true
@@ -241,14 +256,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			break
 		}
+		// One address may hold a quarter of the connections in their SSH
+		// handshake, so a password guesser cannot take them all (the
+		// administrator on another address still gets in); the surplus
+		// is closed before the key exchange, which costs nothing.
+		host := c.RemoteAddr().String()
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !s.startHandshake(host) {
+			s.log.Debug("netconf: too many SSH handshakes from one address; closing new one", "remote", c.RemoteAddr().String(), "limit", s.maxHandshakes())
+			c.Close()
+			continue
+		}
+		endHandshake := sync.OnceFunc(func() { s.endHandshake(host) })
 		select {
 		case s.conns <- struct{}{}:
 		default:
 			s.log.Warn("netconf: too many connections; closing new one", "remote", c.RemoteAddr().String(), "limit", cap(s.conns))
+			endHandshake()
 			c.Close()
 			continue
 		}
 		if !s.track(c) {
+			endHandshake()
 			c.Close()
 			<-s.conns
 			continue
@@ -256,7 +287,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() {
 			defer func() { <-s.conns }()
 			defer s.untrack(c)
-			s.serveConn(ctx, c)
+			defer endHandshake()
+			s.serveConn(ctx, c, endHandshake)
 		})
 	}
 	cancel()
@@ -282,18 +314,43 @@ func (s *Server) untrack(c net.Conn) {
 	c.Close()
 }
 
+func (s *Server) maxHandshakes() int { return max(cap(s.conns)/4, 1) }
+
+// startHandshake counts a connection of host in its SSH handshake, unless
+// host has maxHandshakes already.
+func (s *Server) startHandshake(host string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handshakes[host] >= s.maxHandshakes() {
+		return false
+	}
+	s.handshakes[host]++
+	return true
+}
+
+func (s *Server) endHandshake(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handshakes[host]--; s.handshakes[host] <= 0 {
+		delete(s.handshakes, host)
+	}
+}
+
 // serveConn runs the SSH connection c: handshake, then one NETCONF session
 // per session channel that asks for the netconf subsystem. The connection
 // closes when its last session ends, or after HelloTimeout if none starts.
-func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+func (s *Server) serveConn(ctx context.Context, c net.Conn, endHandshake func()) {
 	remote := c.RemoteAddr().String()
 	// A socket deadline is on the wall clock, not the injected one.
 	if err := c.SetDeadline(time.Now().Add(s.cfg.HelloTimeout)); err != nil {
 		s.log.Debug("netconf: set handshake deadline", "remote", remote, "err", err)
 	}
 	sconn, chans, reqs, err := ssh.NewServerConn(c, s.ssh)
+	endHandshake()
 	if err != nil {
-		s.log.Info("netconf: SSH handshake failed", "remote", remote, "err", err)
+		// Refused passwords are logged (and audited) by the
+		// Authenticator, a few lines per flood.
+		s.log.Debug("netconf: SSH handshake failed", "remote", remote, "err", err)
 		return
 	}
 	defer sconn.Close()

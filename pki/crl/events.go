@@ -187,7 +187,8 @@ type SourceState struct {
 	Stale               bool // the crl-stale alarm is raised
 }
 
-// Stats are the manager's counters since New.
+// Stats are the manager's counters: those of Config.Resume plus what
+// happened since New.
 type Stats struct {
 	FetchSuccess, FetchFailure         uint64
 	IngestionSuccess, IngestionFailure uint64

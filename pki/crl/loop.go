@@ -147,7 +147,12 @@ func (m *Manager) applyConfig(ctx context.Context) {
 			s = &source{cfg: d, nextAttempt: now, st: SourceState{URL: u, Learned: d.Learned}}
 			m.srcs[u] = s
 		case s.orphan:
-			s.orphan, s.cfg, s.nextAttempt = false, d, now
+			// A resumed source keeps its schedule unless the schedule no
+			// longer fits the configuration; any other is fetched now.
+			s.orphan, s.cfg = false, d
+			if !s.resumed || s.nextAttempt.After(now.Add(max(d.PollingInterval, MaxBackoff))) {
+				s.nextAttempt = now
+			}
 			s.st.Learned = d.Learned
 		case s.cfg != d:
 			s.cfg = d

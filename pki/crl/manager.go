@@ -100,6 +100,17 @@ type Config struct {
 	// OnEvent receives every Event in order on the manager's delivery
 	// goroutine; nil drops them.
 	OnEvent func(Event)
+	// Resume is where the manager stood when the agent last stopped.
+	Resume Resume
+}
+
+// Resume is what a restarted manager takes up again, as the owner of the
+// manager saved it from its StateChange events and Stats: each source's
+// schedule, failure count and raised alarms (so a restart neither fetches
+// every source at once nor raises or forgets an alarm), and the counters.
+type Resume struct {
+	States []SourceState
+	Stats  Stats
 }
 
 // Manager polls CRL sources, keeps the revocation index and the master
@@ -157,6 +168,7 @@ type source struct {
 	ingestFailed bool
 	unreachable  bool
 	stale        bool
+	resumed      bool // schedule and failures taken from Config.Resume
 }
 
 // New returns a manager that has reloaded the master list from cfg.Dir, so
@@ -198,8 +210,36 @@ func New(cfg Config) (*Manager, error) {
 			m.log.Info("reloaded the CRL master list", "sources", len(lists), "revoked", m.totalRevoked())
 		}
 	}
+	m.resume(cfg.Resume)
 	m.publishIndex()
 	return m, nil
+}
+
+// resume takes up the saved state of each source (an orphan until
+// SetSources names it again) and the counters.
+func (m *Manager) resume(r Resume) {
+	for _, st := range r.States {
+		if st.URL == "" {
+			continue
+		}
+		s := m.srcs[st.URL]
+		if s == nil {
+			s = &source{cfg: Source{URL: st.URL, Learned: st.Learned}.withDefaults(), orphan: true}
+			m.srcs[st.URL] = s
+		}
+		s.st = st
+		if s.held == nil { // the list itself was not kept: nothing of it is known
+			s.st.Issuer, s.st.ThisUpdate, s.st.NextUpdate, s.st.Number, s.st.Entries, s.st.SizeBytes = "", time.Time{}, time.Time{}, "", 0, 0
+		}
+		s.failures, s.nextAttempt = st.ConsecutiveFailures, st.NextAttempt
+		s.unreachable, s.stale, s.resumed = st.Unreachable, st.Stale, true
+		s.fillState()
+		m.states[st.URL] = s.st
+	}
+	m.fetchOK.Store(r.Stats.FetchSuccess)
+	m.fetchFail.Store(r.Stats.FetchFailure)
+	m.ingestOK.Store(r.Stats.IngestionSuccess)
+	m.ingestFail.Store(r.Stats.IngestionFailure)
 }
 
 func (m *Manager) totalRevoked() int {

@@ -78,9 +78,16 @@ type harness struct {
 
 func startHarness(t *testing.T, dir string, cas ...*testpki.Cert) *harness {
 	t.Helper()
+	return startResumed(t, dir, Resume{}, cas...)
+}
+
+// startResumed is startHarness for a manager that takes up r.
+func startResumed(t *testing.T, dir string, r Resume, cas ...*testpki.Cert) *harness {
+	t.Helper()
 	h := &harness{t: t, clk: clock.NewFake(t0), updates: make(chan *Update, 100)}
 	m, err := New(Config{
 		Dir:    dir,
+		Resume: r,
 		Clock:  h.clk,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Fetch:  FetchOptions{Timeout: 5 * time.Second},
@@ -331,6 +338,48 @@ func TestManagerStale(t *testing.T) {
 	}
 	h.m.Stop()
 	equalLog(t, h.alarmLog(), "crl-stale raised", "crl-stale cleared")
+}
+
+// TestManagerResumesScheduleAlarmsAndCounters: a manager given the state
+// and counters of the one before it keeps the failing source's schedule
+// (no fetch at start), its failure count and its raised crl-unreachable
+// alarm (not raised again, cleared when the source recovers), and counts
+// on from the saved counters.
+func TestManagerResumesScheduleAlarmsAndCounters(t *testing.T) {
+	g := testpki.New(t0)
+	ca := testCA(t, g, "resume CA")
+	srv := newCRLServer(t, nil)
+	srv.set([]byte("nope"), http.StatusNotFound, "")
+	src := Source{URL: srv.url, PollingInterval: 2 * time.Hour, BackoffInterval: time.Minute}
+	h := startHarness(t, t.TempDir(), ca)
+	h.m.SetSources([]Source{src})
+	if u := h.update(); u.Success {
+		t.Fatalf("first attempt %+v", u)
+	}
+	h.m.Stop()
+	saved := Resume{States: h.m.States(), Stats: h.m.Stats()}
+	if len(saved.States) != 1 || !saved.States[0].Unreachable || saved.States[0].ConsecutiveFailures != 1 {
+		t.Fatalf("saved %+v", saved)
+	}
+
+	h2 := startResumed(t, t.TempDir(), saved, ca)
+	if st := h2.state(srv.url); st.ConsecutiveFailures != 1 || !st.Unreachable || !st.NextAttempt.Equal(t0.Add(time.Minute)) || st.LastError == "" {
+		t.Fatalf("resumed state %+v", st)
+	}
+	h2.m.SetSources([]Source{src})
+	time.Sleep(100 * time.Millisecond)
+	if hits, _ := srv.stats(); hits != 1 {
+		t.Fatalf("the resumed source was fetched at start (%d requests)", hits)
+	}
+	srv.set(mustCRL(t, ca, testpki.CRLOptions{Number: 1}), http.StatusOK, "")
+	if u := h2.advance(time.Minute); !u.Success || !u.Time.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("attempt on the resumed schedule %+v", u)
+	}
+	if s := h2.m.Stats(); s.FetchFailure != 1 || s.FetchSuccess != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	h2.m.Stop()
+	equalLog(t, h2.alarmLog(), "crl-unreachable cleared")
 }
 
 func TestManagerRestartReloadsTheMasterList(t *testing.T) {

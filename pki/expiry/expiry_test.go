@@ -113,6 +113,9 @@ func TestTrackerAcrossBoundaries(t *testing.T) {
 	}
 }
 
+// TestTrackerKeepsTimeRaisedAndText: a new text alone keeps time-raised; a
+// re-grade sets it to the time of the re-grade (YANG: "raised or last
+// re-graded").
 func TestTrackerKeepsTimeRaisedAndText(t *testing.T) {
 	clk := clock.NewFake(t0)
 	tr := NewTracker(clk)
@@ -125,11 +128,31 @@ func TestTrackerKeepsTimeRaisedAndText(t *testing.T) {
 	trn, _ := tr.Set(Alarm{ID: "a", Category: CategoryExpiring, Severity: SeverityMajor, Text: "expires in 6 days"})
 	want := Transition{
 		Change:   Regraded,
-		Alarm:    Alarm{ID: "a", Category: CategoryExpiring, Severity: SeverityMajor, Text: "expires in 6 days", TimeRaised: t0},
+		Alarm:    Alarm{ID: "a", Category: CategoryExpiring, Severity: SeverityMajor, Text: "expires in 6 days", TimeRaised: t0.Add(2 * day)},
 		Previous: Alarm{ID: "a", Category: CategoryExpiring, Severity: SeverityMinor, Text: "expires in 19 days", TimeRaised: t0},
 	}
 	if diff := cmp.Diff(want, trn); diff != "" {
 		t.Errorf("transition (-want +got):\n%s", diff)
+	}
+	if a, _ := tr.Get("a"); a.TimeRaised != t0.Add(2*day) {
+		t.Errorf("time-raised after the re-grade = %v", a.TimeRaised)
+	}
+}
+
+// TestTrackerRestore: restored alarms are the active set, with their
+// times, and the same verdict again is no transition.
+func TestTrackerRestore(t *testing.T) {
+	tr := NewTracker(clock.NewFake(t0.Add(day)))
+	tr.Set(Alarm{ID: "gone", Category: CategoryExpired, Severity: SeverityCritical})
+	tr.Restore([]Alarm{{ID: "a", Category: CategoryExpired, Severity: SeverityCritical, Text: "expired", TimeRaised: t0}})
+	if _, ok := tr.Set(Alarm{ID: "a", Category: CategoryExpired, Severity: SeverityCritical, Text: "expired"}); ok {
+		t.Error("the restored verdict again is a transition")
+	}
+	if a, ok := tr.Get("a"); !ok || a.TimeRaised != t0 {
+		t.Errorf("Get(a) = %+v, %v", a, ok)
+	}
+	if len(tr.Active()) != 1 {
+		t.Errorf("active: %+v", tr.Active())
 	}
 }
 

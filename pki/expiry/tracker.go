@@ -15,8 +15,9 @@ type Alarm struct {
 	Category string
 	Severity Severity
 	Text     string
-	// TimeRaised is set by the Tracker when the alarm is first raised and
-	// kept across re-grades.
+	// TimeRaised is set by the Tracker when the alarm is raised and when
+	// it is re-graded (the YANG's "raised or last re-graded"); a new text
+	// alone keeps it.
 	TimeRaised time.Time
 }
 
@@ -84,12 +85,26 @@ func (t *Tracker) Set(a Alarm) (Transition, bool) {
 		delete(t.active, a.ID)
 		return Transition{Change: Cleared, Alarm: old}, true
 	}
-	a.TimeRaised = old.TimeRaised
-	t.active[a.ID] = a
 	if a.Severity != old.Severity || a.Category != old.Category {
+		a.TimeRaised = t.clock.Now()
+		t.active[a.ID] = a
 		return Transition{Change: Regraded, Alarm: a, Previous: old}, true
 	}
+	a.TimeRaised = old.TimeRaised
+	t.active[a.ID] = a
 	return Transition{}, false
+}
+
+// Restore makes alarms (as Active returned them) the active set again,
+// with their times and without transitions: the alarms a restarted agent
+// had raised before it stopped.
+func (t *Tracker) Restore(alarms []Alarm) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.active = make(map[string]Alarm, len(alarms))
+	for _, a := range alarms {
+		t.active[a.ID] = a
+	}
 }
 
 // Clear clears the alarm id if it is active.

@@ -14,10 +14,18 @@ const DefaultCacheSize = 10000
 // its size; the least recently used entry leaves first. It is safe for
 // concurrent use.
 type Cache struct {
-	mu    sync.Mutex
-	size  int
-	order *list.List // of *cacheEntry, most recent first
-	byFP  map[[32]byte]*list.Element
+	mu      sync.Mutex
+	size    int
+	order   *list.List // of *cacheEntry, most recent first
+	byFP    map[[32]byte]*list.Element
+	observe func(Known)
+}
+
+// Known is one remembered certificate: the SHA-256 of its DER and what is
+// known of it.
+type Known struct {
+	FP [32]byte
+	Entry
 }
 
 // Entry is what the cache knows of one certificate.
@@ -47,13 +55,20 @@ func (c *Cache) Put(fp [32]byte, r Result, reason string) {
 	defer c.mu.Unlock()
 	if el, ok := c.byFP[fp]; ok {
 		e := el.Value.(*cacheEntry)
-		if e.Result != Revoked {
+		changed := e.Result != Revoked && (e.Result != r || e.Reason != reason)
+		if changed {
 			e.Result, e.Reason = r, reason
 		}
 		c.order.MoveToFront(el)
+		if changed && c.observe != nil {
+			c.observe(Known{FP: fp, Entry: e.Entry})
+		}
 		return
 	}
 	c.byFP[fp] = c.order.PushFront(&cacheEntry{fp: fp, Entry: Entry{Result: r, Reason: reason}})
+	if c.observe != nil {
+		c.observe(Known{FP: fp, Entry: Entry{Result: r, Reason: reason}})
+	}
 	for c.order.Len() > c.size {
 		last := c.order.Back()
 		c.order.Remove(last)
@@ -71,6 +86,28 @@ func (c *Cache) Get(fp [32]byte) (Entry, bool) {
 	}
 	c.order.MoveToFront(el)
 	return el.Value.(*cacheEntry).Entry, true
+}
+
+// Observe has f called with every entry Put adds or changes, under the
+// cache's lock (f must be quick and must not call the cache), so the owner
+// can save what the cache learns.
+func (c *Cache) Observe(f func(Known)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.observe = f
+}
+
+// All returns what the cache remembers, least recently used first: Put in
+// that order into an empty cache rebuilds it.
+func (c *Cache) All() []Known {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Known, 0, c.order.Len())
+	for el := c.order.Back(); el != nil; el = el.Prev() {
+		e := el.Value.(*cacheEntry)
+		out = append(out, Known{FP: e.fp, Entry: e.Entry})
+	}
+	return out
 }
 
 // Len is the number of certificates remembered.

@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
@@ -172,5 +175,39 @@ func TestNextAndRecheck(t *testing.T) {
 	}
 	if s.v.Cache().Len() != 1 {
 		t.Fatal("revoked peer not cached")
+	}
+}
+
+// TestCacheObserveAndAll: the observer sees every entry added or changed
+// (not a refresh, not a revoked verdict kept), and All, put back in its
+// order into an empty cache, rebuilds the same cache.
+func TestCacheObserveAndAll(t *testing.T) {
+	c := NewCache(3)
+	var seen []string
+	c.Observe(func(k Known) { seen = append(seen, fmt.Sprintf("%x %s", k.FP[0], k.Result)) })
+	fp := func(i byte) [32]byte { return sha256.Sum256([]byte{i}) }
+	c.Put(fp(1), Expired, "x")
+	c.Put(fp(2), Revoked, "r")
+	c.Put(fp(1), Expired, "x")  // a refresh only
+	c.Put(fp(2), Expired, "e")  // revoked stays
+	c.Put(fp(1), Revoked, "r1") // a change
+	c.Put(fp(3), Expired, "y")
+	want := []string{
+		fmt.Sprintf("%x expired", fp(1)[0]), fmt.Sprintf("%x revoked", fp(2)[0]),
+		fmt.Sprintf("%x revoked", fp(1)[0]), fmt.Sprintf("%x expired", fp(3)[0]),
+	}
+	if d := cmp.Diff(want, seen); d != "" {
+		t.Fatalf("observed (-want +got):\n%s", d)
+	}
+	c2 := NewCache(3)
+	for _, k := range c.All() {
+		c2.Put(k.FP, k.Result, k.Reason)
+	}
+	if d := cmp.Diff(c.All(), c2.All()); d != "" {
+		t.Fatalf("rebuilt cache (-want +got):\n%s", d)
+	}
+	c2.Put(fp(4), Expired, "z") // evicts the least recently used: fp(2)
+	if _, ok := c2.Get(fp(2)); ok {
+		t.Fatal("the rebuilt cache lost its order")
 	}
 }

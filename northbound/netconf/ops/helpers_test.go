@@ -27,7 +27,7 @@ const ncNS = ncxml.BaseNS
 // users: alice admin/secret, bob admin/secret, olga operator/pw, victor viewer/pw.
 type fakeAuth struct{}
 
-func (fakeAuth) Authenticate(user, password string) (string, error) {
+func (fakeAuth) Authenticate(_ context.Context, user, password string, _ net.Addr) (string, error) {
 	switch {
 	case (user == "alice" || user == "bob") && password == "secret":
 		return agent.RoleAdmin, nil

@@ -1,0 +1,34 @@
+package yanglinttest
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		f    Format
+		typ  Type
+		data string
+		want string // "" when valid
+	}{
+		{"json config", JSON, Config, `{"pki-authority:authority":{"router":[{"name":"r1","peer-validation":true}]}}`, ""},
+		{"json list as a map", JSON, Config, `{"pki-authority:authority":{"router":{"r1":{"peer-validation":true}}}}`, "router"},
+		{"json without module name", JSON, Config, `{"authority":{}}`, "authority"},
+		{"json state in config", JSON, Config, `{"pki-authority:alarms":{"alarm":[{"id":"x"}]}}`, "alarms"},
+		{"json state in data", JSON, Data, `{"pki-authority:alarms":{"alarm":[{"id":"x","severity":"major"}]}}`, ""},
+		{"xml config", XML, Config, `<authority xmlns="urn:pkiagent:yang:pki-authority"><router><name>r1</name></router></authority>`, ""},
+		{"xml missing key", XML, Config, `<authority xmlns="urn:pkiagent:yang:pki-authority"><router><peer-validation>true</peer-validation></router></authority>`, "key"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := Validate(tc.f, tc.typ, []byte(tc.data))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("valid data refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v; want a refusal naming %q", err, tc.want)
+			}
+		})
+	}
+}
