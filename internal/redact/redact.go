@@ -51,13 +51,27 @@ var keyBlock = regexp.MustCompile(`(?is)-----BEGIN [A-Z0-9 #-]*PRIVATE KEY-----.
 // base64Run is a run of base64 long enough to be encoded data, not words.
 var base64Run = regexp.MustCompile(`[A-Za-z0-9+/]{` + fmt.Sprint(MaxQuoted) + `,}={0,2}`)
 
+// maxWord is the longest base64-alphabet run kept whole when it is not key
+// material: an object name (64) or a little more.
+const maxWord = 100
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
 // base64Kept is how much of a long base64 run Message keeps: an ASN.1
 // header, never key bytes.
 const base64Kept = 16
 
 // Message returns an error text as a client or a log line may carry it:
-// every PEM private key block becomes KeyMaterial, a run of base64 longer
-// than MaxQuoted is cut to its first 16 characters and its size,
+// every PEM private key block and every base64 private key becomes
+// KeyMaterial, a run of base64 longer than 100 characters (not hex) is cut
+// to its first 16 characters and its size,
 // and the whole text is bounded to MaxMessage bytes. It is the last
 // guard; the errors themselves quote values with Value.
 func Message(s string) string {
@@ -65,8 +79,11 @@ func Message(s string) string {
 		s = keyBlock.ReplaceAllLiteralString(s, KeyMaterial)
 	}
 	s = base64Run.ReplaceAllStringFunc(s, func(run string) string {
-		if pemx.FindPrivateKey([]byte(run)) != nil {
+		switch {
+		case pemx.FindPrivateKey([]byte(run)) != nil:
 			return KeyMaterial
+		case len(run) <= maxWord || isHex(run):
+			return run // a long name, a SHA-256 fingerprint
 		}
 		return fmt.Sprintf("%s... (%d characters of base64)", run[:base64Kept], len(run))
 	})

@@ -63,7 +63,16 @@ func TestMessageNeverCarriesKeyBytes(t *testing.T) {
 	if len(long) > MaxMessage+32 || !strings.HasSuffix(long, "(13000 bytes)") {
 		t.Errorf("10000-byte message rendered as %d bytes ending %q", len(long), long[len(long)-20:])
 	}
-	if got := Message("plain error at /authority/router[name=r1]"); got != "plain error at /authority/router[name=r1]" {
-		t.Errorf("plain message changed: %q", got)
+	for _, plain := range []string{
+		"plain error at /authority/router[name=r1]",
+		"certificate " + strings.Repeat("ab12", 16) + " is installed", // a SHA-256 fingerprint
+		"router " + strings.Repeat("Abc", 21) + "x is not configured", // a 64-character name
+	} {
+		if got := Message(plain); got != plain {
+			t.Errorf("plain message changed: %q -> %q", plain, got)
+		}
+	}
+	if got := Message("blob " + strings.Repeat("QUJD", 40) + " here"); got != "blob QUJDQUJDQUJDQUJD... (160 characters of base64) here" {
+		t.Errorf("long base64 rendered as %q", got)
 	}
 }
