@@ -713,7 +713,8 @@ func TestChangesFollowTheEdit(t *testing.T) {
 
 // A candidate without uncommitted changes follows commits made straight to
 // running (gNMI Set), so a later NETCONF edit and commit of the candidate
-// does not undo them; a dirty candidate keeps its own content.
+// does not undo them; a dirty candidate shows them too, beside its own
+// edits.
 func TestCleanCandidateFollowsRunning(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t, Config{})
@@ -733,7 +734,7 @@ func TestCleanCandidateFollowsRunning(t *testing.T) {
 	if run.GetCertificateRevocationList("http://x/a.crl") == nil || run.GetCertificateRevocationList("http://x/b.crl") == nil {
 		t.Fatal("the candidate commit undid the direct commit")
 	}
-	// Dirty candidate: a direct commit does not touch it.
+	// Dirty candidate: it shows a later direct commit with its own edit.
 	if err := s.EditCandidate("nc1", addCRL(t, "http://x/c.crl", 4)); err != nil {
 		t.Fatal(err)
 	}
@@ -741,8 +742,11 @@ func TestCleanCandidateFollowsRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	cand := s.Candidate().GetAuthority()
-	if cand.GetCertificateRevocationList("http://x/c.crl") == nil || cand.GetCertificateRevocationList("http://x/d.crl") != nil {
-		t.Fatal("a direct commit changed a dirty candidate")
+	if cand.GetCertificateRevocationList("http://x/c.crl") == nil || cand.GetCertificateRevocationList("http://x/d.crl") == nil {
+		t.Fatal("a dirty candidate does not show its edit beside a later direct commit")
+	}
+	if !s.CandidateDirty() {
+		t.Fatal("the candidate's edit was lost")
 	}
 }
 

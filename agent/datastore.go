@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
@@ -134,12 +133,11 @@ type Store struct {
 	running   *gen.Device
 	candidate *gen.Device
 	dirtyBy   map[string]bool // owners that edited candidate since it last matched running
-	// candTouched are the nodes edited in candidate since it last matched
-	// running; candWhole says they do not describe the difference (the
-	// candidate was replaced, or running moved under it), so a commit of
-	// the candidate validates and diffs whole trees.
-	candTouched  map[string][]*gnmi.PathElem
-	candWhole    bool
+	// candRegions are the nodes edited in candidate since it last matched
+	// running (see candidate.go); candBase is the running tree the
+	// candidate was last built on.
+	candRegions  map[string]*candRegion
+	candBase     *gen.Device
 	locks        map[Datastore]string
 	history      []historyEntry
 	lastID       uint64
@@ -184,6 +182,7 @@ func New(cfg Config) *Store {
 		maxHist:   cfg.History,
 		running:   root,
 		candidate: root,
+		candBase:  root,
 		dirtyBy:   map[string]bool{},
 		locks:     map[Datastore]string{},
 		lastID:    cfg.InitialCommit.ID,
@@ -220,10 +219,20 @@ func (s *Store) Running() *gen.Device {
 	return s.running
 }
 
-// Candidate returns the candidate tree (read-only).
+// Candidate returns the candidate tree (read-only): running with the
+// candidate's uncommitted edits on top.
 func (s *Store) Candidate() *gen.Device {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
+	c, stale := s.candidate, s.candidate != s.running && s.candBase != s.running
+	s.mu.RUnlock()
+	if !stale {
+		return c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.rebaseCandidateLocked(); err != nil {
+		s.log.Error("the candidate could not be rebuilt on the new running; it shows running as it was when last edited", "err", err)
+	}
 	return s.candidate
 }
 
@@ -315,12 +324,22 @@ func (s *Store) ReleaseOwner(ctx context.Context, owner string) {
 	}
 }
 
+// checkWritable reports whether owner may write ds. A write to running
+// (a commit) is refused while another owner holds running or candidate
+// locked (SPEC: a NETCONF lock makes other sessions' writes, gNMI Set
+// included, fail), so a session that locked the candidate to prepare a
+// change does not commit over changes made behind its back.
 func (s *Store) checkWritable(ds Datastore, owner string) error {
 	if s.closed {
 		return ErrClosed
 	}
 	if h, ok := s.locks[ds]; ok && h != owner {
 		return &LockError{Datastore: ds, Holder: h}
+	}
+	if ds == Running {
+		if h, ok := s.locks[Candidate]; ok && h != owner {
+			return &LockError{Datastore: Candidate, Holder: h}
+		}
 	}
 	return nil
 }
@@ -330,10 +349,13 @@ func (s *Store) checkWritable(ds Datastore, owner string) error {
 func (s *Store) EditCandidate(owner string, edits ...Edit) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	s.mu.RLock()
+	s.mu.Lock()
 	err := s.checkWritable(Candidate, owner)
-	base := s.candidate
-	s.mu.RUnlock()
+	if err == nil {
+		err = s.rebaseCandidateLocked()
+	}
+	base, seen, seenID := s.candidate, s.running, s.lastID
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -344,19 +366,21 @@ func (s *Store) EditCandidate(owner string, edits ...Edit) error {
 	if !tx.Changed() {
 		return nil
 	}
-	s.mu.Lock()
-	if s.candTouched == nil {
-		s.candTouched = map[string][]*gnmi.PathElem{}
+	write, exist, err := editRegions(tx)
+	if err != nil {
+		return err
 	}
-	maps.Copy(s.candTouched, tx.touched)
-	s.candWhole = s.candWhole || tx.wholeTree
-	s.candidate = tx.Root()
+	s.mu.Lock()
+	s.addRegions(write, exist, seen, seenID)
+	s.candidate, s.candBase = tx.Root(), seen
 	s.dirtyBy[owner] = true
 	s.mu.Unlock()
 	return nil
 }
 
-// ReplaceCandidate sets the candidate to root (copy-config).
+// ReplaceCandidate sets the candidate to root (copy-config). The whole
+// tree is then the candidate's edit: a commit of it is refused when running
+// changed after the replace, since it would undo that change.
 func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
 	if root != s.Running() {
 		if err := screenTree(root); err != nil {
@@ -370,11 +394,14 @@ func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
 	if err := s.checkWritable(Candidate, owner); err != nil {
 		return err
 	}
-	s.candidate = root
-	if root != s.running {
-		s.dirtyBy[owner] = true
-		s.candWhole = true
+	if root == s.running {
+		s.resetCandidateLocked()
+		return nil
 	}
+	s.candRegions = nil
+	s.addRegions([][]*gnmi.PathElem{nil}, nil, s.running, s.lastID)
+	s.candidate, s.candBase = root, s.running
+	s.dirtyBy[owner] = true
 	return nil
 }
 
@@ -425,15 +452,30 @@ func (s *Store) Commit(ctx context.Context, tx *Tx, opts CommitOptions) (CommitI
 func (s *Store) CommitCandidate(ctx context.Context, opts CommitOptions) (CommitInfo, error) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	s.mu.RLock()
-	cand, run := s.candidate, s.running
-	tx := newTxFromTrees(run, cand)
-	if !s.candWhole && cand != run {
-		// Only the edited nodes differ: validate and diff just those.
-		tx.wholeTree = false
-		tx.touched = cloneTouched(s.candTouched)
+	s.mu.Lock()
+	// The candidate's own edits are applied on the running found now; a
+	// node running changed since the candidate edited it is a conflict.
+	err := s.checkWritable(Running, opts.Owner)
+	if err == nil {
+		err = s.checkWritable(Candidate, opts.Owner)
 	}
-	s.mu.RUnlock()
+	if err == nil {
+		err = s.rebaseCandidateLocked()
+	}
+	if err == nil {
+		err = s.conflictLocked()
+	}
+	var tx *Tx
+	if err == nil {
+		tx = newTxFromTrees(s.running, s.candidate)
+		if s.candidate != s.running {
+			tx, err = s.candidateTxLocked()
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return CommitInfo{}, err
+	}
 	return s.commitLocked(ctx, tx, opts, true)
 }
 
@@ -473,8 +515,9 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 	if pending != nil && !fromCandidate && pending.Owner != opts.Owner {
 		return CommitInfo{}, fmt.Errorf("%w (commit %d by %s, rolls back at %s)", ErrPendingCommit, pending.ID, pending.Owner, pending.Deadline.Format(time.RFC3339))
 	}
-	if tx.base != old && !tx.wholeTree {
-		// Running moved since tx began: rebase by diffing whole trees.
+	if tx.base != old && (len(tx.edits) > 0 || !tx.wholeTree) {
+		// Running moved since tx began: apply its edits to running as it
+		// is now, so a concurrent commit is not undone.
 		rebased, err := rebase(old, tx)
 		if err != nil {
 			return CommitInfo{}, err
@@ -506,9 +549,16 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 	return info, nil
 }
 
-// rebase re-applies tx's touched scopes on top of a newer running tree.
+// rebase re-applies tx's edits on top of a newer running tree (its
+// touched scopes, for a transaction not built from edits).
 func rebase(onto *gen.Device, tx *Tx) (*Tx, error) {
 	n := newTx(onto)
+	if len(tx.edits) > 0 {
+		if err := n.Apply(tx.edits...); err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
 	var edits []Edit
 	for _, elems := range tx.scopes() {
 		raw, ok, err := subtreeJSON(tx.root, elems)
@@ -576,11 +626,9 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	s.mu.Lock()
 	if s.candidate == s.running {
 		// A candidate without uncommitted changes is a view of running:
-		// it follows commits made straight to running (gNMI Set).
+		// it follows commits made straight to running (gNMI Set). A dirty
+		// one is rebuilt on the new running when next read.
 		s.candidate = tx.Root()
-	} else {
-		// Running moves under the candidate's edits.
-		s.candWhole = true
 	}
 	s.running = tx.Root()
 	s.lastID = id
@@ -812,6 +860,6 @@ func (s *Store) State() (*gen.Device, error) {
 func (s *Store) resetCandidateLocked() {
 	s.candidate = s.running
 	s.dirtyBy = map[string]bool{}
-	s.candTouched = nil
-	s.candWhole = false
+	s.candRegions = nil
+	s.candBase = s.running
 }

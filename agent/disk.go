@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/persist"
@@ -39,8 +42,18 @@ type journalOp struct {
 // DiskPersister saves running in a persist.Dir: one journal record per
 // commit, and a fresh snapshot when the journal grows past its limits or a
 // commit replaced the whole tree.
+//
+// Before a record is written it is replayed, as the next start will, onto
+// the running it extends, and the subtrees it changed must come out as the
+// commit made them: a commit whose record would not load back is refused
+// (ErrPersist) instead of acknowledged, so the agent never saves a
+// configuration it cannot start with. The check costs what the record
+// costs: the changed subtrees are parsed once more and compared.
 type DiskPersister struct {
 	dir *persist.Dir
+	// last is running as saved so far (nil: empty), which the next
+	// record's replay starts from.
+	last *gen.Device
 }
 
 // NewDiskPersister returns a persister over an open, loaded directory.
@@ -71,18 +84,172 @@ func (p *DiskPersister) Save(_ context.Context, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	return p.dir.Append(b)
+	if err := p.checkReplay(rec, b); err != nil {
+		return err
+	}
+	if err := p.dir.Append(b); err != nil {
+		return err
+	}
+	p.last = rec.Root
+	return nil
 }
 
-// snapshotDoc wraps the RFC 7951 tree with the id of the commit it holds.
+// checkReplay checks, before the record b is written, what its replay at
+// the next start depends on: every list entry in the changed subtrees
+// carries its key, equal to the key it is filed under (the record names
+// entries by key, and the values carry the key leaf), and the record,
+// replayed as Load does onto the running it extends, gives back the same
+// subtrees (compared as the JSON written: a cost of the order of the
+// record's, where a tree diff would cost many times more).
+func (p *DiskPersister) checkReplay(rec *Record, b []byte) error {
+	fail := func(err error) error {
+		return fmt.Errorf("the journal record of commit %d would not load back at the next start: %w", rec.Info.ID, err)
+	}
+	for _, elems := range rec.Scopes {
+		if err := checkListKeys(rec.Root, elems); err != nil {
+			return fail(err)
+		}
+	}
+	var jr journalRecord
+	if err := json.Unmarshal(b, &jr); err != nil {
+		return fail(err)
+	}
+	base := p.last
+	if base == nil {
+		base = &gen.Device{}
+	}
+	got, err := replayOps(base, jr.Ops)
+	if err != nil {
+		return fail(err)
+	}
+	for _, op := range jr.Ops {
+		elems := fromJournalPath(op.Path).GetElem()
+		raw, ok, err := subtreeJSON(got, elems)
+		if err != nil {
+			return fail(err)
+		}
+		if ok != (op.Value != nil) || (ok && !sameJSON(raw, op.Value)) {
+			return fail(fmt.Errorf("%s loads back differently from what was committed", prefixString(elems)))
+		}
+	}
+	return nil
+}
+
+// sameJSON compares two JSON texts as written, but for white space.
+func sameJSON(a, b []byte) bool {
+	var ca, cb bytes.Buffer
+	return json.Compact(&ca, a) == nil && json.Compact(&cb, b) == nil && bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// checkListKeys reports a list entry at or under elems in root whose key
+// leaf is missing or differs from the key it is filed under.
+func checkListKeys(root *gen.Device, elems []*gnmi.PathElem) error {
+	for i := range elems {
+		if len(elems[i].Key) == 0 {
+			continue
+		}
+		v, err := lookup(root, elems[:i+1])
+		if err != nil || !v.IsValid() {
+			return err
+		}
+		if err := entryKeyMatches(v, entryAt(elems[:i+1]), elems[i].Key, elems[:i+1]); err != nil {
+			return err
+		}
+	}
+	v, err := lookup(root, elems)
+	if err != nil || !v.IsValid() {
+		return err
+	}
+	e := RootEntry()
+	if len(elems) > 0 {
+		e = entryAt(elems)
+	}
+	return walkListKeys(v, e, elems)
+}
+
+func entryKeyMatches(v reflect.Value, e *yang.Entry, key map[string]string, at []*gnmi.PathElem) error {
+	for _, k := range strings.Fields(e.Key) {
+		fi, ok := fieldIndex(v.Type().Elem(), k)
+		if !ok {
+			continue
+		}
+		f := v.Elem().Field(fi)
+		if f.Kind() != reflect.Pointer || f.IsNil() {
+			return fmt.Errorf("list entry %s has no key leaf %s", prefixString(at), k)
+		}
+		if fmt.Sprint(f.Elem().Interface()) != key[k] {
+			return fmt.Errorf("list entry %s has key leaf %s set to another value", prefixString(at), k)
+		}
+	}
+	return nil
+}
+
+// walkListKeys checks the list entries in the struct v of schema e.
+func walkListKeys(v reflect.Value, e *yang.Entry, at []*gnmi.PathElem) error {
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct || e == nil {
+		return nil
+	}
+	s := v.Elem()
+	for name, child := range e.Dir {
+		if child.IsLeaf() || child.IsLeafList() {
+			continue
+		}
+		fi, ok := fieldIndex(s.Type(), name)
+		if !ok {
+			continue
+		}
+		f := s.Field(fi)
+		if !child.IsList() {
+			if err := walkListKeys(f, child, append(at[:len(at):len(at)], &gnmi.PathElem{Name: name})); err != nil {
+				return err
+			}
+			continue
+		}
+		for it := f.MapRange(); it.Next(); {
+			here := append(at[:len(at):len(at)], &gnmi.PathElem{Name: name, Key: map[string]string{child.Key: fmt.Sprint(it.Key().Interface())}})
+			if err := entryKeyMatches(it.Value(), child, here[len(here)-1].Key, here); err != nil {
+				return err
+			}
+			if err := walkListKeys(it.Value(), child, here); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// replayOps applies a journal record's ops to root: the new content of
+// each subtree, or its removal.
+func replayOps(root *gen.Device, ops []journalOp) (*gen.Device, error) {
+	tx := newTx(root)
+	for _, op := range ops {
+		p := fromJournalPath(op.Path)
+		e := Edit{Op: OpRemove, Path: p}
+		if op.Value != nil {
+			e = Edit{Op: OpReplace, Path: p, Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: op.Value}}}
+		}
+		if err := tx.Apply(e); err != nil {
+			return nil, err
+		}
+	}
+	return tx.Root(), nil
+}
+
+// snapshot writes the whole tree, after checking its list keys (the check
+// a journal record gets; the tree is not parsed back, which would cost
+// twice the snapshot).
 func (p *DiskPersister) snapshot(rec *Record) error {
 	b, err := EmitJSON(rec.Root)
 	if err != nil {
 		return fmt.Errorf("render running as JSON: %w", err)
 	}
+	if err := checkListKeys(rec.Root, nil); err != nil {
+		return fmt.Errorf("the snapshot of commit %d would not load back at the next start: %w", rec.Info.ID, err)
+	}
 	if err := p.dir.Compact(b); err != nil {
 		return err
 	}
+	p.last = rec.Root
 	meta, _ := json.Marshal(journalRecord{CommitInfo: rec.Info})
 	return p.dir.Append(meta)
 }
@@ -111,18 +278,11 @@ func Load(dir *persist.Dir) (*gen.Device, []CommitInfo, []*gen.Device, error) {
 		if err := json.Unmarshal(raw, &jr); err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: record %d is not valid JSON (%w): %w", jpath, i+1, persist.ErrCorrupt, err)
 		}
-		tx := newTx(root)
-		for _, op := range jr.Ops {
-			p := fromJournalPath(op.Path)
-			e := Edit{Op: OpRemove, Path: p}
-			if op.Value != nil {
-				e = Edit{Op: OpReplace, Path: p, Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: op.Value}}}
-			}
-			if err := tx.Apply(e); err != nil {
-				return nil, nil, nil, fmt.Errorf("%s: record %d (commit %d) does not apply (%w): %w", jpath, i+1, jr.ID, persist.ErrCorrupt, err)
-			}
+		next, err := replayOps(root, jr.Ops)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: record %d (commit %d) does not apply (%w): %w", jpath, i+1, jr.ID, persist.ErrCorrupt, err)
 		}
-		root = tx.Root()
+		root = next
 		infos = append(infos, jr.CommitInfo)
 		roots = append(roots, root)
 	}
@@ -148,7 +308,9 @@ func OpenStore(path string, cfg Config) (*Store, *persist.Dir, error) {
 		dir.Close()
 		return nil, nil, err
 	}
-	cfg.Persister = NewDiskPersister(dir)
+	dp := NewDiskPersister(dir)
+	dp.last = root
+	cfg.Persister = dp
 	cfg.Initial = root
 	if len(infos) > 0 {
 		cfg.InitialCommit = infos[len(infos)-1]

@@ -42,7 +42,28 @@ var (
 	ErrNoSuchCommit = errors.New("no such commit in history")
 	// ErrClosed: the store is shut down.
 	ErrClosed = errors.New("datastore is shut down")
+	// ErrKeyLeaf: an edit would change or delete the key leaf of a list
+	// entry on its own. It comes as a *KeyLeafError, which is ErrInvalid too.
+	ErrKeyLeaf = errors.New("key leaf cannot be changed")
+	// ErrConflict: a candidate commit would undo a change made to running
+	// after the candidate was edited at the same node. It comes as a
+	// *ConflictError.
+	ErrConflict = errors.New("running changed under the candidate's edits")
 )
+
+// KeyLeafError refuses an edit of a key leaf on its own: a list entry is
+// renamed by deleting it and creating the new one. It matches ErrInvalid
+// and ErrKeyLeaf.
+type KeyLeafError struct {
+	Key   string // the key leaf, e.g. name
+	Entry string // the entry's path, e.g. /authority/router[name=a]
+}
+
+func (e *KeyLeafError) Error() string {
+	return fmt.Sprintf("key leaf %s of %s cannot be changed or deleted on its own: delete the entry and create it instead", e.Key, e.Entry)
+}
+
+func (e *KeyLeafError) Unwrap() []error { return []error{ErrInvalid, ErrKeyLeaf} }
 
 // PathError says which path an operation failed on and why. It unwraps to
 // one of the Err kinds above (and to the underlying cause). It is

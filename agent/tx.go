@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -62,6 +63,9 @@ type Tx struct {
 	touched map[string][]*gnmi.PathElem
 	// wholeTree is set when the root itself was replaced.
 	wholeTree bool
+	// edits are the edits applied, in order, so a commit can replay them on
+	// a running tree that moved since the transaction began.
+	edits []Edit
 }
 
 func newTx(base *gen.Device) *Tx {
@@ -96,6 +100,7 @@ func (t *Tx) Apply(edits ...Edit) error {
 			return err
 		}
 	}
+	t.edits = append(t.edits, edits...)
 	return nil
 }
 
@@ -120,6 +125,11 @@ func (t *Tx) apply(e Edit) error {
 	}
 	if at, ro := readOnlyAt(elems); ro {
 		return fail(fmt.Errorf("%w: %s is state (config false) and cannot be written", ErrReadOnly, at))
+	}
+	if key, entry, ok := keyLeafOf(elems); ok && (e.Op == OpDelete || e.Op == OpRemove) {
+		// An entry without its key is not a list entry: served as such and
+		// saved, it would not load back.
+		return fail(&KeyLeafError{Key: key, Entry: entry})
 	}
 	needValue := e.Op == OpMerge || e.Op == OpReplace || e.Op == OpCreate
 	if needValue && e.Value == nil {
@@ -178,6 +188,20 @@ func (t *Tx) apply(e Edit) error {
 		return fail(err)
 	}
 	return nil
+}
+
+// keyLeafOf reports whether elems ends at a key leaf of a list entry, with
+// the key's name and the entry's path.
+func keyLeafOf(elems []*gnmi.PathElem) (key, entry string, ok bool) {
+	if len(elems) < 2 {
+		return "", "", false
+	}
+	last := elems[len(elems)-1]
+	list := entryAt(elems[:len(elems)-1])
+	if list == nil || !list.IsList() || !slices.Contains(strings.Fields(list.Key), last.Name) {
+		return "", "", false
+	}
+	return last.Name, prefixString(elems[:len(elems)-1]), true
 }
 
 func (t *Tx) applyRoot(e Edit, fail func(error) error) error {
@@ -242,6 +266,15 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 		if err := ytypes.SetNode(parentEntry, loc.parent.Interface(), &gnmi.Path{Elem: []*gnmi.PathElem{{Name: last.Name}}}, v); err != nil {
 			return modelError(loc.elems, err)
 		}
+		if key, entry, ok := keyLeafOf(loc.elems); ok {
+			// Writing the key the path names is a no-op (a whole entry
+			// set with its name); any other value would leave the entry
+			// under a map key its key leaf contradicts.
+			want := loc.elems[len(loc.elems)-2].Key[key]
+			if f.Kind() != reflect.Pointer || f.IsNil() || fmt.Sprint(f.Elem().Interface()) != want {
+				return &KeyLeafError{Key: key, Entry: entry}
+			}
+		}
 		return nil
 	}
 	data, err := jsonBytes(e.Value)
@@ -270,12 +303,15 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 	if loc.isList() {
 		if fi, ok := fieldIndex(target.Type().Elem(), loc.entry.Key); ok {
 			kf := target.Elem().Field(fi)
-			if kf.IsNil() || kf.Elem().String() != loc.key.String() {
-				got := "<none>"
-				if !kf.IsNil() {
-					got = kf.Elem().String()
+			if kf.IsNil() {
+				return fmt.Errorf("%w: the value has no key %s; it must be the %s of the path", ErrInvalid, loc.entry.Key, loc.entry.Key)
+			}
+			if kf.Elem().String() != loc.key.String() {
+				if exists {
+					// A value naming another key would rename the entry.
+					return &KeyLeafError{Key: loc.entry.Key, Entry: prefixString(loc.elems)}
 				}
-				return fmt.Errorf("%w: key %s %q in the value does not match %q in the path", ErrInvalid, loc.entry.Key, got, loc.key.String())
+				return fmt.Errorf("%w: key %s in the value does not match the key in the path; an entry is named by its path", ErrInvalid, loc.entry.Key)
 			}
 		}
 		f.SetMapIndex(loc.key, target)

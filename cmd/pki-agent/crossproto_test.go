@@ -28,29 +28,11 @@ import (
 func TestNemithNETCONFAndGNMIShareOneDatastore(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	p := runAgentBinary(t, state)
-	ncAddr := logAttr(p.logged(t, "serving NETCONF"), "addr")
-	gnmiAddr := logAttr(p.logged(t, "gNMI listening"), "addr")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-
-	tr, err := ncssh.Dial(ctx, "tcp", ncAddr, &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password(adminPassword)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := netconf.Open(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close(context.Background())
-
-	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	g := gpb.NewGNMIClient(dialTLS(t, gnmiAddr, roots, make(chan *x509.Certificate, 16)))
+	nc := dialNemith(t, ctx, p)
+	g := gnmiClient(t, p, state)
+	var err error
 	setPeerValidation := func(router string) error {
 		_, err := g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{
 			Path: &gpb.Path{Elem: []*gpb.PathElem{{Name: "authority"}, {Name: "router", Key: map[string]string{"name": router}}, {Name: "peer-validation"}}},
@@ -103,4 +85,34 @@ func TestNemithNETCONFAndGNMIShareOneDatastore(t *testing.T) {
 	if !errors.As(err, &rpcErr) || rpcErr.Tag != netconf.ErrUnknownElement || !strings.Contains(rpcErr.Path, "router") {
 		t.Fatalf("unknown element: %#v", err)
 	}
+}
+
+// dialNemith opens a NETCONF session (github.com/nemith/netconf, base:1.1)
+// to the agent as admin; it is closed at the end of the test.
+func dialNemith(t *testing.T, ctx context.Context, p *agentProcess) *netconf.Session {
+	t.Helper()
+	tr, err := ncssh.Dial(ctx, "tcp", logAttr(p.logged(t, "serving NETCONF"), "addr"), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password(adminPassword)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := netconf.Open(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close(context.Background()) })
+	return nc
+}
+
+// gnmiClient connects to the agent's gNMI server as admin, trusting the CA
+// in the state directory.
+func gnmiClient(t *testing.T, p *agentProcess, state string) gpb.GNMIClient {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	return gpb.NewGNMIClient(dialTLS(t, logAttr(p.logged(t, "gNMI listening"), "addr"), roots, make(chan *x509.Certificate, 16)))
 }

@@ -71,6 +71,9 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 			if ce.IsLeaf() && !chExplicit {
 				continue // key or ignored leaf (default-operation none)
 			}
+			if chExplicit && chOp != "merge" && isKeyOf(e, ch.name.Local) {
+				return keyOperation(chOp, appendElem(path, elem))
+			}
 			if err := c.walk(ch, ce, appendElem(path, elem), chOp, chExplicit); err != nil {
 				return err
 			}
@@ -104,6 +107,23 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 		}
 	}
 	return nil
+}
+
+// isKeyOf reports whether name is a key leaf of list e.
+func isKeyOf(e *yang.Entry, name string) bool {
+	return e.IsList() && strings.Contains(" "+e.Key+" ", " "+name+" ")
+}
+
+// keyOperation refuses an operation other than merge on a key element
+// (path ends at the key leaf): an entry is renamed or removed as a whole,
+// with the operation on the entry. A merge of the key is the entry's own
+// name, which changes nothing.
+func keyOperation(op string, path []*gnmi.PathElem) error {
+	key := path[len(path)-1].Name
+	ke := &agent.KeyLeafError{Key: key, Entry: agent.PathString(&gnmi.Path{Elem: path[:len(path)-1]})}
+	return ncxml.OperationNotSupported(ncxml.Application,
+		fmt.Sprintf("operation %q on key <%s>: %v (put the operation on the <%s> element)", op, key, ke, path[len(path)-2].Name)).
+		WithPath(xpathOf(path), pathNS)
 }
 
 // pending is a descendant with its own operation, edited after its
@@ -214,7 +234,10 @@ func toJSON(n *node, e *yang.Entry, path []*gnmi.PathElem, deferred *[]pending) 
 		if err != nil {
 			return nil, err
 		}
-		isKey := e.IsList() && strings.Contains(" "+e.Key+" ", " "+ch.name.Local+" ")
+		isKey := isKeyOf(e, ch.name.Local)
+		if explicit && isKey && op != "merge" {
+			return nil, keyOperation(op, cpath)
+		}
 		if explicit && !isKey {
 			if deferred == nil {
 				return nil, ncxml.UnknownAttribute(ncxml.Application, "operation", ch.name.Local, "operation attributes are not allowed here")

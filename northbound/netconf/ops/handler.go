@@ -292,6 +292,16 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 		e.Info.SessionID = &id
 		return e
 	}
+	var ce *agent.ConflictError
+	if errors.As(err, &ce) {
+		// As for a dirty candidate: the resource (running's newer change)
+		// stands in the way of the commit.
+		e := ncxml.ResourceDenied(ncxml.Application, what+": "+err.Error())
+		if len(ce.Elems) > 0 {
+			e.WithPath(xpathOf(ce.Elems), pathNS)
+		}
+		return e
+	}
 	msg := what + ": " + err.Error()
 	var path string
 	var elems = parsePathOf(err)
@@ -317,6 +327,8 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 		return withPath(ncxml.UnknownElement(ncxml.Application, bad, msg))
 	case errors.Is(err, agent.ErrAccessDenied):
 		return ncxml.AccessDenied(ncxml.Application, msg)
+	case errors.Is(err, agent.ErrKeyLeaf):
+		return withPath(ncxml.OperationNotSupported(ncxml.Application, msg))
 	case errors.Is(err, agent.ErrReadOnly), errors.Is(err, agent.ErrInvalid):
 		return withPath(ncxml.InvalidValue(ncxml.Application, msg))
 	case errors.Is(err, agent.ErrPendingCommit):
