@@ -26,19 +26,6 @@ import (
 // and no error, and importcheck and peer indexed the empty chain.
 const markerInsideLine = "0-----END 0"
 
-// gnmiClient dials the binary's gNMI port as admin, trusting the
-// bootstrapped CA of state.
-func gnmiClient(t *testing.T, p *agentProcess, state string) gpb.GNMIClient {
-	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	return gpb.NewGNMIClient(dialTLS(t, logAttr(p.logged(t, "gNMI listening"), "addr"), roots, make(chan *x509.Certificate, 64)))
-}
-
 // TestMarkerInsideLineRefusedAndAgentLives is finding 4 over the binary:
 // the 11 bytes as a certz Rotate certificate chain (which ended the agent
 // with exit code 2) and as the certificate of the NETCONF rpcs
