@@ -365,6 +365,11 @@ func (s *Store) EditCandidate(owner string, edits ...Edit) error {
 // tree is then the candidate's edit: a commit of it is refused when running
 // changed after the replace, since it would undo that change.
 func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
+	if root != s.Running() {
+		if err := screenTree(root); err != nil {
+			return err
+		}
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()

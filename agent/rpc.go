@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/openconfig/gnmi/proto/gnmi"
+
 	"github.com/pkiagent/pkiagent/pki/api"
 )
 
@@ -64,6 +66,14 @@ func InvokeRPC(ctx context.Context, p PKI, c Caller, name string, input []byte) 
 	}
 	if len(strings.TrimSpace(string(input))) == 0 {
 		input = []byte("{}")
+	}
+	// The one screening for key material, before any rpc sees the input.
+	if at, found := keyMaterialInJSON([]*gnmi.PathElem{{Name: name}}, input); found {
+		leaf := strings.TrimPrefix(strings.TrimPrefix(at, "/"+name), "/")
+		if leaf == "" {
+			leaf = "(the whole input)"
+		}
+		return nil, withKind(ErrInvalid, fmt.Errorf("%w: rpc %s: input %s holds a private key; refused, nothing was stored (keys are generated on the device and never imported)", ErrKeyMaterial, name, leaf))
 	}
 	decode := func(v any) error {
 		d := json.NewDecoder(strings.NewReader(string(input)))

@@ -82,7 +82,12 @@ func (t *Tx) Changed() bool { return t.wholeTree || len(t.touched) > 0 }
 
 // Apply applies edits in order. When one fails, the transaction is left as
 // it was before the call, and the error is a *PathError naming the path.
+// A value holding private key material is refused before any edit is
+// applied (ErrKeyMaterial).
 func (t *Tx) Apply(edits ...Edit) error {
+	if err := screenEdits(edits); err != nil {
+		return err
+	}
 	saveRoot, saveTouched, saveWhole := t.root, cloneTouched(t.touched), t.wholeTree
 	// Copy-on-write again from the saved root so a failed batch leaves
 	// saveRoot untouched.
@@ -129,6 +134,15 @@ func (t *Tx) apply(e Edit) error {
 	needValue := e.Op == OpMerge || e.Op == OpReplace || e.Op == OpCreate
 	if needValue && e.Value == nil {
 		return fail(fmt.Errorf("%w: %s needs a value", ErrInvalid, e.Op))
+	}
+	if needValue {
+		entry := RootEntry()
+		if len(elems) > 0 {
+			entry = entryAt(elems)
+		}
+		if err := checkEdit(elems, entry, e.Value); err != nil {
+			return fail(err)
+		}
 	}
 	if len(elems) == 0 {
 		return t.applyRoot(e, fail)
@@ -208,7 +222,7 @@ func (t *Tx) applyRoot(e Edit, fail func(error) error) error {
 			n = c.(*gen.Device)
 		}
 		if err := gen.Unmarshal(data, n); err != nil {
-			return fail(fmt.Errorf("%w: %v", ErrInvalid, err))
+			return fail(modelError(nil, err))
 		}
 		t.root = n
 	}
@@ -250,7 +264,7 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 		parentEntry := entryFor(loc.parent.Type().Elem())
 		last := loc.elems[len(loc.elems)-1]
 		if err := ytypes.SetNode(parentEntry, loc.parent.Interface(), &gnmi.Path{Elem: []*gnmi.PathElem{{Name: last.Name}}}, v); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalid, err)
+			return modelError(loc.elems, err)
 		}
 		if key, entry, ok := keyLeafOf(loc.elems); ok {
 			// Writing the key the path names is a no-op (a whole entry
@@ -283,7 +297,7 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 	}
 	t.cow.own(target)
 	if err := gen.Unmarshal(data, target.Interface().(ygot.GoStruct)); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return modelError(loc.elems, err)
 	}
 	f := loc.parent.Elem().Field(loc.field)
 	if loc.isList() {
@@ -346,7 +360,7 @@ func checkJSONNumbers(data []byte) error {
 func (t *Tx) Validate() error {
 	if t.wholeTree {
 		if err := t.root.ΛValidate(); err != nil {
-			return &PathError{Op: "validate", Path: "/", Err: withKind(ErrInvalid, err)}
+			return validateError(nil, t.root, RootEntry(), err)
 		}
 		return checkMandatory(reflect.ValueOf(t.root), RootEntry(), "")
 	}
@@ -359,17 +373,18 @@ func (t *Tx) Validate() error {
 			continue
 		}
 		at := prefixString(elems)
-		if gs, ok := v.Interface().(interface {
-			ΛValidate(...ygot.ValidationOption) error
-		}); ok {
-			if err := gs.ΛValidate(); err != nil {
-				return &PathError{Op: "validate", Path: at, Err: withKind(ErrInvalid, err)}
-			}
-		}
 		loc, _, _ := resolve(reflect.ValueOf(t.root), elems, nil, false)
 		var entry = RootEntry()
 		if loc != nil {
 			entry = loc.entry
+		}
+		if gs, ok := v.Interface().(interface {
+			ygot.GoStruct
+			ΛValidate(...ygot.ValidationOption) error
+		}); ok {
+			if err := gs.ΛValidate(); err != nil {
+				return validateError(elems, gs, entry, err)
+			}
 		}
 		if err := checkMandatory(v, entry, strings.TrimSuffix(at, "/")); err != nil {
 			return err

@@ -3,6 +3,7 @@ package yang
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,5 +203,15 @@ func TestPinnedModulesAreDebians(t *testing.T) {
 	nc, err := Source("ietf-netconf", "2013-09-29")
 	if err != nil || !strings.Contains(nc, "revision 2013-09-29 {") || !strings.Contains(nc, "import ietf-netconf-acm { prefix nacm; }") {
 		t.Errorf("ietf-netconf is not libnetconf2's 2013-09-29 text: %v", err)
+	}
+}
+
+// TestSourceNotServedInOperatorWords: an unserved module is named as such,
+// with the modules that are served, and no file-system words.
+func TestSourceNotServedInOperatorWords(t *testing.T) {
+	_, err := Source("no-such-module", "")
+	if err == nil || !strings.Contains(err.Error(), "module no-such-module is not served (the modules served are pki-authority") ||
+		strings.Contains(err.Error(), "file does not exist") || !errors.Is(err, ErrNotServed) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -79,6 +79,13 @@ func refusePrivateKey(where string, c *certz.Certificate) error {
 		"%s: a private key was uploaded and refused (import check 1): keys are generated on the box and never imported; send a GenerateCSRRequest in this Rotate and upload the certificate signed for its CSR. The key was discarded, not stored", where)
 }
 
+// keyRefused is the answer to an upload that holds private key material
+// (agent.CheckNoKeyMaterial, the agent's one screening): the key is
+// neither stored nor repeated.
+func keyRefused(where string) error {
+	return status.Errorf(codes.InvalidArgument, "%s: private key material is not accepted (import check 1): keys are generated on the box and never imported; only certificates and CRLs belong in an upload. The key was discarded, not stored", where)
+}
+
 // certPEM returns one Certificate of an upload as a PEM block, checking
 // its type, encoding and sources.
 func certPEM(where string, c *certz.Certificate) ([]byte, error) {
@@ -103,6 +110,9 @@ func certPEM(where string, c *certz.Certificate) ([]byte, error) {
 	}
 	if len(raw) == 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "%s: raw_certificate is empty", where)
+	}
+	if err := agent.CheckNoKeyMaterial(where, raw); err != nil {
+		return nil, keyRefused(where)
 	}
 	switch c.GetEncoding() {
 	case certz.CertificateEncoding_CERTIFICATE_ENCODING_DER:
@@ -141,6 +151,9 @@ func chainPEM(where string, ch *certz.CertificateChain) ([]byte, error) {
 // must be a CERTIFICATE that parses. A private key is refused without
 // being repeated.
 func trustPEM(where string, data []byte) (string, error) {
+	if err := agent.CheckNoKeyMaterial(where, data); err != nil {
+		return "", keyRefused(where)
+	}
 	var out strings.Builder
 	n := 0
 	rest := data
@@ -151,9 +164,6 @@ func trustPEM(where string, data []byte) (string, error) {
 			break
 		}
 		switch {
-		case strings.Contains(b.Type, "PRIVATE KEY"):
-			clear(b.Bytes)
-			return "", status.Errorf(codes.InvalidArgument, "%s: a private key was uploaded in the trust bundle and refused; a trust bundle holds CA certificates only. The key was discarded, not stored", where)
 		case b.Type == "PKCS7":
 			return "", status.Errorf(codes.Unimplemented, "%s: PKCS#7 trust bundles are not supported; send the CA certificates as PEM (trust_bundle_pkcs7 with PEM CERTIFICATE blocks, or trust_bundle as a chain)", where)
 		case b.Type != "CERTIFICATE":
@@ -200,13 +210,13 @@ func crlDERs(where string, b *certz.CertificateRevocationListBundle) ([][]byte, 
 			out = append(out, raw)
 			continue
 		}
+		if err := agent.CheckNoKeyMaterial(w, raw); err != nil {
+			return nil, keyRefused(w)
+		}
 		blk, rest := pem.Decode(raw)
 		switch {
 		case blk == nil:
 			return nil, status.Errorf(codes.InvalidArgument, "%s: no PEM block", w)
-		case strings.Contains(blk.Type, "PRIVATE KEY"):
-			clear(blk.Bytes)
-			return nil, status.Errorf(codes.InvalidArgument, "%s: a private key was uploaded and refused; the key was discarded, not stored", w)
 		case blk.Type != "X509 CRL":
 			return nil, status.Errorf(codes.InvalidArgument, "%s: PEM block %q is not an X509 CRL", w, blk.Type)
 		case strings.TrimSpace(string(rest)) != "":

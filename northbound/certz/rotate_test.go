@@ -319,7 +319,7 @@ func TestRotateRefusals(t *testing.T) {
 			_, err := st.Recv()
 			return err
 		}},
-		{desc: "private key in the trust bundle", code: codes.InvalidArgument, want: "trust bundle and refused", send: func(t *testing.T, ctx context.Context) error {
+		{desc: "private key in the trust bundle", code: codes.InvalidArgument, want: "private key material is not accepted", send: func(t *testing.T, ctx context.Context) error {
 			st, _ := c.certz().Rotate(ctx)
 			st.Send(uploadReq(gnxi, &certz.Entity{Entity: &certz.Entity_TrustBundlePkcs7{TrustBundlePkcs7: &certz.TrustBundle{Pkcs7Block: string(e.ca.PEM()) + keyPEM}}}))
 			_, err := st.Recv()

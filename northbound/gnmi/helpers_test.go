@@ -93,6 +93,8 @@ type env struct {
 type envOpts struct {
 	clock  clock.Clock
 	limits Limits
+	// register adds services to the gRPC server, as gNSI certz is added.
+	register []func(*grpc.Server)
 }
 
 func newEnv(t *testing.T, o envOpts) *env { return newEnvB(t, o) }
@@ -137,7 +139,7 @@ func newEnvB(t testing.TB, o envOpts) *env {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis, tlsboot.ServerConfig(tlsboot.NewHolder(cert), nil)) }()
+	go func() { done <- srv.Serve(ctx, lis, tlsboot.ServerConfig(tlsboot.NewHolder(cert), nil), o.register...) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

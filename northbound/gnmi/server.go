@@ -196,7 +196,8 @@ func New(cfg Config) (*Server, error) {
 }
 
 // ServerOptions are the grpc.Server options the service needs: message
-// size limits, keepalive and the authentication interceptors. Other
+// size limits, keepalive, panic recovery and the authentication
+// interceptors. Other
 // services on the same grpc.Server (gNSI certz) get the same
 // authentication and find the caller with CallerFrom.
 func (s *Server) ServerOptions() []grpc.ServerOption {
@@ -204,8 +205,10 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(s.limits.MaxMsgSize),
 		grpc.MaxSendMsgSize(s.limits.MaxMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.UnaryInterceptor(s.unaryAuth),
-		grpc.StreamInterceptor(s.streamAuth),
+		// Recovery first, so a panic anywhere below (authentication
+		// included) becomes codes.Internal instead of ending the agent.
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.streamAuth),
 	}
 }
 
@@ -308,7 +311,8 @@ func statusFor(err error) error {
 	case errors.Is(err, errPath), errors.Is(err, errValue):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, agent.ErrPersistID):
-		return status.Error(codes.InvalidArgument, err.Error())
+		// gNMI's commit extension has ids, not NETCONF persist-ids.
+		return status.Error(codes.InvalidArgument, "the commit id does not match the pending confirmed commit's; give the id it was started with")
 	case errors.Is(err, agent.ErrPendingCommit), errors.Is(err, agent.ErrNoPendingCommit), errors.Is(err, agent.ErrLocked):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist):

@@ -338,7 +338,7 @@ func TestCommitConfirmed(t *testing.T) {
 	if err := set("b", commitExt("c2", time.Minute)); code(err) != "FailedPrecondition" {
 		t.Errorf("second commit while one is pending: %v", err)
 	}
-	if err := set("", commitExt("wrong", "confirm")); code(err) != "InvalidArgument" {
+	if err := set("", commitExt("wrong", "confirm")); code(err) != "InvalidArgument" || strings.Contains(err.Error(), "persist") || !strings.Contains(err.Error(), "commit wrong: this is not the id of the pending confirmed commit") {
 		t.Errorf("confirm with wrong id: %v", err)
 	}
 	if err := set("", commitExt("c1", [1]time.Duration{0})); code(err) != "InvalidArgument" {

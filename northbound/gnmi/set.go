@@ -185,6 +185,9 @@ func (s *Server) commitStatus(id string, err error) error {
 		}
 		return status.Errorf(codes.FailedPrecondition, "commit %s: another confirmed commit is pending; confirm or cancel it first", id)
 	}
+	if errors.Is(err, agent.ErrPersistID) {
+		return status.Errorf(codes.InvalidArgument, "commit %s: this is not the id of the pending confirmed commit; give the id it was started with", id)
+	}
 	return statusFor(fmt.Errorf("commit %s: %w", id, err))
 }
 

@@ -117,6 +117,9 @@ func Check(in Input) (*Result, error) {
 	if err != nil {
 		return nil, &Error{Category: CategoryParse, Reason: ReasonMalformed, Cause: err}
 	}
+	if len(certs) == 0 { // pemx never returns this; a panic here would end the agent
+		return nil, &Error{Category: CategoryParse, Reason: ReasonMalformed, Detail: "the input holds no certificate"}
+	}
 	leaf, extra := certs[0], certs[1:]
 	// Check 2: the certificate itself.
 	if err := checkLeaf(leaf, in.Now); err != nil {

@@ -160,6 +160,10 @@ func TestRefused(t *testing.T) {
 		{desc: "PKCS#12", in: e.input(fakePFX()), want: "PKCS12"},
 		{desc: "garbage", in: e.input([]byte("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")), want: "Malformed", wantIn: "base64"},
 		{desc: "DER where PEM expected", in: e.input(good.Cert.Raw), want: "Malformed", wantIn: "DER"},
+		// Found by FuzzCertificates: a marker not at a line start gave no
+		// block and no error, and Check indexed the empty chain.
+		{desc: "END marker inside a line", in: e.input([]byte("0-----END 0")), want: "Malformed", wantIn: "must start at the beginning of its line"},
+		{desc: "BEGIN marker inside a line", in: e.input([]byte("x -----BEGIN CERTIFICATE-----\n")), want: "Malformed", wantIn: "character 3"},
 		{desc: "10 MB", in: e.input(bytes.Repeat(good.PEM(), 10<<20/len(good.PEM())+1)), want: "Malformed", wantIn: "too large"},
 		{desc: "100 certificates", in: e.input(bytes.Repeat(good.PEM(), 100)), want: "Malformed", wantIn: "too many PEM blocks"},
 		{desc: "expired", in: e.input(e.leaf(testpki.Options{NotBefore: now.Add(-2 * year), NotAfter: now.Add(-time.Second)}).PEM()), want: "Expired", wantIn: "not after"},

@@ -135,6 +135,22 @@ func CheckNoPrivateKey(data []byte, lim Limits) error {
 	if err := checkSize(data, lim); err != nil {
 		return err
 	}
+	return findPrivateKey(data, lim.MaxBlocks)
+}
+
+// FindPrivateKey is the one detector of private key material, used by
+// import check 1 (CheckNoPrivateKey) and by the agent's screening of every
+// configuration value and rpc input. It refuses what CheckNoPrivateKey
+// describes, without the size limit: the work is linear in len(data), and
+// the DER of at most 4 x DefaultLimits.MaxBlocks PEM blocks is looked into
+// (a key label is found in any block). It returns an *Error wrapping
+// ErrPrivateKey or ErrPKCS12 that says where (line, block) and never
+// quotes data, or nil.
+func FindPrivateKey(data []byte) error {
+	return findPrivateKey(data, 4*DefaultLimits.MaxBlocks)
+}
+
+func findPrivateKey(data []byte, maxBlocks int) error {
 	if err := scanKeyWords(data); err != nil {
 		return err
 	}
@@ -146,7 +162,7 @@ func CheckNoPrivateKey(data []byte, lim Limits) error {
 		}
 		return checkDER(raw, 0, 0)
 	}
-	blocks, _ := scan(data, lim)
+	blocks, _ := scan(data, Limits{MaxBlocks: maxBlocks})
 	for i, b := range blocks {
 		if err := checkDER(b.Bytes, i+1, b.Line); err != nil {
 			return err

@@ -210,6 +210,10 @@ func TestBadInput(t *testing.T) {
 		{desc: "binary bytes before a block", in: append([]byte("note\x01\x02 here\n"), one...), want: ErrJunk, wantText: "binary bytes"},
 		{desc: "END label mismatch", in: bytes.Replace(one, []byte("END CERTIFICATE"), []byte("END X509 CRL"), 1), want: ErrMalformed, wantText: "does not match"},
 		{desc: "END without BEGIN", in: []byte("-----END CERTIFICATE-----\n"), want: ErrMalformed},
+		// Found by FuzzCertificates: Decode returned no block and no error.
+		{desc: "END marker inside a line", in: []byte("0-----END 0"), want: ErrMalformed, wantText: "line 1"},
+		{desc: "BEGIN marker inside a line, then text", in: []byte("see -----BEGIN CERTIFICATE----- below\nthanks\n"), want: ErrMalformed, wantText: "character 5"},
+		{desc: "a dash line only", in: []byte("-----END\n"), want: ErrEmpty},
 		{desc: "10 MB PEM", in: huge, want: ErrTooLarge, wantText: "limit is 1048576 bytes"},
 		{desc: "100 certificates", in: hundred, want: ErrTooManyBlocks, wantText: "limit is 16 blocks"},
 		{desc: "DER where PEM expected", in: f.chain[2].Cert.Raw, want: ErrDER, wantText: "openssl x509 -inform der"},

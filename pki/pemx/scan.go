@@ -142,6 +142,10 @@ func scan(data []byte, lim Limits) ([]Block, error) {
 	if cur != nil {
 		fail(&Error{Err: ErrTruncated, Block: nBlocks, Line: cur.Line, Detail: fmt.Sprintf("the %q block has no END line; the input ends at line %d", cur.Type, lineNo)})
 	}
+	if len(blocks) == 0 && firstErr == nil {
+		// Every caller indexes the first block: no block is never a success.
+		firstErr = &Error{Err: ErrEmpty, Detail: "no -----BEGIN line starts a line"}
+	}
 	return blocks, firstErr
 }
 
@@ -202,6 +206,9 @@ func junkError(line []byte, lineNo, blocksSoFar int) *Error {
 			binary = true
 		}
 	}
+	if i := markerAt(line); i > 0 {
+		return &Error{Err: ErrMalformed, Line: lineNo, Detail: fmt.Sprintf("%s; a -----BEGIN or -----END line must start at the beginning of its line, and this one starts at character %d", where, i+1)}
+	}
 	switch {
 	case binary && line[0] == 0x30:
 		return &Error{Err: ErrJunk, Line: lineNo, Detail: where + "; it looks like binary DER (give PEM text only)"}
@@ -212,6 +219,15 @@ func junkError(line []byte, lineNo, blocksSoFar int) *Error {
 		return &Error{Err: ErrJunk, Line: lineNo, Detail: where + "; it looks like base64 data outside -----BEGIN and -----END lines"}
 	}
 	return nil
+}
+
+// markerAt returns where a BEGIN or END marker starts in line, or -1.
+func markerAt(line []byte) int {
+	i := bytes.Index(line, []byte(beginPrefix))
+	if j := bytes.Index(line, []byte(endPrefix)); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
+	return i
 }
 
 // minDataLine is the length from which a base64-only line outside a block

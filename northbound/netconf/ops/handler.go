@@ -16,6 +16,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/internal/redact"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 )
@@ -188,11 +189,25 @@ func (h *Handler) Handle(ctx context.Context, s *netconf.Session, req *ncxml.Req
 		r = ncxml.Error(ncxml.OperationNotSupported(ncxml.Protocol,
 			fmt.Sprintf("operation <%s> in namespace %q is not supported by this server", name.Local, name.Space)))
 	}
+	// The one rendering of error texts: what the client reads and what is
+	// logged never carries key material or a value whole.
+	r = r.MapErrors(redactRPCError)
 	if errs := r.Errors(); len(errs) > 0 {
 		h.log.Info("netconf: rpc failed", "session", s.ID(), "user", s.Username(), "operation", req.Operation.Local,
 			"error_tag", errs[0].Tag, "error", errs[0].Message)
 	}
 	return r
+}
+
+// redactRPCError renders the message of an rpc-error with redact.Message.
+func redactRPCError(e *ncxml.RPCError) *ncxml.RPCError {
+	m := redact.Message(e.Message)
+	if m == e.Message {
+		return e
+	}
+	c := *e
+	c.Message = m
+	return &c
 }
 
 // params checks that the children of op are known parameters (in op's
@@ -324,7 +339,7 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist), errors.Is(err, agent.ErrClosed):
 		return ncxml.OperationFailed(ncxml.Application, msg)
 	}
-	h.log.Error("netconf: unexpected error", "operation", what, "err", err)
+	h.log.Error("netconf: unexpected error", "operation", what, "err", redact.Message(err.Error()))
 	return ncxml.OperationFailed(ncxml.Application, what+" failed on the server; the agent log has the details")
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openconfig/goyang/pkg/yang"
 
+	"github.com/pkiagent/pkiagent/internal/redact"
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
@@ -168,7 +169,7 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 	case yang.Yint8, yang.Yint16, yang.Yint32, yang.Yint64, yang.Yuint8, yang.Yuint16, yang.Yuint32, yang.Yuint64:
 		n, err := yang.ParseInt(trimmed)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer (%s)", s, t.Kind)
+			return nil, fmt.Errorf("%s is not an integer (%s)", redact.Value(s), t.Kind)
 		}
 		if err := intBounds(t.Kind, n); err != nil {
 			return nil, err
@@ -183,7 +184,7 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 	case yang.Ydecimal64:
 		n, err := yang.ParseDecimal(trimmed, uint8(t.FractionDigits))
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a decimal number with at most %d fraction digits", s, t.FractionDigits)
+			return nil, fmt.Errorf("%s is not a decimal number with at most %d fraction digits", redact.Value(s), t.FractionDigits)
 		}
 		if err := inRange(n); err != nil {
 			return nil, err
@@ -196,10 +197,10 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 		case "false":
 			return false, nil
 		}
-		return nil, fmt.Errorf("%q is not a boolean: use true or false", s)
+		return nil, fmt.Errorf("%s is not a boolean (true or false)", redact.Value(s))
 	case yang.Yempty:
 		if trimmed != "" {
-			return nil, fmt.Errorf("an empty leaf takes no value, got %q", s)
+			return nil, fmt.Errorf("an empty leaf takes no value, got %s", redact.Value(s))
 		}
 		return []any{nil}, nil
 	case yang.Yenum:
@@ -210,7 +211,7 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 		if t.Enum != nil {
 			names = t.Enum.Names()
 		}
-		return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(names, ", "))
+		return nil, fmt.Errorf("%s is not one of %s", redact.Value(s), strings.Join(names, ", "))
 	case yang.Yidentityref:
 		// RFC 7951 names an identity by module; XML by prefix. The model
 		// has no identityrefs; strip a prefix and pass the name on.
@@ -227,7 +228,7 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 			}
 			errs = append(errs, err.Error())
 		}
-		return nil, fmt.Errorf("%q matches no member of the union: %s", s, strings.Join(errs, "; "))
+		return nil, fmt.Errorf("%s matches no member of the union: %s", redact.Value(s), strings.Join(errs, "; "))
 	}
 	// string, binary, bits, leafref, instance-identifier: text.
 	if len(t.Length) > 0 {
@@ -238,7 +239,7 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 	}
 	for _, p := range t.Pattern {
 		if r := pattern(p); r != nil && !r.MatchString(s) {
-			return nil, fmt.Errorf("%q does not match the pattern %s", s, p)
+			return nil, fmt.Errorf("%s does not match the pattern %s", redact.Value(s), p)
 		}
 	}
 	return s, nil
