@@ -178,15 +178,12 @@ func (s *Server) commitStatus(id string, err error) error {
 	case errors.Is(err, agent.ErrNoPendingCommit):
 		return status.Errorf(codes.FailedPrecondition, "commit %s: no confirmed commit is pending", id)
 	case errors.Is(err, agent.ErrPersistID):
-		return status.Errorf(codes.InvalidArgument, "commit %s: the id does not match the pending confirmed commit", id)
+		return status.Errorf(codes.InvalidArgument, "commit %s: this is not the id of the pending confirmed commit; give the id it was started with", id)
 	case errors.Is(err, agent.ErrPendingCommit):
 		if p, ok := s.store.Pending(); ok {
 			return status.Errorf(codes.FailedPrecondition, "commit %s: confirmed commit %d by %s is pending until %s; confirm or cancel it first", id, p.ID, p.User, p.Deadline.UTC().Format(time.RFC3339))
 		}
 		return status.Errorf(codes.FailedPrecondition, "commit %s: another confirmed commit is pending; confirm or cancel it first", id)
-	}
-	if errors.Is(err, agent.ErrPersistID) {
-		return status.Errorf(codes.InvalidArgument, "commit %s: this is not the id of the pending confirmed commit; give the id it was started with", id)
 	}
 	return statusFor(fmt.Errorf("commit %s: %w", id, err))
 }
