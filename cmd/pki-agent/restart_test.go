@@ -187,9 +187,7 @@ func TestRestartEquivalence(t *testing.T) {
 		t.Fatal("the lifted peer's alarm is still raised")
 	}
 	time.Sleep(1100 * time.Millisecond)
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-	<-p.done
+	kill9(t, p)
 	p = runAgentBinary(t, state)
 	compare("kill -9 and restart", gnmiGet(p))
 }
