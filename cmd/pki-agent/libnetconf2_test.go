@@ -121,35 +121,27 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 	}
 	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
 	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
-	must := func(op, want string) string {
-		t.Helper()
-		got := c.rpc(op)
-		if !strings.Contains(got, want) {
-			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
-		}
-		return got
-	}
 	ca := testpki.Must(testpki.New(time.Now()).Hierarchy(2))
-	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`>`+
+	c.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`>`+
 		`<trusted-ca-certificate><name>corp</name><content>`+html.EscapeString(string(testpki.PEM(ca[0])))+`</content></trusted-ca-certificate>`+
 		`<client-certificate><name>router</name></client-certificate>`+
 		`<router><name>r1</name><peer-validation>true</peer-validation><certificate-failure-action>fail-hard</certificate-failure-action></router>`+
 		`</authority></config></edit-config>`, "<ok/>")
 	// Confirmed, then confirmed: netconf-confirmed-commit start and complete.
-	must(`<commit><confirmed/><confirm-timeout>600</confirm-timeout></commit>`, "<ok/>")
-	must(`<commit/>`, "<ok/>")
-	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">file</key-storage>")
-	reply := must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	c.must(`<commit><confirmed/><confirm-timeout>600</confirm-timeout></commit>`, "<ok/>")
+	c.must(`<commit/>`, "<ok/>")
+	c.must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">file</key-storage>")
+	reply := c.must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 	m := csrElem.FindStringSubmatch(reply)
 	if m == nil {
 		t.Fatalf("no csr in %s", reply)
 	}
 	leafCert := issue(t, ca[1], []byte(html.UnescapeString(m[1])))
 	chainPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafCert.Raw})) + string(testpki.PEM(ca[1]))
-	must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
+	c.must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
 	// An uncommitted change, so candidate differs from running.
-	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><router><name>r2</name></router></authority></config></edit-config>`, "<ok/>")
-	must(`<lock><target><running/></target></lock>`, "<ok/>") // a lock in /netconf-state/datastores
+	c.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><router><name>r2</name></router></authority></config></edit-config>`, "<ok/>")
+	c.must(`<lock><target><running/></target></lock>`, "<ok/>") // a lock in /netconf-state/datastores
 
 	const wd = `<with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">report-all</with-defaults>`
 	for _, tc := range []struct {
