@@ -34,6 +34,12 @@ func CheckNoKeyMaterial(where string, value []byte) error {
 	if pemx.FindPrivateKey(value) == nil {
 		return nil
 	}
+	return keyMaterialRefused(where)
+}
+
+// keyMaterialRefused is the refusal of an outside value (an rpc input, a
+// certz upload) that holds key material: it names where, never the value.
+func keyMaterialRefused(where string) error {
 	return withKind(ErrInvalid, fmt.Errorf("%w: %s holds a private key; refused, nothing was stored (keys are generated on the device and never imported)", ErrKeyMaterial, where))
 }
 
