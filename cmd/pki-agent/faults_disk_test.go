@@ -154,7 +154,7 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 	bigEdit := map[string]string{}
 	for i := range 60 {
 		name := "df-g-" + string(rune('a'+i/26)) + string(rune('a'+i%26))
-		bigSet.Update = append(bigSet.Update, &gpb.Update{Path: routerLeaf(name, "peering-common-name"),
+		bigSet.Update = append(bigSet.Update, &gpb.Update{Path: routerElems(name, "peering-common-name"),
 			Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: long}}})
 		bigEdit["df-n-"+name[5:]] = long
 	}
@@ -186,7 +186,7 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 			t.Errorf("running holds %s of a commit that was not saved", name)
 		}
 	}
-	if _, err := g.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{routerLeaf("df-g-aa", "peering-common-name")}, Encoding: gpb.Encoding_JSON_IETF}); status.Code(err) != codes.NotFound {
+	if _, err := g.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{routerElems("df-g-aa", "peering-common-name")}, Encoding: gpb.Encoding_JSON_IETF}); status.Code(err) != codes.NotFound {
 		t.Errorf("gNMI Get of a router of the failed Set: %v, want NotFound", err)
 	}
 	if body, err := c.call(ctx, `<get><filter type="subtree"><alarms `+pkaNS+`/></filter></get>`); err != nil || strings.Contains(body, "df-cc") {

@@ -232,14 +232,9 @@ func gnmiClientAt(t *testing.T, state, addr string) gpb.GNMIClient {
 	return gpb.NewGNMIClient(cc)
 }
 
-// routerLeaf is the gNMI path of a leaf of /authority/router[name].
-func routerLeaf(router, leaf string) *gpb.Path {
-	return &gpb.Path{Elem: []*gpb.PathElem{{Name: "authority"}, {Name: "router", Key: map[string]string{"name": router}}, {Name: leaf}}}
-}
-
 // setCN sets the peering-common-name of a router over gNMI.
 func setCN(ctx context.Context, g gpb.GNMIClient, router, v string) error {
-	_, err := g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{Path: routerLeaf(router, "peering-common-name"),
+	_, err := g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{Path: routerElems(router, "peering-common-name"),
 		Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}}}}})
 	return err
 }
