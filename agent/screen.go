@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -131,16 +132,8 @@ func walkJSON(elems []*gnmi.PathElem, e *yang.Entry, v any) (string, bool) {
 			}
 		}
 	case map[string]any:
-		names := make([]string, 0, len(x))
-		for k := range x {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			name := k
-			if i := strings.IndexByte(k, ':'); i >= 0 {
-				name = k[i+1:]
-			}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			name := memberName(k)
 			// A member name can be the key material too.
 			if pemx.FindPrivateKey([]byte(k)) != nil {
 				return prefixString(elems), true
