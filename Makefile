@@ -24,7 +24,7 @@ test: deps
 # writes, a full disk, a login flood, 100 mixed clients, lost updates,
 # restart equivalence. `make test` runs its short mode.
 faults: deps
-	PKI_AGENT_FAULTS=long $(GO) test -race -count=1 -v -timeout 30m -run 'Fault|Flood|RestartEquivalence|LostUpdate' ./cmd/pki-agent/
+	PKI_AGENT_FAULTS=long $(GO) test -race -count=1 -v -timeout 30m -run 'Fault|Flood|RestartEquivalence|NETCONFCommitKeepsGNMISets|WritersLoseNothing' ./cmd/pki-agent/
 
 generate:
 	$(GO) generate ./...

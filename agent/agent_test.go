@@ -362,17 +362,6 @@ func TestPersistFailureUndoesApply(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestLocks(t *testing.T) {
 	s, _ := newTestStore(t, Config{})
 	ctx := context.Background()

@@ -73,7 +73,7 @@ func InvokeRPC(ctx context.Context, p PKI, c Caller, name string, input []byte) 
 		if leaf == "" {
 			leaf = "(the whole input)"
 		}
-		return nil, withKind(ErrInvalid, fmt.Errorf("%w: rpc %s: input %s holds a private key; refused, nothing was stored (keys are generated on the device and never imported)", ErrKeyMaterial, name, leaf))
+		return nil, keyMaterialRefused(fmt.Sprintf("rpc %s: input %s", name, leaf))
 	}
 	decode := func(v any) error {
 		d := json.NewDecoder(strings.NewReader(string(input)))

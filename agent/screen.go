@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -34,6 +35,12 @@ func CheckNoKeyMaterial(where string, value []byte) error {
 	if pemx.FindPrivateKey(value) == nil {
 		return nil
 	}
+	return keyMaterialRefused(where)
+}
+
+// keyMaterialRefused is the refusal of an outside value (an rpc input, a
+// certz upload) that holds key material: it names where, never the value.
+func keyMaterialRefused(where string) error {
 	return withKind(ErrInvalid, fmt.Errorf("%w: %s holds a private key; refused, nothing was stored (keys are generated on the device and never imported)", ErrKeyMaterial, where))
 }
 
@@ -125,16 +132,8 @@ func walkJSON(elems []*gnmi.PathElem, e *yang.Entry, v any) (string, bool) {
 			}
 		}
 	case map[string]any:
-		names := make([]string, 0, len(x))
-		for k := range x {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			name := k
-			if i := strings.IndexByte(k, ':'); i >= 0 {
-				name = k[i+1:]
-			}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			name := memberName(k)
 			// A member name can be the key material too.
 			if pemx.FindPrivateKey([]byte(k)) != nil {
 				return prefixString(elems), true

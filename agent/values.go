@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,6 +93,15 @@ func decodeValueJSON(elems []*gnmi.PathElem, data []byte) (any, error) {
 	return doc, nil
 }
 
+// memberName is the name of an RFC 7951 JSON member without its module
+// prefix: "pki-authority:authority" is "authority".
+func memberName(k string) string {
+	if _, local, ok := strings.Cut(k, ":"); ok {
+		return local
+	}
+	return k
+}
+
 // checkNode checks a JSON value for a container, a list entry or the root.
 // strict adds the restrictions (range, length, pattern) of leaves.
 func checkNode(elems []*gnmi.PathElem, e *yang.Entry, v any, root, strict bool) error {
@@ -98,16 +109,8 @@ func checkNode(elems []*gnmi.PathElem, e *yang.Entry, v any, root, strict bool) 
 	if !ok {
 		return invalidAt(elems, "%s takes a JSON object, not %s", nodeWords(e), jsonWords(v))
 	}
-	names := make([]string, 0, len(obj))
-	for k := range obj {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		name := k
-		if i := strings.IndexByte(k, ':'); i >= 0 {
-			name = k[i+1:]
-		}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		name := memberName(k)
 		child := childEntry(e, name)
 		at := appendElemCopy(elems, &gnmi.PathElem{Name: name})
 		if child == nil {

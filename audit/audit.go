@@ -1,6 +1,8 @@
 // Package audit appends security events (CSR generated, certificate
-// ingested, CRL updated) as JSON lines to the agent's audit log, in the
-// shape of the Juniper SSR audit events operators already parse.
+// ingested, CRL updated, commits, refused logins and operations) as JSON
+// lines to the agent's audit log, in the shape of the Juniper SSR audit
+// events operators already parse; its Coalescer keeps a flood of refusals
+// to a few lines.
 package audit
 
 import (

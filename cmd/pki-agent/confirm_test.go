@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,13 +29,7 @@ func TestConfirmedCommitOneMachineAcrossProtocols(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	a, b := dialNETCONF(t, ncAddr), dialNETCONF(t, ncAddr)
-	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	g := gpb.NewGNMIClient(dialTLS(t, gnmiAddr, roots, make(chan *x509.Certificate, 16)))
+	g := gnmiClientAt(t, state, gnmiAddr)
 
 	const ns = `xmlns="urn:pkiagent:yang:pki-authority"`
 	mustOK := func(c *ncClient, op string) {

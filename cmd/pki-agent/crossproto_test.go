@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/nemith/netconf"
-	ncssh "github.com/nemith/netconf/transport/ssh"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"golang.org/x/crypto/ssh"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -89,17 +87,12 @@ func TestNemithNETCONFAndGNMIShareOneDatastore(t *testing.T) {
 // to the agent as admin; it is closed at the end of the test.
 func dialNemith(t *testing.T, ctx context.Context, p *agentProcess) *netconf.Session {
 	t.Helper()
-	tr, err := ncssh.Dial(ctx, "tcp", logAttr(p.logged(t, "serving NETCONF"), "addr"), &ssh.ClientConfig{User: "admin", Auth: []ssh.AuthMethod{ssh.Password(adminPassword)},
-		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := netconf.Open(tr)
+	nc, err := dialNC(ctx, logAttr(p.logged(t, "serving NETCONF"), "addr"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close(context.Background()) })
-	return nc
+	return nc.Session
 }
 
 // gnmiClient connects to the agent's gNMI server as admin, trusting the CA

@@ -66,9 +66,11 @@ func fillDisk(t *testing.T, path string) int64 {
 
 // TestFaultDiskFullDuringPersist runs the agent on a small tmpfs and fills
 // it: a commit over gNMI and over NETCONF then fails with "not saved,
-// nothing changed"; running, Get and the alarms are unchanged; a
-// subscriber sees nothing of the failed commits. Once space is freed the
-// same commits work, and a restart loads exactly what was acknowledged.
+// nothing changed"; running, Get and the alarms are unchanged; a gNMI
+// subscriber and a NETCONF one see nothing of the failed commits. Once space
+// is freed the same commits work (NETCONF sees the config change of the
+// commit, then its alarm), and a restart loads exactly what was
+// acknowledged.
 func TestFaultDiskFullDuringPersist(t *testing.T) {
 	mnt := mountTmpfs(t, "16m")
 	state := filepath.Join(mnt, "state")
@@ -128,6 +130,22 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
+	// A NETCONF subscriber to the notifications.
+	watcher := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	if r := watcher.rpc(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>`); !strings.Contains(r, "<ok/>") {
+		t.Fatalf("create-subscription: %s", r)
+	}
+	notes := make(chan string, 100)
+	go func() {
+		defer close(notes)
+		for {
+			m, err := watcher.fr.ReadMessage()
+			if err != nil {
+				return
+			}
+			notes <- string(m)
+		}
+	}()
 
 	// Commits big enough to need more than a page of the journal (a
 	// record that fits in the journal's last page would still be saved).
@@ -136,7 +154,7 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 	bigEdit := map[string]string{}
 	for i := range 60 {
 		name := "df-g-" + string(rune('a'+i/26)) + string(rune('a'+i%26))
-		bigSet.Update = append(bigSet.Update, &gpb.Update{Path: routerLeaf(name, "peering-common-name"),
+		bigSet.Update = append(bigSet.Update, &gpb.Update{Path: routerElems(name, "peering-common-name"),
 			Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: long}}})
 		bigEdit["df-n-"+name[5:]] = long
 	}
@@ -168,7 +186,7 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 			t.Errorf("running holds %s of a commit that was not saved", name)
 		}
 	}
-	if _, err := g.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{routerLeaf("df-g-aa", "peering-common-name")}, Encoding: gpb.Encoding_JSON_IETF}); status.Code(err) != codes.NotFound {
+	if _, err := g.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{routerElems("df-g-aa", "peering-common-name")}, Encoding: gpb.Encoding_JSON_IETF}); status.Code(err) != codes.NotFound {
 		t.Errorf("gNMI Get of a router of the failed Set: %v, want NotFound", err)
 	}
 	if body, err := c.call(ctx, `<get><filter type="subtree"><alarms `+pkaNS+`/></filter></get>`); err != nil || strings.Contains(body, "df-cc") {
@@ -189,6 +207,11 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 	if len(leaked) > 0 {
 		t.Errorf("a subscriber saw %d notifications of commits that were not saved (finding 6), the first:\n%.1500s", len(leaked), leaked[0])
 	}
+	for len(notes) > 0 {
+		if n := <-notes; strings.Contains(n, "df-") {
+			t.Errorf("a NETCONF subscriber saw a notification of a commit that was not saved (finding 6):\n%.1500s", n)
+		}
+	}
 
 	// Space again: the same commits work.
 	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
@@ -199,6 +222,28 @@ func TestFaultDiskFullDuringPersist(t *testing.T) {
 	// reverting gNMI Sets made since the candidate was edited).
 	if _, err := c.call(ctx, `<commit/>`); err != nil {
 		t.Errorf("NETCONF commit once space is free: %v", err)
+	}
+	// Its config change comes first, then its alarm (certificate-missing).
+	var seen []string
+	timeout := time.After(20 * time.Second)
+	for len(seen) < 2 {
+		select {
+		case n, ok := <-notes:
+			if !ok {
+				t.Fatalf("NETCONF subscription ended; seen %v", seen)
+			}
+			switch {
+			case strings.Contains(n, "netconf-config-change"):
+				seen = append(seen, "config")
+			case strings.Contains(n, "certificate-missing:df-cc"):
+				seen = append(seen, "alarm")
+			}
+		case <-timeout:
+			t.Fatalf("the saved commit's notifications did not arrive; seen %v\n%s", seen, tailLog(p, 30))
+		}
+	}
+	if seen[0] != "config" || seen[1] != "alarm" {
+		t.Errorf("NETCONF notifications %v of the saved commit, want the config change, then the alarm", seen)
 	}
 	if _, err := g.Set(ctx, bigSet); err != nil {
 		t.Errorf("gNMI Set once space is free: %v", err)

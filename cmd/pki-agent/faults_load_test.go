@@ -176,7 +176,7 @@ func TestFaultMixedClients(t *testing.T) {
 				// Read it back: nobody else writes this router.
 				var got string
 				err := call(func(c context.Context) error {
-					r, err := g.Get(c, &gpb.GetRequest{Path: []*gpb.Path{routerLeaf(w.router, "peering-common-name")}, Encoding: gpb.Encoding_JSON_IETF})
+					r, err := g.Get(c, &gpb.GetRequest{Path: []*gpb.Path{routerElems(w.router, "peering-common-name")}, Encoding: gpb.Encoding_JSON_IETF})
 					if err == nil && len(r.GetNotification()) > 0 && len(r.GetNotification()[0].GetUpdate()) > 0 {
 						got = strings.Trim(string(r.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonIetfVal()), `"`)
 					}

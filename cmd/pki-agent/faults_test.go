@@ -77,20 +77,27 @@ func faultRand(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-// rssBytes returns the resident set size of a process (VmRSS).
-func rssBytes(pid int) (int64, error) {
+// procStatus returns a kB field of /proc/PID/status in bytes: VmRSS, the
+// resident set size, or VmHWM, its peak.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s in /proc/%d/status: %q", field, pid, l)
+			}
+			return n << 10, nil
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
+
+// rssBytes returns the resident set size of a process (VmRSS).
+func rssBytes(pid int) (int64, error) { return procStatus(pid, "VmRSS") }
 
 // mib formats a byte count in MiB.
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
@@ -225,14 +232,9 @@ func gnmiClientAt(t *testing.T, state, addr string) gpb.GNMIClient {
 	return gpb.NewGNMIClient(cc)
 }
 
-// routerLeaf is the gNMI path of a leaf of /authority/router[name].
-func routerLeaf(router, leaf string) *gpb.Path {
-	return &gpb.Path{Elem: []*gpb.PathElem{{Name: "authority"}, {Name: "router", Key: map[string]string{"name": router}}, {Name: leaf}}}
-}
-
 // setCN sets the peering-common-name of a router over gNMI.
 func setCN(ctx context.Context, g gpb.GNMIClient, router, v string) error {
-	_, err := g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{Path: routerLeaf(router, "peering-common-name"),
+	_, err := g.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{Path: routerElems(router, "peering-common-name"),
 		Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}}}}})
 	return err
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,7 +24,7 @@ import (
 
 // The login flood of issue 10 finding 8: 100 clients guess the admin's
 // password at once while the real admin logs in. Its length is
-// floodDuration: 4 s (3 s with -short), 8 s with PKI_AGENT_FAULTS=long
+// floodDuration: 4 s (3 s with -short), 8 s in the fault suite's long mode
 // (`make faults`); PKI_AGENT_FLOOD_DURATION (a Go duration) sets it.
 const (
 	floodClients = 100
@@ -49,33 +47,11 @@ func floodDuration(t *testing.T) time.Duration {
 		}
 		return d
 	}
-	if os.Getenv("PKI_AGENT_FAULTS") == "long" { // make faults
-		return 8 * time.Second
-	}
+	short := 4 * time.Second
 	if testing.Short() {
-		return 3 * time.Second
+		short = 3 * time.Second
 	}
-	return 4 * time.Second
-}
-
-// procStatus reads a kB field (VmHWM, VmRSS) of /proc/PID/status in bytes.
-func procStatus(t *testing.T, pid int, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatalf("reading the agent's memory: %v", err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("%s in /proc/%d/status: %q", field, pid, l)
-			}
-			return n << 10
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
+	return faultDuration(short, 8*time.Second) // the long mode: make faults
 }
 
 // floodLogin is one way of logging in: ok is the real admin's password.
@@ -88,7 +64,10 @@ type floodLogin func(ctx context.Context, from string, password string) error
 func runFlood(t *testing.T, p *agentProcess, sameSource bool, login floodLogin) {
 	d := floodDuration(t)
 	pid := p.cmd.Process.Pid
-	base := procStatus(t, pid, "VmRSS")
+	base, err := rssBytes(pid)
+	if err != nil {
+		t.Fatalf("reading the agent's memory: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 
@@ -142,7 +121,10 @@ func runFlood(t *testing.T, p *agentProcess, sameSource bool, login floodLogin) 
 		}
 	}
 	wg.Wait()
-	peak := procStatus(t, pid, "VmHWM")
+	peak, err := procStatus(pid, "VmHWM")
+	if err != nil {
+		t.Fatalf("reading the agent's memory: %v", err)
+	}
 
 	var took []time.Duration
 	for _, s := range samples {

@@ -35,13 +35,7 @@ func TestGNMIJSONIETFValidatesWithYanglint(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	p := runAgentBinary(t, state)
 	nc := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
-	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	g := gpb.NewGNMIClient(dialTLS(t, logAttr(p.logged(t, "gNMI listening"), "addr"), roots, make(chan *x509.Certificate, 64)))
+	g := gnmiClient(t, p, state)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -56,23 +50,15 @@ func TestGNMIJSONIETFValidatesWithYanglint(t *testing.T) {
 	if _, err := g.Set(ctx, &gpb.SetRequest{Replace: []*gpb.Update{{Path: &gpb.Path{}, Val: &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(config)}}}}}); err != nil {
 		t.Fatalf("provisioning over gNMI: %v", err)
 	}
-	must := func(op, want string) string {
-		t.Helper()
-		got := nc.rpc(op)
-		if !strings.Contains(got, want) {
-			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
-		}
-		return got
-	}
-	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm></generate-private-key>`, "</key-storage>")
-	reply := must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	nc.must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm></generate-private-key>`, "</key-storage>")
+	reply := nc.must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 	m := csrElem.FindStringSubmatch(reply)
 	if m == nil {
 		t.Fatalf("no csr in %s", reply)
 	}
 	leaf := issue(t, ca[1], []byte(html.UnescapeString(m[1])))
 	chainPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})) + string(testpki.PEM(ca[1]))
-	must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
+	nc.must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
 
 	get := func(typ gpb.GetRequest_DataType) []byte {
 		t.Helper()

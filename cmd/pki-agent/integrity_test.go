@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// routerElems is the gNMI path of /authority/router[name], with the
+// elements of leaf below it.
 func routerElems(name string, leaf ...string) *gpb.Path {
 	p := &gpb.Path{Elem: []*gpb.PathElem{{Name: "authority"}, {Name: "router", Key: map[string]string{"name": name}}}}
 	for _, l := range leaf {

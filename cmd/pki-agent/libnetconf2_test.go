@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/pkiagent/pkiagent/internal/testpki"
+	"github.com/pkiagent/pkiagent/internal/yanglinttest"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
-	yangmod "github.com/pkiagent/pkiagent/yang"
 )
 
 // libnetconf2Packages are the Debian packages the C client builds with.
@@ -121,45 +121,38 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 	}
 	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
 	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
-	must := func(op, want string) string {
-		t.Helper()
-		got := c.rpc(op)
-		if !strings.Contains(got, want) {
-			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
-		}
-		return got
-	}
 	ca := testpki.Must(testpki.New(time.Now()).Hierarchy(2))
-	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`>`+
+	c.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`>`+
 		`<trusted-ca-certificate><name>corp</name><content>`+html.EscapeString(string(testpki.PEM(ca[0])))+`</content></trusted-ca-certificate>`+
 		`<client-certificate><name>router</name></client-certificate>`+
 		`<router><name>r1</name><peer-validation>true</peer-validation><certificate-failure-action>fail-hard</certificate-failure-action></router>`+
 		`</authority></config></edit-config>`, "<ok/>")
 	// Confirmed, then confirmed: netconf-confirmed-commit start and complete.
-	must(`<commit><confirmed/><confirm-timeout>600</confirm-timeout></commit>`, "<ok/>")
-	must(`<commit/>`, "<ok/>")
-	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">file</key-storage>")
-	reply := must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	c.must(`<commit><confirmed/><confirm-timeout>600</confirm-timeout></commit>`, "<ok/>")
+	c.must(`<commit/>`, "<ok/>")
+	c.must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">file</key-storage>")
+	reply := c.must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 	m := csrElem.FindStringSubmatch(reply)
 	if m == nil {
 		t.Fatalf("no csr in %s", reply)
 	}
 	leafCert := issue(t, ca[1], []byte(html.UnescapeString(m[1])))
 	chainPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafCert.Raw})) + string(testpki.PEM(ca[1]))
-	must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
+	c.must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
 	// An uncommitted change, so candidate differs from running.
-	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><router><name>r2</name></router></authority></config></edit-config>`, "<ok/>")
-	must(`<lock><target><running/></target></lock>`, "<ok/>") // a lock in /netconf-state/datastores
+	c.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><router><name>r2</name></router></authority></config></edit-config>`, "<ok/>")
+	c.must(`<lock><target><running/></target></lock>`, "<ok/>") // a lock in /netconf-state/datastores
 
 	const wd = `<with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">report-all</with-defaults>`
 	for _, tc := range []struct {
-		desc, op, typ string
-		want          []string // in the data, so the check covers them
+		desc, op string
+		typ      yanglinttest.Type
+		want     []string // in the data, so the check covers them
 	}{
-		{"get", `<get/>`, "get", []string{"<netconf-state", "<sessions>", "<locks>", "<yang-library", "<modules-state", "<streams>", "<certificates", "expiring-within-month"}},
-		{"get report-all", `<get>` + wd + `</get>`, "get", []string{"<validation-mode>"}},
-		{"get-config running", `<get-config><source><running/></source></get-config>`, "getconfig", []string{"<name>r1</name>", "<name>corp</name>"}},
-		{"get-config candidate report-all", `<get-config><source><candidate/></source>` + wd + `</get-config>`, "getconfig", []string{"<name>r2</name>", "<validation-mode>"}},
+		{"get", `<get/>`, yanglinttest.Get, []string{"<netconf-state", "<sessions>", "<locks>", "<yang-library", "<modules-state", "<streams>", "<certificates", "expiring-within-month"}},
+		{"get report-all", `<get>` + wd + `</get>`, yanglinttest.Get, []string{"<validation-mode>"}},
+		{"get-config running", `<get-config><source><running/></source></get-config>`, yanglinttest.GetConfig, []string{"<name>r1</name>", "<name>corp</name>"}},
+		{"get-config candidate report-all", `<get-config><source><candidate/></source>` + wd + `</get-config>`, yanglinttest.GetConfig, []string{"<name>r2</name>", "<validation-mode>"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			data := replyData(t, c.rpc(tc.op))
@@ -168,7 +161,7 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 					t.Fatalf("%s data lacks %s:\n%.2000s", tc.desc, w, data)
 				}
 			}
-			yanglintNETCONF(t, tc.typ, data, "")
+			yanglinttest.CheckNETCONF(t, tc.typ, []byte(data), nil)
 		})
 	}
 
@@ -180,7 +173,7 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 		}
 		// The instance-identifiers of netconf-config-change name nodes
 		// of running: yanglint resolves them in the data of a <get>.
-		state := replyData(t, c.rpc(`<get/>`))
+		state := []byte(replyData(t, c.rpc(`<get/>`)))
 		seen := map[string]bool{}
 		for !seen["replayComplete"] {
 			msg, err := n.fr.ReadMessage()
@@ -192,7 +185,7 @@ func TestNETCONFRepliesValidateWithYanglint(t *testing.T) {
 				t.Fatalf("not a notification: %.500s", msg)
 			}
 			seen[m[1]] = true
-			yanglintNETCONF(t, "nc-notif", string(msg), state)
+			yanglinttest.CheckNETCONF(t, yanglinttest.Notification, msg, state)
 		}
 		for _, want := range []string{"netconf-session-start", "netconf-config-change", "netconf-confirmed-commit", "alarm-notification", "certificate-event"} {
 			if !seen[want] {
@@ -218,37 +211,4 @@ func replyData(t *testing.T, reply string) string {
 		t.Fatalf("no <data> in %.1000s", reply)
 	}
 	return m[1]
-}
-
-// yanglintNETCONF checks NETCONF XML with yanglint (-t get, getconfig or
-// nc-notif) against every module of yang/ with the advertised features;
-// operational, when not empty, is the data (of a <get>) a notification
-// refers to.
-func yanglintNETCONF(t *testing.T, typ, data, operational string) {
-	t.Helper()
-	dir := t.TempDir()
-	file := filepath.Join(dir, "data.xml")
-	if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"-D", "-p", "../../yang", "-t", typ} // input format from the .xml name; -f would print the data
-	if operational != "" {
-		op := filepath.Join(dir, "operational.xml")
-		if err := os.WriteFile(op, []byte(operational), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "-O", op)
-	}
-	for _, m := range yangmod.Served() {
-		if len(m.Features) > 0 {
-			args = append(args, "-F", m.Name+":"+strings.Join(m.Features, ","))
-		}
-	}
-	for _, f := range yangmod.FileNames() {
-		args = append(args, filepath.Join("../../yang", f))
-	}
-	out, err := exec.Command("yanglint", append(args, file)...).CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Fatalf("yanglint -t %s refuses the reply data: %v\n%s\ndata:\n%.4000s", typ, err, out, data)
-	}
 }

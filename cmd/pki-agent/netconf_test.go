@@ -138,3 +138,14 @@ func (c *ncClient) rpc(op string) string {
 	}
 	return string(m)
 }
+
+// must sends op and returns the reply, failing the test unless it holds
+// want.
+func (c *ncClient) must(op, want string) string {
+	c.t.Helper()
+	got := c.rpc(op)
+	if !strings.Contains(got, want) {
+		c.t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
+	}
+	return got
+}

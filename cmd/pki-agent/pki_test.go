@@ -32,25 +32,17 @@ func TestProvisionInSwtpmThroughNETCONF(t *testing.T) {
 	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
 
 	ca := testpki.Must(testpki.New(time.Now()).Hierarchy(2))
-	must := func(op, want string) string {
-		t.Helper()
-		got := c.rpc(op)
-		if !strings.Contains(got, want) {
-			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
-		}
-		return got
-	}
-	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><trusted-ca-certificate><name>corp</name><content>`+
+	c.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><trusted-ca-certificate><name>corp</name><content>`+
 		html.EscapeString(string(testpki.PEM(ca[0])))+`</content></trusted-ca-certificate><client-certificate><name>router</name></client-certificate></authority></config></edit-config>`, "<ok/>")
-	must(`<commit/>`, "<ok/>")
+	c.must(`<commit/>`, "<ok/>")
 	// The configured client certificate has no certificate yet.
-	must(`<get><filter><alarms `+pkaNS+`/></filter></get>`, "certificate-missing")
+	c.must(`<get><filter><alarms `+pkaNS+`/></filter></get>`, "certificate-missing")
 
-	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve><key-storage>tpm</key-storage></generate-private-key>`, ">tpm</key-storage>")
+	c.must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve><key-storage>tpm</key-storage></generate-private-key>`, ">tpm</key-storage>")
 	// RSA 4096 is more than swtpm holds: a clear error, not a software key.
-	must(`<generate-private-key `+pkaNS+`><name>big</name><algorithm>rsa</algorithm><rsa-key-size>4096</rsa-key-size><key-storage>tpm</key-storage></generate-private-key>`, "tpm storage cannot hold")
+	c.must(`<generate-private-key `+pkaNS+`><name>big</name><algorithm>rsa</algorithm><rsa-key-size>4096</rsa-key-size><key-storage>tpm</key-storage></generate-private-key>`, "tpm storage cannot hold")
 
-	reply := must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name><organization-name>Example</organization-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	reply := c.must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name><organization-name>Example</organization-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 	m := csrElem.FindStringSubmatch(reply)
 	if m == nil {
 		t.Fatalf("no csr in %s", reply)
@@ -58,9 +50,9 @@ func TestProvisionInSwtpmThroughNETCONF(t *testing.T) {
 	// issue signs for 30 days: the certificate is valid and expiring within the month.
 	leaf := issue(t, ca[1], []byte(html.UnescapeString(m[1])))
 	chainPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})) + string(testpki.PEM(ca[1]))
-	must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
+	c.must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+html.EscapeString(chainPEM)+`</certificate></import-certificate>`, "</fingerprint")
 
-	got := must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">tpm</key-storage>")
+	got := c.must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">tpm</key-storage>")
 	if !strings.Contains(got, ">expiring-within-month</status>") || !strings.Contains(got, "router.example.net") {
 		t.Fatalf("certificate state: %s", got)
 	}
@@ -74,11 +66,11 @@ func TestProvisionInSwtpmThroughNETCONF(t *testing.T) {
 	}
 	p = runAgentBinary(t, state, "--tpm", sw.Spec())
 	c = dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
-	got = must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">tpm</key-storage>")
+	got = c.must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">tpm</key-storage>")
 	if !strings.Contains(got, ">expiring-within-month</status>") {
 		t.Fatalf("after restart: %s", got)
 	}
-	must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	c.must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 }
 
 // A PKI check that fails at validate or commit names the offending node in
@@ -124,21 +116,13 @@ func TestOpenSSLCAEndToEnd(t *testing.T) {
 
 	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
 	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
-	must := func(op, want string) string {
-		t.Helper()
-		got := c.rpc(op)
-		if !strings.Contains(got, want) {
-			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
-		}
-		return got
-	}
-	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><trusted-ca-certificate><name>lab</name><content>`+
+	c.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><trusted-ca-certificate><name>lab</name><content>`+
 		html.EscapeString(string(caPEM))+`</content><validation-mode>strict</validation-mode></trusted-ca-certificate></authority></config></edit-config>`, "<ok/>")
-	must(`<commit/>`, "<ok/>")
-	must(`<get><filter><authority `+pkaNS+`><trusted-ca-certificate><name>lab</name><state><status/></state></trusted-ca-certificate></authority></filter></get>`, ">valid</status>")
+	c.must(`<commit/>`, "<ok/>")
+	c.must(`<get><filter><authority `+pkaNS+`><trusted-ca-certificate><name>lab</name><state><status/></state></trusted-ca-certificate></authority></filter></get>`, ">valid</status>")
 
-	must(`<generate-private-key `+pkaNS+`><name>r1</name><algorithm>rsa</algorithm><rsa-key-size>2048</rsa-key-size></generate-private-key>`, ">r1</name>")
-	reply := must(`<generate-csr `+pkaNS+`><name>r1</name><common-name>r1.lab.example</common-name><subject-alt-name><dns>r1.lab.example</dns></subject-alt-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	c.must(`<generate-private-key `+pkaNS+`><name>r1</name><algorithm>rsa</algorithm><rsa-key-size>2048</rsa-key-size></generate-private-key>`, ">r1</name>")
+	reply := c.must(`<generate-csr `+pkaNS+`><name>r1</name><common-name>r1.lab.example</common-name><subject-alt-name><dns>r1.lab.example</dns></subject-alt-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 	m := csrElem.FindStringSubmatch(reply)
 	if m == nil {
 		t.Fatalf("no csr in %s", reply)
@@ -150,8 +134,8 @@ func TestOpenSSLCAEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(`<import-certificate `+pkaNS+`><name>r1</name><certificate>`+html.EscapeString(string(leafPEM))+`</certificate></import-certificate>`, "</fingerprint")
-	got := must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">valid</status>")
+	c.must(`<import-certificate `+pkaNS+`><name>r1</name><certificate>`+html.EscapeString(string(leafPEM))+`</certificate></import-certificate>`, "</fingerprint")
+	got := c.must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">valid</status>")
 	if !strings.Contains(got, "rsa-2048") || !strings.Contains(got, "CN=Lab Root,O=Lab") {
 		t.Fatalf("certificate state: %s", got)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -60,19 +59,11 @@ func TestRestartEquivalence(t *testing.T) {
 
 	p := runAgentBinary(t, state)
 	c := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
-	must := func(op, want string) string {
-		t.Helper()
-		got := c.rpc(op)
-		if !strings.Contains(got, want) {
-			t.Fatalf("%.160s:\n got %.800s\nwant %s", op, got, want)
-		}
-		return got
-	}
 	peer := func(cn string, o testpki.Options) string {
 		o.CN = cn
 		return html.EscapeString(string(testpki.PEM(testpki.Must(g.Issue(root, o)))))
 	}
-	must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`>`+
+	c.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`>`+
 		`<trusted-ca-certificate><name>corp</name><content>`+html.EscapeString(string(testpki.PEM(root)))+`</content></trusted-ca-certificate>`+
 		`<certificate-revocation-list><url>`+html.EscapeString(crlURL)+`</url></certificate-revocation-list>`+
 		`<certificate-revocation-list><url>`+html.EscapeString(deadURL)+`</url><backoff-interval>3600</backoff-interval></certificate-revocation-list>`+
@@ -81,21 +72,21 @@ func TestRestartEquivalence(t *testing.T) {
 		`<peer><name>p1</name><identifier>peer-1</identifier></peer><peer><name>p2</name><identifier>peer-2</identifier></peer></router>`+
 		`<router><name>soft</name><peer-validation>true</peer-validation><peer><name>p1</name><identifier>peer-1</identifier></peer></router>`+
 		`</authority></config></edit-config>`, "<ok/>")
-	must(`<commit/>`, "<ok/>")
+	c.must(`<commit/>`, "<ok/>")
 
-	must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">router</name>")
-	m := csrElem.FindStringSubmatch(must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST"))
+	c.must(`<generate-private-key `+pkaNS+`><name>router</name><algorithm>ecc</algorithm><ecc-curve>secp256r1</ecc-curve></generate-private-key>`, ">router</name>")
+	m := csrElem.FindStringSubmatch(c.must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST"))
 	if m == nil {
 		t.Fatal("no csr in the reply")
 	}
 	leaf := issue(t, root, []byte(html.UnescapeString(m[1])))
 	leafPEM := html.EscapeString(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})))
-	must(`<import-certificate `+pkaNS+`><name>router</name><certificate>not a certificate</certificate></import-certificate>`, "rpc-error")
-	must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+leafPEM+`</certificate></import-certificate>`, "</fingerprint")
+	c.must(`<import-certificate `+pkaNS+`><name>router</name><certificate>not a certificate</certificate></import-certificate>`, "rpc-error")
+	c.must(`<import-certificate `+pkaNS+`><name>router</name><certificate>`+leafPEM+`</certificate></import-certificate>`, "</fingerprint")
 
 	validate := func(router, peerName, certPEM, want string) {
 		t.Helper()
-		must(`<validate-peer-certificate `+pkaNS+`><router>`+router+`</router><peer>`+peerName+`</peer><certificate>`+certPEM+`</certificate></validate-peer-certificate>`, ">"+want+"</result>")
+		c.must(`<validate-peer-certificate `+pkaNS+`><router>`+router+`</router><peer>`+peerName+`</peer><certificate>`+certPEM+`</certificate></validate-peer-certificate>`, ">"+want+"</result>")
 	}
 	validate("hard", "p1", peer("someone-else", testpki.Options{}), "invalid")
 	validate("hard", "p2", peer("peer-2", testpki.Options{}), "valid")
@@ -105,17 +96,11 @@ func TestRestartEquivalence(t *testing.T) {
 	mu.Lock()
 	crlDER = testpki.Must(testpki.CRLWith(root, testpki.CRLOptions{Number: 2, Revoked: []*big.Int{leaf.SerialNumber}, ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(7 * 24 * time.Hour)}))
 	mu.Unlock()
-	must(`<refresh-certificate-revocation-list `+pkaNS+`/>`, "</result>")
+	c.must(`<refresh-certificate-revocation-list `+pkaNS+`/>`, "</result>")
 
 	gnmiGet := func(p *agentProcess) map[string]string {
 		t.Helper()
-		caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		roots := x509.NewCertPool()
-		roots.AppendCertsFromPEM(caPEM)
-		cl := gpb.NewGNMIClient(dialTLS(t, logAttr(p.logged(t, "gNMI listening"), "addr"), roots, make(chan *x509.Certificate, 16)))
+		cl := gnmiClient(t, p, state)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		resp, err := cl.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{{}}, Encoding: gpb.Encoding_JSON_IETF})
@@ -178,7 +163,7 @@ func TestRestartEquivalence(t *testing.T) {
 	// Changes made by the restarted agent survive a crash.
 	c = dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
 	validate("hard", "p1", peer("peer-1", testpki.Options{}), "valid")
-	must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
+	c.must(`<generate-csr `+pkaNS+`><name>router</name><common-name>router.example.net</common-name></generate-csr>`, "BEGIN CERTIFICATE REQUEST")
 	before = gnmiGet(p)
 	if before["authority/router[name=hard]/peer[name=p1]/state/status"] != "valid" || before["stats/security/csr/success"] != "2" {
 		t.Fatalf("after the changes:\n%s", dump(before))
@@ -187,9 +172,7 @@ func TestRestartEquivalence(t *testing.T) {
 		t.Fatal("the lifted peer's alarm is still raised")
 	}
 	time.Sleep(1100 * time.Millisecond)
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-	<-p.done
+	kill9(t, p)
 	p = runAgentBinary(t, state)
 	compare("kill -9 and restart", gnmiGet(p))
 }

@@ -24,11 +24,14 @@
 // gRPC gzip compression is accepted.
 //
 // Errors: InvalidArgument names the path and the reason (bad path, unknown
-// element, wrong type, range, pattern, state path); FailedPrecondition when
-// running is locked (a NETCONF session) or a confirmed commit is pending;
-// Aborted when the PKI engine or the disk refused the commit (nothing
-// changed); Unauthenticated and PermissionDenied for users and roles;
-// ResourceExhausted for the limits below.
+// element, wrong type, range, pattern, state path, a key leaf changed on
+// its own); FailedPrecondition when a NETCONF session locks running or
+// candidate or a confirmed commit is pending; Aborted when the PKI engine
+// or the disk refused the commit (nothing changed); Unauthenticated and
+// PermissionDenied for users and roles; ResourceExhausted for the limits
+// below; Internal for a panic of any service on the server (certz
+// included), logged once, the agent going on. Every message is rendered by
+// internal/redact.
 //
 // Limits (Limits, DefaultLimits): messages up to 16 MiB each way; a Set
 // holds at most 10,000 operations; at most 1,024 Subscribe streams at once

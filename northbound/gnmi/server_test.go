@@ -1,6 +1,7 @@
 package gnmi
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -314,18 +315,22 @@ func commitExt(id string, action any) []*gnmi_ext.Extension {
 	return []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_Commit{Commit: c}}}
 }
 
+// setCA sends a Set with the extensions ext that adds the trusted CA name
+// (caJSON), or no update when name is "".
+func setCA(t *testing.T, ctx context.Context, c gnmi.GNMIClient, name string, ext []*gnmi_ext.Extension) error {
+	req := &gnmi.SetRequest{Extension: ext}
+	if name != "" {
+		req.Update = []*gnmi.Update{{Path: p(t, "/authority/trusted-ca-certificate[name="+name+"]"), Val: jsonVal(strings.Replace(caJSON, "root", name, 1))}}
+	}
+	_, err := c.Set(ctx, req)
+	return err
+}
+
 func TestCommitConfirmed(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	c := e.admin()
 	ctx := ctxT(t)
-	set := func(name string, ext []*gnmi_ext.Extension) error {
-		req := &gnmi.SetRequest{Extension: ext}
-		if name != "" {
-			req.Update = []*gnmi.Update{{Path: p(t, "/authority/trusted-ca-certificate[name="+name+"]"), Val: jsonVal(strings.Replace(caJSON, "root", name, 1))}}
-		}
-		_, err := c.Set(ctx, req)
-		return err
-	}
+	set := func(name string, ext []*gnmi_ext.Extension) error { return setCA(t, ctx, c, name, ext) }
 	has := func(name string) bool { return e.store.Running().GetAuthority().GetTrustedCaCertificate(name) != nil }
 
 	// Commit, confirm: stays.
@@ -395,14 +400,7 @@ func TestFailedCommitLeavesConfirmedCommitPending(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	c := e.admin()
 	ctx := ctxT(t)
-	set := func(name string, ext []*gnmi_ext.Extension) error {
-		req := &gnmi.SetRequest{Extension: ext}
-		if name != "" {
-			req.Update = []*gnmi.Update{{Path: p(t, "/authority/trusted-ca-certificate[name="+name+"]"), Val: jsonVal(strings.Replace(caJSON, "root", name, 1))}}
-		}
-		_, err := c.Set(ctx, req)
-		return err
-	}
+	set := func(name string, ext []*gnmi_ext.Extension) error { return setCA(t, ctx, c, name, ext) }
 	if err := set("sticky", commitExt("c1", time.Minute)); err != nil {
 		t.Fatal(err)
 	}

@@ -200,6 +200,25 @@ type rawClient struct {
 	nextID int
 }
 
+// dialAgain dials addr as alice until a session is let in (a session's
+// slot is released once its channel is gone), failing the test as what
+// after 5 s.
+func dialAgain(t testing.TB, addr, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := dialRaw(t, addr, passwordConfig("alice", "secret"))
+		if err == nil {
+			c.conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // dialRaw opens a session and reads the server hello, without sending one.
 func dialRaw(t testing.TB, addr string, cfg *ssh.ClientConfig) (*rawClient, error) {
 	conn, err := ssh.Dial("tcp", addr, cfg)

@@ -29,18 +29,7 @@ func TestSessionsPerUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.handler.waitEnd(t, a.hello.SessionID)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := dialRaw(t, ts.addr, passwordConfig("alice", "secret"))
-		if err == nil {
-			c.conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alice after closing a session: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	dialAgain(t, ts.addr, "alice after closing a session")
 }
 
 // TestDefaultMaxSessionsPerUser: 8 sessions of one user are served, the

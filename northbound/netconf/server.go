@@ -103,12 +103,34 @@ type Server struct {
 
 	mu       sync.Mutex
 	closing  bool
-	perUser  map[string]int // session channels open per user name
+	perUser  counts // session channels open per user name
 	netConns map[net.Conn]struct{}
 	sessions map[uint32]*Session
 	// handshakes counts the connections of each client address still in
 	// their SSH handshake.
-	handshakes map[string]int
+	handshakes counts
+}
+
+// counts is how many of something each key holds (the sessions of a user,
+// the handshakes of an address), guarded by Server.mu.
+type counts map[string]int
+
+// take counts one more for key, unless key holds limit already.
+func (c counts) take(key string, limit int) bool {
+	if c[key] >= limit {
+		return false
+	}
+	c[key]++
+	return true
+}
+
+// release counts one less for key, forgetting the key at zero.
+func (c counts) release(key string) {
+	if c[key] <= 1 {
+		delete(c, key)
+		return
+	}
+	c[key]--
 }
 
 // Permission extensions set by authentication.
@@ -153,16 +175,15 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		caps:     append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
-		slots:    make(chan struct{}, cfg.MaxSessions),
-		conns:    make(chan struct{}, 2*cfg.MaxSessions),
-		perUser:  make(map[string]int),
-		netConns: make(map[net.Conn]struct{}),
-		sessions: make(map[uint32]*Session),
-
-		handshakes: make(map[string]int),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		caps:       append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
+		slots:      make(chan struct{}, cfg.MaxSessions),
+		conns:      make(chan struct{}, 2*cfg.MaxSessions),
+		perUser:    make(counts),
+		netConns:   make(map[net.Conn]struct{}),
+		sessions:   make(map[uint32]*Session),
+		handshakes: make(counts),
 	}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 	signer, err := loadOrCreateHostKey(cfg.StateDir, s.log)
@@ -321,19 +342,13 @@ func (s *Server) maxHandshakes() int { return max(cap(s.conns)/4, 1) }
 func (s *Server) startHandshake(host string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.handshakes[host] >= s.maxHandshakes() {
-		return false
-	}
-	s.handshakes[host]++
-	return true
+	return s.handshakes.take(host, s.maxHandshakes())
 }
 
 func (s *Server) endHandshake(host string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.handshakes[host]--; s.handshakes[host] <= 0 {
-		delete(s.handshakes, host)
-	}
+	s.handshakes.release(host)
 }
 
 // serveConn runs the SSH connection c: handshake, then one NETCONF session
@@ -460,21 +475,13 @@ func (s *Server) serveChannel(ctx context.Context, sconn *ssh.ServerConn, ch ssh
 func (s *Server) takeUserSlot(user string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perUser[user] >= s.cfg.MaxSessionsPerUser {
-		return false
-	}
-	s.perUser[user]++
-	return true
+	return s.perUser.take(user, s.cfg.MaxSessionsPerUser)
 }
 
 func (s *Server) releaseUserSlot(user string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perUser[user] <= 1 {
-		delete(s.perUser, user)
-		return
-	}
-	s.perUser[user]--
+	s.perUser.release(user)
 }
 
 // Statistics are the server-wide counters of RFC 6022
