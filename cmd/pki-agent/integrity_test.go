@@ -202,13 +202,13 @@ func TestNETCONFCommitKeepsGNMISets(t *testing.T) {
 // acknowledged value is in running, and in running after a restart.
 func TestConcurrentGNMIAndNETCONFWritersLoseNothing(t *testing.T) {
 	const gnmiWriters, ncSessions = 10, 5
-	duration := 3 * time.Second
+	duration := faultDuration(3*time.Second, 30*time.Second)
 	if testing.Short() {
 		duration = time.Second
 	}
 	state := filepath.Join(t.TempDir(), "state")
 	p := runAgentBinary(t, state)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), duration+90*time.Second)
 	defer cancel()
 	g := gnmiClient(t, p, state)
 
@@ -223,7 +223,7 @@ func TestConcurrentGNMIAndNETCONFWritersLoseNothing(t *testing.T) {
 	}
 	// Each writer runs for duration, and on until it has had 3 writes
 	// acknowledged (a loaded machine), but never past hardStop.
-	stop, hardStop := time.Now().Add(duration), time.Now().Add(30*time.Second)
+	stop, hardStop := time.Now().Add(duration), time.Now().Add(duration+30*time.Second)
 	for w := range gnmiWriters {
 		wg.Go(func() {
 			// Half the writers share router "shared", each its own peer,
