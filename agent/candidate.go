@@ -130,10 +130,26 @@ func mergedLeaves(root *gen.Device, e Edit) ([][]*gnmi.PathElem, error) {
 	}
 	var out [][]*gnmi.PathElem
 	setLeaves(fresh, schemaOf, elems, &out)
-	if len(out) == 0 {
+	if len(out) == 0 && makesNode(schemaOf) {
 		out = append(out, elems) // an empty value still makes the node
 	}
 	return out, nil
+}
+
+// makesNode says whether an empty merge at e writes something: a list
+// entry (it exists then) or a presence container. An empty merge of a
+// non-presence container or of the root writes nothing, so it is no
+// region: NETCONF's default merge of <authority> around a delete of one
+// entry would otherwise make any commit under /authority a conflict.
+func makesNode(e *yang.Entry) bool {
+	if e == nil || e.Parent == nil {
+		return false
+	}
+	if e.IsList() {
+		return true
+	}
+	c, ok := e.Node.(*yang.Container)
+	return ok && c.Presence != nil
 }
 
 // setLeaves appends the paths of the configured leaves and leaf-lists in

@@ -265,6 +265,23 @@ func TestCandidateCommitConflicts(t *testing.T) {
 		running:  []Edit{pv("a", false)},
 		conflict: routerPath("a"),
 	}, {
+		// NETCONF edit-config's default merge of <authority> around a
+		// delete of one entry is an empty merge of the container: it writes
+		// nothing, so a commit elsewhere under it is no conflict.
+		desc:    "entry deleted in the candidate under an empty merge of its container, another entry changed in running",
+		cand:    []Edit{{Op: OpMerge, Path: mustPath(t, "/authority"), Value: jsonVal(`{}`)}, {Op: OpDelete, Path: mustPath(t, routerPath("a"))}},
+		running: []Edit{pv("b", true)},
+		check: func(t *testing.T, d *gen.Device) {
+			if d.GetAuthority().GetRouter("a") != nil || d.GetAuthority().GetRouter("b") == nil {
+				t.Errorf("routers = %v", d.GetAuthority().Router)
+			}
+		},
+	}, {
+		desc:     "entry deleted in the candidate under an empty merge of its container, changed in running",
+		cand:     []Edit{{Op: OpMerge, Path: mustPath(t, "/authority"), Value: jsonVal(`{}`)}, {Op: OpDelete, Path: mustPath(t, routerPath("a"))}},
+		running:  []Edit{pv("a", false)},
+		conflict: routerPath("a"),
+	}, {
 		desc:    "entry deleted in both",
 		cand:    []Edit{{Op: OpDelete, Path: mustPath(t, routerPath("a"))}},
 		running: []Edit{{Op: OpDelete, Path: mustPath(t, routerPath("a"))}, pv("b", true)},

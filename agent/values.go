@@ -150,7 +150,11 @@ func checkChild(at []*gnmi.PathElem, c *yang.Entry, v any, strict bool) error {
 		if !ok {
 			return invalidAt(at, "%s is a list: give its entries as a JSON array of objects, not %s", c.Name, jsonWords(v))
 		}
-		for _, el := range arr {
+		seen := map[string]int{}
+		for i, el := range arr {
+			if err := checkEntryKey(at, c, el, i, seen); err != nil {
+				return err
+			}
 			if err := checkNode(withListKey(at, c, el), c, el, false, strict); err != nil {
 				return err
 			}
@@ -159,6 +163,51 @@ func checkChild(at []*gnmi.PathElem, c *yang.Entry, v any, strict bool) error {
 		return checkNode(at, c, v, false, strict)
 	}
 	return nil
+}
+
+// checkEntryKey checks that entry i of list c (a JSON object; checkNode
+// refuses anything else) carries every key leaf, with or without its
+// module prefix, and that no earlier entry of the same array (seen: key
+// to index) has the same key: ygot would otherwise fail with a Go type
+// name, or merge the two entries into one.
+func checkEntryKey(at []*gnmi.PathElem, c *yang.Entry, el any, i int, seen map[string]int) error {
+	obj, ok := el.(map[string]any)
+	if !ok {
+		return nil
+	}
+	keys := strings.Fields(c.Key)
+	vals := make([]string, 0, len(keys))
+	for _, k := range keys {
+		v, ok := jsonMember(obj, k)
+		if !ok || v == nil {
+			return invalidAt(at, "entry %d of list %s has no key %s: every entry needs its key", i+1, c.Name, k)
+		}
+		vals = append(vals, fmt.Sprint(v))
+	}
+	id := strings.Join(vals, "\x00")
+	if j, dup := seen[id]; dup {
+		words := make([]string, len(keys))
+		for n, k := range keys {
+			words[n] = k + " " + redact.Value(vals[n])
+		}
+		return invalidAt(at, "entries %d and %d of list %s have the same key %s: give each entry once", j+1, i+1, c.Name, strings.Join(words, ", "))
+	}
+	seen[id] = i
+	return nil
+}
+
+// jsonMember is member name of an RFC 7951 object, written with or
+// without a module prefix.
+func jsonMember(obj map[string]any, name string) (any, bool) {
+	if v, ok := obj[name]; ok {
+		return v, true
+	}
+	for k, v := range obj {
+		if i := strings.IndexByte(k, ':'); i >= 0 && k[i+1:] == name {
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 // childEntry finds the child name of e, looking through choices and cases.

@@ -41,6 +41,10 @@ func TestValueErrorsInOperatorWords(t *testing.T) {
 		{desc: "fraction", path: crl + "/polling-interval", val: ietf(`2.5`), wantPath: crl + "/polling-interval", wantText: "2.5 is not an integer"},
 		{desc: "boolean inside an entry", path: "/authority", val: ietf(`{"router":[{"name":"r1","peer-validation":"yes"}]}`), wantPath: r1 + "/peer-validation", wantText: `"yes" is not a boolean`},
 		{desc: "unknown member", path: r1, val: ietf(`{"bogus":1}`), wantKind: ErrUnknownPath, wantPath: r1, wantText: `there is no element "bogus" here (the elements are: certificate-failure-action, name, peer, peer-validation, peering-common-name)`},
+		{desc: "entry without its key", path: "/authority", val: ietf(`{"router":[{"peer-validation":true}]}`), wantPath: "/authority/router", wantText: "entry 1 of list router has no key name"},
+		{desc: "nested entry without its key", path: r1, val: ietf(`{"peer":[{"name":"p"},{"identifier":"x"}]}`), wantPath: r1 + "/peer", wantText: "entry 2 of list peer has no key name"},
+		{desc: "entry without its key at the root", path: "/", val: ietf(`{"pki-authority:authority":{"certificate-revocation-list":[{}]}}`), wantPath: "/authority/certificate-revocation-list", wantText: "entry 1 of list certificate-revocation-list has no key url"},
+		{desc: "entry given twice", path: "/authority", val: ietf(`{"router":[{"name":"r1","peer-validation":true},{"pki-authority:name":"r1"}]}`), wantPath: "/authority/router", wantText: `entries 1 and 2 of list router have the same key name "r1"`},
 		{desc: "list as a map", path: "/authority", val: ietf(`{"router":{"r1":{"name":"r1"}}}`), wantPath: "/authority/router", wantText: "router is a list: give its entries as a JSON array of objects"},
 		{desc: "object for a string", path: r1 + "/peer[name=p]/identifier", val: ietf(`{"a":1}`), wantPath: r1 + "/peer[name=p]/identifier", wantText: "identifier takes a string, not an object"},
 		{desc: "scalar for an entry", path: r1, val: str("x"), wantPath: r1, wantText: "takes a JSON object, not a scalar value"},
@@ -66,7 +70,7 @@ func TestValueErrorsInOperatorWords(t *testing.T) {
 			if !strings.Contains(msg, tc.wantText) {
 				t.Errorf("error %q does not say %q", msg, tc.wantText)
 			}
-			for _, leak := range []string{"rpc error", "code = ", "struct field", "*gen.", "json_ietf_val", "float64", "interface", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"} {
+			for _, leak := range []string{"rpc error", "code = ", "struct field", "*gen.", "json_ietf_val", "float64", "interface", "(*string)", "<nil>", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"} {
 				if strings.Contains(msg, leak) {
 					t.Errorf("error %q leaks %q", msg, leak)
 				}

@@ -49,8 +49,8 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("pki-agent", flag.ContinueOnError)
 	fs.StringVar(&o.stateDir, "state-dir", "./var", "directory for datastores, keys, certificates, CRLs and the audit log")
-	fs.StringVar(&o.gnmiAddr, "gnmi-addr", ":9339", "gNMI (and gNSI certz) listen address, TLS")
-	fs.StringVar(&o.netconfAddr, "netconf-addr", ":830", "NETCONF over SSH listen address")
+	fs.StringVar(&o.gnmiAddr, "gnmi-addr", "127.0.0.1:9339", "gNMI (and gNSI certz) listen address, TLS (loopback unless told otherwise)")
+	fs.StringVar(&o.netconfAddr, "netconf-addr", "127.0.0.1:830", "NETCONF over SSH listen address (loopback unless told otherwise)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "gNMI server certificate (PEM); bootstrapped in STATE-DIR/tls when absent")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "gNMI server private key (PEM)")
 	fs.StringVar(&o.tlsCertName, "tls-cert-name", "", "serve gNMI with this agent-managed certificate, hot-reloaded on re-import")

@@ -20,7 +20,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.usersFile != "/tmp/x/users.json" || o.gnmiAddr != ":9339" || o.netconfAddr != ":830" || o.tpm != "sim" {
+	if o.usersFile != "/tmp/x/users.json" || o.gnmiAddr != "127.0.0.1:9339" || o.netconfAddr != "127.0.0.1:830" || o.tpm != "sim" {
 		t.Fatalf("%+v", o)
 	}
 	if _, err := parseFlags([]string{"--tls-cert", "a.pem"}); err == nil {
