@@ -372,8 +372,11 @@ func trustStatus(err error) error {
 	switch {
 	case errors.As(err, &le), errors.Is(err, agent.ErrPendingCommit):
 		return status.Errorf(codes.FailedPrecondition, "%v; nothing was changed", err)
-	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist):
+	case errors.Is(err, agent.ErrApply):
 		return status.Errorf(codes.Aborted, "%v; nothing was changed", err)
+	case errors.Is(err, agent.ErrPersist):
+		// The store's message already says that nothing changed.
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, agent.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())
 	}

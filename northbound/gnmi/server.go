@@ -315,8 +315,11 @@ func statusFor(err error) error {
 		return status.Error(codes.InvalidArgument, "the commit id does not match the pending confirmed commit's; give the id it was started with")
 	case errors.Is(err, agent.ErrPendingCommit), errors.Is(err, agent.ErrNoPendingCommit), errors.Is(err, agent.ErrLocked):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist):
+	case errors.Is(err, agent.ErrApply):
 		return status.Errorf(codes.Aborted, "%v; nothing was changed", err)
+	case errors.Is(err, agent.ErrPersist):
+		// The store's message already says that nothing changed.
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, agent.ErrInvalid), errors.Is(err, agent.ErrUnknownPath), errors.Is(err, agent.ErrReadOnly),
 		errors.Is(err, agent.ErrExists), errors.Is(err, agent.ErrMissing):
 		return status.Error(codes.InvalidArgument, err.Error())
