@@ -24,17 +24,21 @@ type Limits struct {
 	// makes) for its whole run, so this bounds the memory of a login
 	// flood too.
 	MaxChecks int
-	// MinDelay and MaxDelay shape the delay after a failure: the next
-	// check for the same source address (and, from an address that
-	// failed, for the same user) waits MinDelay after the first failure,
-	// twice as long after each further one, at most MaxDelay.
+	// MinDelay and MaxDelay shape the delay of the answer to a failed
+	// check: MinDelay after the first failure of its source address or
+	// of its user, twice as long after each further one, at most
+	// MaxDelay (the longer of the address's and the user's applies).
 	MinDelay, MaxDelay time.Duration
 	// Quiet is how long a source or user must stay without failures for
 	// its delay to be forgotten.
 	Quiet time.Duration
 	// MaxWaiting bounds the logins of one source address waiting for
-	// their check; more are refused (ErrTooManyAttempts) after the
-	// source's delay, without a check.
+	// or holding a check slot; more are refused (ErrTooManyAttempts)
+	// after the source's delay, without a check. A waiter costs a
+	// goroutine and a connection (no argon2 memory), so the bound is high
+	// enough for a hundred clients and an administrator behind one
+	// address (a jump host, NAT) and only stops an address from queueing
+	// without end.
 	MaxWaiting int
 	// MaxTracked bounds the source addresses and the user names whose
 	// failures are remembered (each); beyond it, failures of new ones
@@ -43,13 +47,13 @@ type Limits struct {
 }
 
 // DefaultLimits: a check slot per core (2 to 4), 100 ms doubling to 5 s,
-// forgotten after a quiet minute.
+// forgotten after a quiet minute, 256 logins waiting per address.
 var DefaultLimits = Limits{
 	MaxChecks:  min(max(runtime.NumCPU(), 2), 4),
 	MinDelay:   100 * time.Millisecond,
 	MaxDelay:   5 * time.Second,
 	Quiet:      time.Minute,
-	MaxWaiting: 32,
+	MaxWaiting: 256,
 	MaxTracked: 4096,
 }
 
@@ -78,17 +82,18 @@ func (l Limits) withDefaults() Limits {
 
 // throttle orders the password checks of logins (see Users.Login):
 //
-//   - at most MaxChecks run at once (slots);
-//   - a source address is served one login at a time, each waiting
-//     until the delay after its last failure has passed (so concurrent guessing from one address
-//     gets one guess per delay, not one per connection, and holds at most
-//     one check slot);
-//   - from such an address, logins for a user who failed recently are
-//     also served one at a time after that user's delay, so guessing one
-//     user's password from many addresses is slowed too;
-//   - so an address holds at most one check slot, and an administrator
-//     on an address with no recent failure waits only for a free slot:
-//     he logs in at once during a flood from elsewhere.
+//   - at most MaxChecks run at once (slots), served in arrival order: a
+//     login waits only for the checks queued before it, whatever its
+//     address, so an administrator behind the same address (a jump host,
+//     NAT) as a guesser gets his check after a few of the guesser's;
+//   - a failed check is answered only after a delay (Ticket.done returns
+//     it): 100 ms after the first failure of its source address or its
+//     user, twice as long after each further one, at most MaxDelay. The
+//     failing client waits holding no slot (no argon2 memory), so a
+//     connection that waits for its answer guesses at most once per
+//     delay, and nobody else waits for it;
+//   - at most MaxWaiting logins of one address wait for or hold a slot;
+//     more are refused unchecked (after the address's delay).
 //
 // Delays are forgotten after Quiet without failures; a success clears the
 // user's (not the address's: a valid account must not reset the delay of
@@ -106,12 +111,8 @@ type throttle struct {
 // penalty is what is remembered of one source address or user.
 type penalty struct {
 	fails int
-	until time.Time // no check before
 	last  time.Time // of the last failure
-	// turn is held by the one login of a penalised key that is being
-	// served.
-	turn chan struct{}
-	// waiting counts the logins holding or waiting for turn or a slot.
+	// waiting counts the logins waiting for or holding a slot.
 	waiting int
 }
 
@@ -124,8 +125,8 @@ func newThrottle(lim Limits, clk clock.Clock) *throttle {
 	lim = lim.withDefaults()
 	return &throttle{
 		lim: lim, clk: clk, slots: make(chan struct{}, lim.MaxChecks),
-		sources: penalties{m: map[string]*penalty{}, overflow: &penalty{turn: make(chan struct{}, 1)}},
-		users:   penalties{m: map[string]*penalty{}, overflow: &penalty{turn: make(chan struct{}, 1)}},
+		sources: penalties{m: map[string]*penalty{}, overflow: &penalty{}},
+		users:   penalties{m: map[string]*penalty{}, overflow: &penalty{}},
 	}
 }
 
@@ -141,12 +142,12 @@ func (t *throttle) get(ps *penalties, key string, now time.Time) *penalty {
 		if len(ps.m) >= t.lim.MaxTracked {
 			p = ps.overflow
 		} else {
-			p = &penalty{turn: make(chan struct{}, 1)}
+			p = &penalty{}
 			ps.m[key] = p
 		}
 	}
 	if p.fails > 0 && now.Sub(p.last) > t.lim.Quiet {
-		p.fails, p.until = 0, time.Time{}
+		p.fails = 0
 	}
 	return p
 }
@@ -172,19 +173,15 @@ func (t *throttle) delay(fails int) time.Duration {
 // the verdict.
 type ticket struct {
 	t        *throttle
-	src, usr *penalty
+	src      *penalty
 	user     string
-	// srcHeld and usrHeld: the turns of src and usr (nil unless the user's
-	// line applies) are held.
-	srcHeld  bool
-	usrHeld  bool
-	slot     bool
 	released bool
 }
 
-// admit waits for the turn of the login of user from source and a check
-// slot. It fails when ctx ends, or with ErrTooManyAttempts after the
-// source's delay when the source has MaxWaiting logins waiting already.
+// admit waits for a check slot for the login of user from source, in
+// arrival order. It fails when ctx ends, or with ErrTooManyAttempts after
+// the source's delay when the source has MaxWaiting logins waiting
+// already.
 func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, error) {
 	now := t.clk.Now()
 	t.mu.Lock()
@@ -197,57 +194,17 @@ func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, err
 		}
 		return nil, ErrTooManyAttempts
 	}
-	tk := &ticket{t: t, src: src, user: user}
-	// One login at a time from an address (so an address holds at most
-	// one check slot); from one that failed, one at a time for a user
-	// who failed too.
 	src.waiting++
-	if src.fails > 0 {
-		if u := t.get(&t.users, user, now); u.fails > 0 {
-			tk.usr = u
-			u.waiting++
-		}
-	}
 	t.mu.Unlock()
-
-	fail := func(err error) (*ticket, error) {
-		tk.release()
-		return nil, err
-	}
-	if err := t.take(ctx, src); err != nil {
-		return fail(err)
-	}
-	tk.srcHeld = true
-	if tk.usr != nil {
-		if err := t.take(ctx, tk.usr); err != nil {
-			return fail(err)
-		}
-		tk.usrHeld = true
-	}
+	tk := &ticket{t: t, src: src, user: user}
+	// Senders blocked on a channel are served first come, first served.
 	select {
 	case t.slots <- struct{}{}:
-		tk.slot = true
+		return tk, nil
 	case <-ctx.Done():
-		return fail(ctx.Err())
+		tk.release(false)
+		return nil, ctx.Err()
 	}
-	return tk, nil
-}
-
-// take acquires p's turn and waits until its delay has passed.
-func (t *throttle) take(ctx context.Context, p *penalty) error {
-	select {
-	case p.turn <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	t.mu.Lock()
-	wait := p.until.Sub(t.clk.Now())
-	t.mu.Unlock()
-	if err := t.sleep(ctx, wait); err != nil {
-		<-p.turn
-		return err
-	}
-	return nil
 }
 
 func (t *throttle) sleep(ctx context.Context, d time.Duration) error {
@@ -264,46 +221,42 @@ func (t *throttle) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// done records the verdict of the check and frees the slot and turns.
-func (tk *ticket) done(ok bool) {
+// done records the verdict of the check, frees the slot and returns how
+// long the answer of a failure must wait: the delay of the source or of
+// the user, whichever is longer (0 after a success).
+func (tk *ticket) done(ok bool) time.Duration {
 	t := tk.t
 	now := t.clk.Now()
 	t.mu.Lock()
 	u := t.get(&t.users, tk.user, now)
+	var d time.Duration
 	if ok {
-		u.fails, u.until = 0, time.Time{}
+		u.fails = 0
 	} else {
 		for _, p := range []*penalty{tk.src, u} {
 			p.fails++
 			p.last = now
-			p.until = now.Add(t.delay(p.fails))
+			d = max(d, t.delay(p.fails))
 		}
 	}
 	t.mu.Unlock()
-	tk.release()
+	tk.release(true)
+	return d
 }
 
-// release gives back what the ticket holds.
-func (tk *ticket) release() {
+// release gives back the slot (when held) and the place in the source's
+// count.
+func (tk *ticket) release(slot bool) {
 	if tk.released {
 		return
 	}
 	tk.released = true
 	t := tk.t
-	if tk.slot {
+	if slot {
 		<-t.slots
-	}
-	if tk.usrHeld {
-		<-tk.usr.turn
-	}
-	if tk.srcHeld {
-		<-tk.src.turn
 	}
 	t.mu.Lock()
 	tk.src.waiting--
-	if tk.usr != nil {
-		tk.usr.waiting--
-	}
 	t.mu.Unlock()
 }
 
