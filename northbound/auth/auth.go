@@ -331,7 +331,7 @@ func (u *Users) Login(ctx context.Context, a Attempt) (string, error) {
 		}
 		u.refused(a, source, "invalid user name or password")
 		// The client waits for its answer holding no check slot.
-		_ = u.throttle.sleep(ctx, wait)
+		u.throttle.delayAnswer(ctx, tk, wait)
 		return "", ErrBadCredentials
 	}
 	u.mu.Lock()

@@ -29,6 +29,9 @@ type Limits struct {
 	// of its user, twice as long after each further one, at most
 	// MaxDelay (the longer of the address's and the user's applies).
 	MinDelay, MaxDelay time.Duration
+	// MaxBusyDelay caps the delay that keeps the guesses of one address
+	// to half the check capacity (see throttle).
+	MaxBusyDelay time.Duration
 	// Quiet is how long a source or user must stay without failures for
 	// its delay to be forgotten.
 	Quiet time.Duration
@@ -47,14 +50,16 @@ type Limits struct {
 }
 
 // DefaultLimits: a check slot per core (2 to 4), 100 ms doubling to 5 s,
-// forgotten after a quiet minute, 256 logins waiting per address.
+// forgotten after a quiet minute, 256 logins waiting per address, the
+// delay that keeps an address to half the checks capped at 30 s.
 var DefaultLimits = Limits{
-	MaxChecks:  min(max(runtime.NumCPU(), 2), 4),
-	MinDelay:   100 * time.Millisecond,
-	MaxDelay:   5 * time.Second,
-	Quiet:      time.Minute,
-	MaxWaiting: 256,
-	MaxTracked: 4096,
+	MaxChecks:    min(max(runtime.NumCPU(), 2), 4),
+	MinDelay:     100 * time.Millisecond,
+	MaxDelay:     5 * time.Second,
+	MaxBusyDelay: 30 * time.Second,
+	Quiet:        time.Minute,
+	MaxWaiting:   256,
+	MaxTracked:   4096,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -67,6 +72,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDelay > 0 {
 		d.MaxDelay = l.MaxDelay
+	}
+	if l.MaxBusyDelay > 0 {
+		d.MaxBusyDelay = l.MaxBusyDelay
 	}
 	if l.Quiet > 0 {
 		d.Quiet = l.Quiet
@@ -92,6 +100,13 @@ func (l Limits) withDefaults() Limits {
 //     failing client waits holding no slot (no argon2 memory), so a
 //     connection that waits for its answer guesses at most once per
 //     delay, and nobody else waits for it;
+//   - that delay is also at least long enough for the address's logins in
+//     progress (waiting, checked or delayed) to take at most half the
+//     check capacity at the recent check duration, up to MaxBusyDelay:
+//     however many connections guess from one address, its guesses keep
+//     the queue short, so a login from that address (an administrator
+//     behind the same jump host or NAT) gets its check within a few
+//     check durations;
 //   - at most MaxWaiting logins of one address wait for or hold a slot;
 //     more are refused unchecked (after the address's delay).
 //
@@ -106,14 +121,17 @@ type throttle struct {
 	mu      sync.Mutex
 	sources penalties
 	users   penalties
+	// checkTime is the recent duration of a check (a moving average).
+	checkTime time.Duration
 }
 
 // penalty is what is remembered of one source address or user.
 type penalty struct {
 	fails int
 	last  time.Time // of the last failure
-	// waiting counts the logins waiting for or holding a slot.
-	waiting int
+	// waiting counts the logins waiting for or holding a slot, delayed
+	// those whose refusal is being delayed.
+	waiting, delayed int
 }
 
 type penalties struct {
@@ -155,7 +173,7 @@ func (t *throttle) get(ps *penalties, key string, now time.Time) *penalty {
 // sweep drops the entries nobody waits on whose failures are forgotten.
 func (t *throttle) sweep(ps *penalties, now time.Time) {
 	for k, p := range ps.m {
-		if p.waiting == 0 && (p.fails == 0 || now.Sub(p.last) > t.lim.Quiet) {
+		if p.waiting == 0 && p.delayed == 0 && (p.fails == 0 || now.Sub(p.last) > t.lim.Quiet) {
 			delete(ps.m, k)
 		}
 	}
@@ -175,6 +193,7 @@ type ticket struct {
 	t        *throttle
 	src      *penalty
 	user     string
+	start    time.Time // of the check
 	released bool
 }
 
@@ -200,6 +219,7 @@ func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, err
 	// Senders blocked on a channel are served first come, first served.
 	select {
 	case t.slots <- struct{}{}:
+		tk.start = t.clk.Now()
 		return tk, nil
 	case <-ctx.Done():
 		tk.release(false)
@@ -222,12 +242,18 @@ func (t *throttle) sleep(ctx context.Context, d time.Duration) error {
 }
 
 // done records the verdict of the check, frees the slot and returns how
-// long the answer of a failure must wait: the delay of the source or of
-// the user, whichever is longer (0 after a success).
+// long the answer of a failure must wait (0 after a success): the delay of
+// the source or of the user, whichever is longer, and at least the busy
+// delay of the source (see throttle).
 func (tk *ticket) done(ok bool) time.Duration {
 	t := tk.t
 	now := t.clk.Now()
 	t.mu.Lock()
+	if took := now.Sub(tk.start); t.checkTime == 0 {
+		t.checkTime = took
+	} else {
+		t.checkTime += (took - t.checkTime) / 8
+	}
 	u := t.get(&t.users, tk.user, now)
 	var d time.Duration
 	if ok {
@@ -238,10 +264,28 @@ func (tk *ticket) done(ok bool) time.Duration {
 			p.last = now
 			d = max(d, t.delay(p.fails))
 		}
+		// At one guess per d for each of n logins in progress, the
+		// address takes n*checkTime/d of the time of the slots: at
+		// most half.
+		n := time.Duration(tk.src.waiting + tk.src.delayed)
+		busy := min(n*t.checkTime*2/time.Duration(t.lim.MaxChecks), t.lim.MaxBusyDelay)
+		d = max(d, busy)
 	}
 	t.mu.Unlock()
 	tk.release(true)
 	return d
+}
+
+// delayAnswer waits d (or until ctx ends) before the refusal of tk's
+// login is answered, counting it among its source's logins in progress.
+func (t *throttle) delayAnswer(ctx context.Context, tk *ticket, d time.Duration) {
+	t.mu.Lock()
+	tk.src.delayed++
+	t.mu.Unlock()
+	_ = t.sleep(ctx, d)
+	t.mu.Lock()
+	tk.src.delayed--
+	t.mu.Unlock()
 }
 
 // release gives back the slot (when held) and the place in the source's

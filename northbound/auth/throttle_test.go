@@ -87,6 +87,33 @@ func TestFailureDelaysItsAnswerNotTheNextCheck(t *testing.T) {
 	}
 }
 
+// However many logins one address has in progress, the answer to its
+// failures waits long enough for them to take at most half the checks:
+// with 3 in progress, 2 slots and checks of 100 ms, 300 ms (more than the
+// 100 ms of a first failure).
+func TestBusyAddressDelayedToHalfTheChecks(t *testing.T) {
+	clk := clock.NewFake(t0)
+	th := newThrottle(Limits{MaxChecks: 2}, clk)
+	ctx := context.Background()
+	a := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "admin"))
+	b := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "admin"))
+	c := admitAsync(ctx, th, "192.0.2.66", "admin")
+	notYet(t, c, "a third check with two running")
+	clk.Advance(100 * time.Millisecond)
+	if d := a.tk.done(false); d != 300*time.Millisecond {
+		t.Fatalf("answer delay with 3 logins in progress: %v, want 300ms", d)
+	}
+	b.tk.done(true)
+	waitAdmit(t, c).tk.done(true)
+	// Alone again, the address's failure waits the usual delay (its
+	// second failure: 200 ms).
+	r := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "nobody"))
+	clk.Advance(100 * time.Millisecond)
+	if d := r.tk.done(false); d != 200*time.Millisecond {
+		t.Fatalf("answer delay alone: %v, want 200ms", d)
+	}
+}
+
 // Slots are served in arrival order whatever the address: a login from
 // the flooding address waits only for the checks queued before it.
 func TestSlotsServedInArrivalOrder(t *testing.T) {
