@@ -30,7 +30,7 @@ type Limits struct {
 	// MaxDelay (the longer of the address's and the user's applies).
 	MinDelay, MaxDelay time.Duration
 	// MaxBusyDelay caps the delay that keeps the guesses of one address
-	// to half the check capacity (see throttle).
+	// to a quarter of the check capacity (see throttle).
 	MaxBusyDelay time.Duration
 	// Quiet is how long a source or user must stay without failures for
 	// its delay to be forgotten.
@@ -51,7 +51,7 @@ type Limits struct {
 
 // DefaultLimits: a check slot per core (2 to 4), 100 ms doubling to 5 s,
 // forgotten after a quiet minute, 256 logins waiting per address, the
-// delay that keeps an address to half the checks capped at 30 s.
+// delay that keeps an address to a quarter of the checks capped at 30 s.
 var DefaultLimits = Limits{
 	MaxChecks:    min(max(runtime.NumCPU(), 2), 4),
 	MinDelay:     100 * time.Millisecond,
@@ -101,7 +101,7 @@ func (l Limits) withDefaults() Limits {
 //     connection that waits for its answer guesses at most once per
 //     delay, and nobody else waits for it;
 //   - that delay is also at least long enough for the address's logins in
-//     progress (waiting, checked or delayed) to take at most half the
+//     progress (waiting, checked or delayed) to take at most a quarter of the
 //     check capacity at the recent check duration, up to MaxBusyDelay:
 //     however many connections guess from one address, its guesses keep
 //     the queue short, so a login from that address (an administrator
@@ -266,9 +266,9 @@ func (tk *ticket) done(ok bool) time.Duration {
 		}
 		// At one guess per d for each of n logins in progress, the
 		// address takes n*checkTime/d of the time of the slots: at
-		// most half.
+		// most a quarter.
 		n := time.Duration(tk.src.waiting + tk.src.delayed)
-		busy := min(n*t.checkTime*2/time.Duration(t.lim.MaxChecks), t.lim.MaxBusyDelay)
+		busy := min(n*t.checkTime*4/time.Duration(t.lim.MaxChecks), t.lim.MaxBusyDelay)
 		d = max(d, busy)
 	}
 	t.mu.Unlock()

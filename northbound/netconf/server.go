@@ -27,7 +27,6 @@ const (
 	DefaultMaxHandshakes      = 256
 )
 
-
 // Authenticator checks a user's password and returns the user's role. It is
 // shared with the other northbound servers and must be safe for concurrent
 // use. It may wait (bounded checks, delays after failures) until ctx ends;
