@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,10 +91,13 @@ func (l Limits) withDefaults() Limits {
 
 // throttle orders the password checks of logins (see Users.Login):
 //
-//   - at most MaxChecks run at once (slots), served in arrival order: a
-//     login waits only for the checks queued before it, whatever its
-//     address, so an administrator behind the same address (a jump host,
-//     NAT) as a guesser gets his check after a few of the guesser's;
+//   - at most MaxChecks run at once (slots). A free slot goes to the
+//     addresses with logins waiting in turn (round robin), and within an
+//     address to its newest login: an administrator on another address
+//     than a flood waits for one check at most per address ahead of his,
+//     and one behind the same address (a jump host, NAT) is served before
+//     the guesses queued there before him (which the delays below keep
+//     few, and which a quiet spell drains);
 //   - a failed check is answered only after a delay (Ticket.done returns
 //     it): 100 ms after the first failure of its source address or its
 //     user, twice as long after each further one, at most MaxDelay. The
@@ -114,9 +118,12 @@ func (l Limits) withDefaults() Limits {
 // user's (not the address's: a valid account must not reset the delay of
 // the guesses made beside it).
 type throttle struct {
-	lim   Limits
-	clk   clock.Clock
-	slots chan struct{}
+	lim Limits
+	clk clock.Clock
+	// free counts the idle check slots; ring holds the sources with
+	// logins waiting (each once), next served first.
+	free int
+	ring []*penalty
 
 	mu      sync.Mutex
 	sources penalties
@@ -132,6 +139,8 @@ type penalty struct {
 	// waiting counts the logins waiting for or holding a slot, delayed
 	// those whose refusal is being delayed.
 	waiting, delayed int
+	// queue holds the logins waiting for a slot, oldest first.
+	queue []chan struct{}
 }
 
 type penalties struct {
@@ -142,7 +151,7 @@ type penalties struct {
 func newThrottle(lim Limits, clk clock.Clock) *throttle {
 	lim = lim.withDefaults()
 	return &throttle{
-		lim: lim, clk: clk, slots: make(chan struct{}, lim.MaxChecks),
+		lim: lim, clk: clk, free: lim.MaxChecks,
 		sources: penalties{m: map[string]*penalty{}, overflow: &penalty{}},
 		users:   penalties{m: map[string]*penalty{}, overflow: &penalty{}},
 	}
@@ -214,17 +223,57 @@ func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, err
 		return nil, ErrTooManyAttempts
 	}
 	src.waiting++
-	t.mu.Unlock()
 	tk := &ticket{t: t, src: src, user: user}
-	// Senders blocked on a channel are served first come, first served.
+	if t.free > 0 && len(t.ring) == 0 {
+		t.free--
+		t.mu.Unlock()
+		tk.start = t.clk.Now()
+		return tk, nil
+	}
+	granted := make(chan struct{}, 1)
+	src.queue = append(src.queue, granted)
+	if len(src.queue) == 1 {
+		t.ring = append(t.ring, src)
+	}
+	t.mu.Unlock()
 	select {
-	case t.slots <- struct{}{}:
+	case <-granted:
 		tk.start = t.clk.Now()
 		return tk, nil
 	case <-ctx.Done():
-		tk.release(false)
-		return nil, ctx.Err()
 	}
+	t.mu.Lock()
+	i := slices.Index(src.queue, granted)
+	if i >= 0 {
+		src.queue = slices.Delete(src.queue, i, i+1)
+		if len(src.queue) == 0 {
+			t.ring = slices.DeleteFunc(t.ring, func(p *penalty) bool { return p == src })
+		}
+	}
+	t.mu.Unlock()
+	// Granted meanwhile (i < 0): the slot is passed on.
+	tk.release(i < 0)
+	return nil, ctx.Err()
+}
+
+// freeSlot gives a slot to the next source in the ring (its newest
+// login), or back to the idle ones.
+func (t *throttle) freeSlot() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.ring) == 0 {
+		t.free++
+		return
+	}
+	src := t.ring[0]
+	t.ring = slices.Delete(t.ring, 0, 1)
+	n := len(src.queue) - 1
+	granted := src.queue[n]
+	src.queue = slices.Delete(src.queue, n, n+1)
+	if len(src.queue) > 0 {
+		t.ring = append(t.ring, src)
+	}
+	granted <- struct{}{}
 }
 
 func (t *throttle) sleep(ctx context.Context, d time.Duration) error {
@@ -297,7 +346,7 @@ func (tk *ticket) release(slot bool) {
 	tk.released = true
 	t := tk.t
 	if slot {
-		<-t.slots
+		t.freeSlot()
 	}
 	t.mu.Lock()
 	tk.src.waiting--

@@ -114,9 +114,11 @@ func TestBusyAddressDelayedToAQuarterOfTheChecks(t *testing.T) {
 	}
 }
 
-// Slots are served in arrival order whatever the address: a login from
-// the flooding address waits only for the checks queued before it.
-func TestSlotsServedInArrivalOrder(t *testing.T) {
+// A free slot goes to the addresses with logins waiting in turn, and
+// within an address to its newest login: a login from another address
+// waits for one check of the flooding address at most, and one from the
+// flooding address for none of the guesses queued before it.
+func TestSlotsRoundRobinNewestFirst(t *testing.T) {
 	clk := clock.NewFake(t0)
 	th := newThrottle(Limits{MaxChecks: 1}, clk)
 	ctx := context.Background()
@@ -125,21 +127,23 @@ func TestSlotsServedInArrivalOrder(t *testing.T) {
 	for i := range 4 {
 		src := "192.0.2.66"
 		if i == 3 {
-			src = "198.51.100.7" // another address queues behind them
+			src = "198.51.100.7"
 		}
 		queued = append(queued, admitAsync(ctx, th, src, "admin"))
 		notYet(t, queued[i], "a login with the one slot taken")
 	}
 	first.tk.done(false)
-	for i, q := range queued {
-		r := waitAdmit(t, q)
+	// The flooding address's newest, the other address, then the rest of
+	// the flooding address newest first.
+	for _, i := range []int{2, 3, 1, 0} {
+		r := waitAdmit(t, queued[i])
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		for _, later := range queued[i+1:] {
+		for j, q := range queued {
 			select {
-			case <-later:
-				t.Fatalf("login %d served before login %d", i+1, i)
+			case <-q:
+				t.Fatalf("login %d served while login %d held the slot", j, i)
 			default:
 			}
 		}
