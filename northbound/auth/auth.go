@@ -14,7 +14,7 @@
 // and written to STATE-DIR/admin-password (mode 0600).
 //
 // Users.Login bounds what password guessing costs: the checks running at
-// once (in arrival order), a delay of the answer to a failure per source
+// once (addresses in turn), a delay of the answer to a failure per source
 // address and per user, and a password verified before is recognised
 // without waiting (see throttle.go).
 // Refused logins are audited, coalesced per source address.
@@ -287,7 +287,7 @@ const maxCredential = 1024
 // compared in constant time): it waits for nothing, so a user who has
 // logged in before is not held up by a flood of guesses. Any other
 // attempt goes through the throttle (see throttle): bounded checks at
-// once in arrival order, and the answer to a failure delayed per source
+// once (addresses in turn), and the answer to a failure delayed per source
 // address and user. Login returns early with ctx's error when ctx ends
 // while it waits for a check, and ErrBadCredentials when ctx ends while it
 // delays a failure.

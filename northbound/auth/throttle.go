@@ -206,8 +206,8 @@ type ticket struct {
 	released bool
 }
 
-// admit waits for a check slot for the login of user from source, in
-// arrival order. It fails when ctx ends, or with ErrTooManyAttempts after
+// admit waits for a check slot for the login of user from source (see
+// throttle for the order). It fails when ctx ends, or with ErrTooManyAttempts after
 // the source's delay when the source has MaxWaiting logins waiting
 // already.
 func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, error) {
