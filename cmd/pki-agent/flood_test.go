@@ -35,8 +35,10 @@ const (
 	floodMaxLogin = 5 * time.Second
 	// attackerIP is the flood's source address; the admin logs in from
 	// 127.0.0.1 (cold, then with a password already verified) and, once
-	// verified, from the attacker's own address too.
+	// verified, from the attacker's own address too. The SameAddress
+	// tests flood from adminIP itself, as a jump host or NAT would.
 	attackerIP = "127.0.0.2"
+	adminIP    = "127.0.0.1"
 )
 
 func floodDuration(t *testing.T) time.Duration {
@@ -57,11 +59,12 @@ func floodDuration(t *testing.T) time.Duration {
 // floodLogin is one way of logging in: ok is the real admin's password.
 type floodLogin func(ctx context.Context, from string, password string) error
 
-// runFlood floods login with wrong passwords from attackerIP for
-// floodDuration while the admin logs in every 300 ms from 127.0.0.1 (and,
-// with sameSource, also from attackerIP once its password is verified),
-// then checks the agent's peak memory and the admin's login times.
-func runFlood(t *testing.T, p *agentProcess, sameSource bool, login floodLogin) {
+// runFlood floods login with wrong passwords from attacker for
+// floodDuration while the admin logs in every 300 ms from adminIP (his
+// first login cold: the agent is fresh; and, with sameSource, also from
+// attacker once his password is verified), then checks the agent's peak
+// memory and the admin's login times.
+func runFlood(t *testing.T, p *agentProcess, attacker string, sameSource bool, login floodLogin) {
 	d := floodDuration(t)
 	pid := p.cmd.Process.Pid
 	base, err := rssBytes(pid)
@@ -76,7 +79,7 @@ func runFlood(t *testing.T, p *agentProcess, sameSource bool, login floodLogin) 
 	for i := range floodClients {
 		wg.Go(func() {
 			for n := 0; ctx.Err() == nil; n++ {
-				err := login(ctx, attackerIP, fmt.Sprintf("guess-%d-%d", i, n))
+				err := login(ctx, attacker, fmt.Sprintf("guess-%d-%d", i, n))
 				if ctx.Err() != nil {
 					return
 				}
@@ -111,9 +114,9 @@ func runFlood(t *testing.T, p *agentProcess, sameSource bool, login floodLogin) 
 	// first (cold) login.
 	time.Sleep(d / 3)
 	for ctx.Err() == nil {
-		adminLogin("127.0.0.1")
+		adminLogin(adminIP)
 		if sameSource && ctx.Err() == nil {
-			adminLogin(attackerIP)
+			adminLogin(attacker)
 		}
 		select {
 		case <-ctx.Done():
@@ -140,9 +143,9 @@ func runFlood(t *testing.T, p *agentProcess, sameSource bool, login floodLogin) 
 	if len(took) == 0 {
 		t.Fatal("the admin never tried to log in")
 	}
-	t.Logf("%d-way wrong-password flood for %v: %d refused attempts (%.1f/s; gNMI: %d checked, %.1f/s); agent RSS %d MiB before, peak (VmHWM) %d MiB; "+
-		"admin logins %d: first (cold, from 127.0.0.1) %v, p50 %v, max %v",
-		floodClients, d, refused.Load(), float64(attempts.Load())/d.Seconds(), checked.Load(), float64(checked.Load())/d.Seconds(), base>>20, peak>>20,
+	t.Logf("%d-way wrong-password flood from %s for %v: %d refused attempts (%.1f/s; gNMI: %d checked, %.1f/s); agent RSS %d MiB before, peak (VmHWM) %d MiB; "+
+		"admin logins %d: first (cold, from "+adminIP+") %v, p50 %v, max %v",
+		floodClients, attacker, d, refused.Load(), float64(attempts.Load())/d.Seconds(), checked.Load(), float64(checked.Load())/d.Seconds(), base>>20, peak>>20,
 		len(took), samples[0].took.Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	if peak > floodMaxRSS {
 		t.Errorf("agent peak memory %d MiB during the flood (bound %d MiB)", peak>>20, floodMaxRSS>>20)
@@ -161,9 +164,10 @@ func (c userPassword) GetRequestMetadata(context.Context, ...string) (map[string
 }
 func (userPassword) RequireTransportSecurity() bool { return true }
 
-// TestLoginFloodGNMI: 100 gNMI clients sending wrong passwords for the
-// admin leave the agent under 200 MiB and the admin logging in within 5 s.
-func TestLoginFloodGNMI(t *testing.T) {
+// gnmiFloodLogin starts a fresh agent and returns it with a gNMI login
+// over a new connection per attempt, as a new client (or a guesser that
+// reconnects) would make.
+func gnmiFloodLogin(t *testing.T) (*agentProcess, floodLogin) {
 	state := filepath.Join(t.TempDir(), "state")
 	p := runAgentBinary(t, state)
 	addr := logAttr(p.logged(t, "gNMI listening"), "addr")
@@ -174,9 +178,7 @@ func TestLoginFloodGNMI(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	tlsCfg := &tls.Config{RootCAs: roots, ServerName: "localhost"}
-	runFlood(t, p, true, func(ctx context.Context, from, password string) error {
-		// A connection per attempt, as a new client (or a guesser that
-		// reconnects) would make.
+	return p, func(ctx context.Context, from, password string) error {
 		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 			grpc.WithPerRPCCredentials(userPassword{"admin", password}),
 			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
@@ -188,17 +190,15 @@ func TestLoginFloodGNMI(t *testing.T) {
 		defer cc.Close()
 		_, err = gpb.NewGNMIClient(cc).Capabilities(ctx, &gpb.CapabilityRequest{})
 		return err
-	})
+	}
 }
 
-// TestLoginFloodSSH: the same flood over NETCONF's SSH password
-// authentication. The admin logs in from another address only: the
-// attacker's address has all the SSH handshakes it may hold at once, so
-// further connections from it are closed before the key exchange.
-func TestLoginFloodSSH(t *testing.T) {
+// sshFloodLogin starts a fresh agent and returns it with a NETCONF SSH
+// password login over a new connection per attempt.
+func sshFloodLogin(t *testing.T) (*agentProcess, floodLogin) {
 	p := runAgentBinary(t, filepath.Join(t.TempDir(), "state"))
 	addr := logAttr(p.logged(t, "serving NETCONF"), "addr")
-	runFlood(t, p, false, func(ctx context.Context, from, password string) error {
+	return p, func(ctx context.Context, from, password string) error {
 		c, err := dialerFrom(from).DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return err
@@ -213,5 +213,38 @@ func TestLoginFloodSSH(t *testing.T) {
 		}
 		ssh.NewClient(sc, chans, reqs).Close()
 		return nil
-	})
+	}
+}
+
+// TestLoginFloodGNMI: 100 gNMI clients sending wrong passwords for the
+// admin leave the agent under 200 MiB and the admin logging in within 5 s,
+// from another address and, once verified, from the attackers' one.
+func TestLoginFloodGNMI(t *testing.T) {
+	p, login := gnmiFloodLogin(t)
+	runFlood(t, p, attackerIP, true, login)
+}
+
+// TestLoginFloodGNMISameAddress: the same flood from the admin's own
+// address (a jump host, NAT), on a fresh agent where the admin has never
+// logged in: his first login waits only for the checks queued before it,
+// not for the guesses' delays.
+func TestLoginFloodGNMISameAddress(t *testing.T) {
+	p, login := gnmiFloodLogin(t)
+	runFlood(t, p, adminIP, false, login)
+}
+
+// TestLoginFloodSSH: the same flood over NETCONF's SSH password
+// authentication.
+func TestLoginFloodSSH(t *testing.T) {
+	p, login := sshFloodLogin(t)
+	runFlood(t, p, attackerIP, true, login)
+}
+
+// TestLoginFloodSSHSameAddress: the SSH flood from the admin's own
+// address on a fresh agent: his connection gets a handshake slot (taking,
+// at the bound, the place of a guesser's connection that has failed) and
+// his check after the few queued before it.
+func TestLoginFloodSSHSameAddress(t *testing.T) {
+	p, login := sshFloodLogin(t)
+	runFlood(t, p, adminIP, false, login)
 }

@@ -88,5 +88,5 @@ func (l netconfLogin) Authenticate(ctx context.Context, user, password string, r
 	if remote != nil {
 		src = remote.String()
 	}
-	return l.u.Login(ctx, auth.Attempt{User: user, Password: password, Source: src, Protocol: "netconf"})
+	return l.u.Login(ctx, auth.Attempt{User: user, Password: password, Source: src, Protocol: "netconf", Failed: netconf.AuthFailed(ctx)})
 }

@@ -14,8 +14,9 @@
 // and written to STATE-DIR/admin-password (mode 0600).
 //
 // Users.Login bounds what password guessing costs: the checks running at
-// once, delays after failures per source address and per user, and a
-// password verified before is recognised without waiting (see throttle.go).
+// once (addresses in turn), a delay of the answer to a failure per source
+// address and per user, and a password verified before is recognised
+// without waiting (see throttle.go).
 // Refused logins are audited, coalesced per source address.
 package auth
 
@@ -268,6 +269,10 @@ type Attempt struct {
 	// Protocol names the northbound server ("gnmi", "netconf") in audit
 	// records and logs.
 	Protocol string
+	// Failed, when set, is called as soon as the check has found the
+	// password wrong, before Login delays its answer (so a server may
+	// close that connection to make room for another).
+	Failed func()
 }
 
 // maxCredential bounds user names and passwords: longer ones are refused
@@ -282,8 +287,10 @@ const maxCredential = 1024
 // compared in constant time): it waits for nothing, so a user who has
 // logged in before is not held up by a flood of guesses. Any other
 // attempt goes through the throttle (see throttle): bounded checks at
-// once, delays after failures per source address and user. Login returns
-// early with ctx's error when ctx ends while it waits.
+// once (addresses in turn), and the answer to a failure delayed per source
+// address and user. Login returns early with ctx's error when ctx ends
+// while it waits for a check, and ErrBadCredentials when ctx ends while it
+// delays a failure.
 func (u *Users) Login(ctx context.Context, a Attempt) (string, error) {
 	source := sourceOf(a.Source)
 	if len(a.User) > maxCredential || len(a.Password) > maxCredential {
@@ -317,9 +324,14 @@ func (u *Users) Login(ctx context.Context, a Attempt) (string, error) {
 	}
 	verr := verify(h, a.Password)
 	ok := known && verr == nil
-	tk.done(ok)
+	wait := tk.done(ok)
 	if !ok {
+		if a.Failed != nil {
+			a.Failed()
+		}
 		u.refused(a, source, "invalid user name or password")
+		// The client waits for its answer holding no check slot.
+		u.throttle.delayAnswer(ctx, tk, wait)
 		return "", ErrBadCredentials
 	}
 	u.mu.Lock()

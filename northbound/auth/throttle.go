@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,17 +25,24 @@ type Limits struct {
 	// makes) for its whole run, so this bounds the memory of a login
 	// flood too.
 	MaxChecks int
-	// MinDelay and MaxDelay shape the delay after a failure: the next
-	// check for the same source address (and, from an address that
-	// failed, for the same user) waits MinDelay after the first failure,
-	// twice as long after each further one, at most MaxDelay.
+	// MinDelay and MaxDelay shape the delay of the answer to a failed
+	// check: MinDelay after the first failure of its source address or
+	// of its user, twice as long after each further one, at most
+	// MaxDelay (the longer of the address's and the user's applies).
 	MinDelay, MaxDelay time.Duration
+	// MaxBusyDelay caps the delay that keeps the guesses of one address
+	// to a quarter of the check capacity (see throttle).
+	MaxBusyDelay time.Duration
 	// Quiet is how long a source or user must stay without failures for
 	// its delay to be forgotten.
 	Quiet time.Duration
 	// MaxWaiting bounds the logins of one source address waiting for
-	// their check; more are refused (ErrTooManyAttempts) after the
-	// source's delay, without a check.
+	// or holding a check slot; more are refused (ErrTooManyAttempts)
+	// after the source's delay, without a check. A waiter costs a
+	// goroutine and a connection (no argon2 memory), so the bound is high
+	// enough for a hundred clients and an administrator behind one
+	// address (a jump host, NAT) and only stops an address from queueing
+	// without end.
 	MaxWaiting int
 	// MaxTracked bounds the source addresses and the user names whose
 	// failures are remembered (each); beyond it, failures of new ones
@@ -43,14 +51,16 @@ type Limits struct {
 }
 
 // DefaultLimits: a check slot per core (2 to 4), 100 ms doubling to 5 s,
-// forgotten after a quiet minute.
+// forgotten after a quiet minute, 256 logins waiting per address, the
+// delay that keeps an address to a quarter of the checks capped at 30 s.
 var DefaultLimits = Limits{
-	MaxChecks:  min(max(runtime.NumCPU(), 2), 4),
-	MinDelay:   100 * time.Millisecond,
-	MaxDelay:   5 * time.Second,
-	Quiet:      time.Minute,
-	MaxWaiting: 32,
-	MaxTracked: 4096,
+	MaxChecks:    min(max(runtime.NumCPU(), 2), 4),
+	MinDelay:     100 * time.Millisecond,
+	MaxDelay:     5 * time.Second,
+	MaxBusyDelay: 30 * time.Second,
+	Quiet:        time.Minute,
+	MaxWaiting:   256,
+	MaxTracked:   4096,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -63,6 +73,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDelay > 0 {
 		d.MaxDelay = l.MaxDelay
+	}
+	if l.MaxBusyDelay > 0 {
+		d.MaxBusyDelay = l.MaxBusyDelay
 	}
 	if l.Quiet > 0 {
 		d.Quiet = l.Quiet
@@ -78,41 +91,56 @@ func (l Limits) withDefaults() Limits {
 
 // throttle orders the password checks of logins (see Users.Login):
 //
-//   - at most MaxChecks run at once (slots);
-//   - a source address is served one login at a time, each waiting
-//     until the delay after its last failure has passed (so concurrent guessing from one address
-//     gets one guess per delay, not one per connection, and holds at most
-//     one check slot);
-//   - from such an address, logins for a user who failed recently are
-//     also served one at a time after that user's delay, so guessing one
-//     user's password from many addresses is slowed too;
-//   - so an address holds at most one check slot, and an administrator
-//     on an address with no recent failure waits only for a free slot:
-//     he logs in at once during a flood from elsewhere.
+//   - at most MaxChecks run at once (slots). A free slot goes to the
+//     addresses with logins waiting in turn (round robin), and within an
+//     address to its newest login: an administrator on another address
+//     than a flood waits for one check at most per address ahead of his,
+//     and one behind the same address (a jump host, NAT) is served before
+//     the guesses queued there before him (which the delays below keep
+//     few, and which a quiet spell drains);
+//   - a failed check is answered only after a delay (Ticket.done returns
+//     it): 100 ms after the first failure of its source address or its
+//     user, twice as long after each further one, at most MaxDelay. The
+//     failing client waits holding no slot (no argon2 memory), so a
+//     connection that waits for its answer guesses at most once per
+//     delay, and nobody else waits for it;
+//   - that delay is also at least long enough for the address's logins in
+//     progress (waiting, checked or delayed) to take at most a quarter of the
+//     check capacity at the recent check duration, up to MaxBusyDelay:
+//     however many connections guess from one address, its guesses keep
+//     the queue short, so a login from that address (an administrator
+//     behind the same jump host or NAT) gets its check within a few
+//     check durations;
+//   - at most MaxWaiting logins of one address wait for or hold a slot;
+//     more are refused unchecked (after the address's delay).
 //
 // Delays are forgotten after Quiet without failures; a success clears the
 // user's (not the address's: a valid account must not reset the delay of
 // the guesses made beside it).
 type throttle struct {
-	lim   Limits
-	clk   clock.Clock
-	slots chan struct{}
+	lim Limits
+	clk clock.Clock
+	// free counts the idle check slots; ring holds the sources with
+	// logins waiting (each once), next served first.
+	free int
+	ring []*penalty
 
 	mu      sync.Mutex
 	sources penalties
 	users   penalties
+	// checkTime is the recent duration of a check (a moving average).
+	checkTime time.Duration
 }
 
 // penalty is what is remembered of one source address or user.
 type penalty struct {
 	fails int
-	until time.Time // no check before
 	last  time.Time // of the last failure
-	// turn is held by the one login of a penalised key that is being
-	// served.
-	turn chan struct{}
-	// waiting counts the logins holding or waiting for turn or a slot.
-	waiting int
+	// waiting counts the logins waiting for or holding a slot, delayed
+	// those whose refusal is being delayed.
+	waiting, delayed int
+	// queue holds the logins waiting for a slot, oldest first.
+	queue []chan struct{}
 }
 
 type penalties struct {
@@ -123,9 +151,9 @@ type penalties struct {
 func newThrottle(lim Limits, clk clock.Clock) *throttle {
 	lim = lim.withDefaults()
 	return &throttle{
-		lim: lim, clk: clk, slots: make(chan struct{}, lim.MaxChecks),
-		sources: penalties{m: map[string]*penalty{}, overflow: &penalty{turn: make(chan struct{}, 1)}},
-		users:   penalties{m: map[string]*penalty{}, overflow: &penalty{turn: make(chan struct{}, 1)}},
+		lim: lim, clk: clk, free: lim.MaxChecks,
+		sources: penalties{m: map[string]*penalty{}, overflow: &penalty{}},
+		users:   penalties{m: map[string]*penalty{}, overflow: &penalty{}},
 	}
 }
 
@@ -141,12 +169,12 @@ func (t *throttle) get(ps *penalties, key string, now time.Time) *penalty {
 		if len(ps.m) >= t.lim.MaxTracked {
 			p = ps.overflow
 		} else {
-			p = &penalty{turn: make(chan struct{}, 1)}
+			p = &penalty{}
 			ps.m[key] = p
 		}
 	}
 	if p.fails > 0 && now.Sub(p.last) > t.lim.Quiet {
-		p.fails, p.until = 0, time.Time{}
+		p.fails = 0
 	}
 	return p
 }
@@ -154,7 +182,7 @@ func (t *throttle) get(ps *penalties, key string, now time.Time) *penalty {
 // sweep drops the entries nobody waits on whose failures are forgotten.
 func (t *throttle) sweep(ps *penalties, now time.Time) {
 	for k, p := range ps.m {
-		if p.waiting == 0 && (p.fails == 0 || now.Sub(p.last) > t.lim.Quiet) {
+		if p.waiting == 0 && p.delayed == 0 && (p.fails == 0 || now.Sub(p.last) > t.lim.Quiet) {
 			delete(ps.m, k)
 		}
 	}
@@ -172,19 +200,16 @@ func (t *throttle) delay(fails int) time.Duration {
 // the verdict.
 type ticket struct {
 	t        *throttle
-	src, usr *penalty
+	src      *penalty
 	user     string
-	// srcHeld and usrHeld: the turns of src and usr (nil unless the user's
-	// line applies) are held.
-	srcHeld  bool
-	usrHeld  bool
-	slot     bool
+	start    time.Time // of the check
 	released bool
 }
 
-// admit waits for the turn of the login of user from source and a check
-// slot. It fails when ctx ends, or with ErrTooManyAttempts after the
-// source's delay when the source has MaxWaiting logins waiting already.
+// admit waits for a check slot for the login of user from source (see
+// throttle for the order). It fails when ctx ends, or with ErrTooManyAttempts after
+// the source's delay when the source has MaxWaiting logins waiting
+// already.
 func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, error) {
 	now := t.clk.Now()
 	t.mu.Lock()
@@ -197,57 +222,58 @@ func (t *throttle) admit(ctx context.Context, source, user string) (*ticket, err
 		}
 		return nil, ErrTooManyAttempts
 	}
-	tk := &ticket{t: t, src: src, user: user}
-	// One login at a time from an address (so an address holds at most
-	// one check slot); from one that failed, one at a time for a user
-	// who failed too.
 	src.waiting++
-	if src.fails > 0 {
-		if u := t.get(&t.users, user, now); u.fails > 0 {
-			tk.usr = u
-			u.waiting++
-		}
+	tk := &ticket{t: t, src: src, user: user}
+	if t.free > 0 && len(t.ring) == 0 {
+		t.free--
+		t.mu.Unlock()
+		tk.start = t.clk.Now()
+		return tk, nil
+	}
+	granted := make(chan struct{}, 1)
+	src.queue = append(src.queue, granted)
+	if len(src.queue) == 1 {
+		t.ring = append(t.ring, src)
 	}
 	t.mu.Unlock()
-
-	fail := func(err error) (*ticket, error) {
-		tk.release()
-		return nil, err
-	}
-	if err := t.take(ctx, src); err != nil {
-		return fail(err)
-	}
-	tk.srcHeld = true
-	if tk.usr != nil {
-		if err := t.take(ctx, tk.usr); err != nil {
-			return fail(err)
-		}
-		tk.usrHeld = true
-	}
 	select {
-	case t.slots <- struct{}{}:
-		tk.slot = true
+	case <-granted:
+		tk.start = t.clk.Now()
+		return tk, nil
 	case <-ctx.Done():
-		return fail(ctx.Err())
-	}
-	return tk, nil
-}
-
-// take acquires p's turn and waits until its delay has passed.
-func (t *throttle) take(ctx context.Context, p *penalty) error {
-	select {
-	case p.turn <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	t.mu.Lock()
-	wait := p.until.Sub(t.clk.Now())
-	t.mu.Unlock()
-	if err := t.sleep(ctx, wait); err != nil {
-		<-p.turn
-		return err
+	i := slices.Index(src.queue, granted)
+	if i >= 0 {
+		src.queue = slices.Delete(src.queue, i, i+1)
+		if len(src.queue) == 0 {
+			t.ring = slices.DeleteFunc(t.ring, func(p *penalty) bool { return p == src })
+		}
 	}
-	return nil
+	t.mu.Unlock()
+	// Granted meanwhile (i < 0): the slot is passed on.
+	tk.release(i < 0)
+	return nil, ctx.Err()
+}
+
+// freeSlot gives a slot to the next source in the ring (its newest
+// login), or back to the idle ones.
+func (t *throttle) freeSlot() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.ring) == 0 {
+		t.free++
+		return
+	}
+	src := t.ring[0]
+	t.ring = slices.Delete(t.ring, 0, 1)
+	n := len(src.queue) - 1
+	granted := src.queue[n]
+	src.queue = slices.Delete(src.queue, n, n+1)
+	if len(src.queue) > 0 {
+		t.ring = append(t.ring, src)
+	}
+	granted <- struct{}{}
 }
 
 func (t *throttle) sleep(ctx context.Context, d time.Duration) error {
@@ -264,46 +290,66 @@ func (t *throttle) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// done records the verdict of the check and frees the slot and turns.
-func (tk *ticket) done(ok bool) {
+// done records the verdict of the check, frees the slot and returns how
+// long the answer of a failure must wait (0 after a success): the delay of
+// the source or of the user, whichever is longer, and at least the busy
+// delay of the source (see throttle).
+func (tk *ticket) done(ok bool) time.Duration {
 	t := tk.t
 	now := t.clk.Now()
 	t.mu.Lock()
+	if took := now.Sub(tk.start); t.checkTime == 0 {
+		t.checkTime = took
+	} else {
+		t.checkTime += (took - t.checkTime) / 8
+	}
 	u := t.get(&t.users, tk.user, now)
+	var d time.Duration
 	if ok {
-		u.fails, u.until = 0, time.Time{}
+		u.fails = 0
 	} else {
 		for _, p := range []*penalty{tk.src, u} {
 			p.fails++
 			p.last = now
-			p.until = now.Add(t.delay(p.fails))
+			d = max(d, t.delay(p.fails))
 		}
+		// At one guess per d for each of n logins in progress, the
+		// address takes n*checkTime/d of the time of the slots: at
+		// most a quarter.
+		n := time.Duration(tk.src.waiting + tk.src.delayed)
+		busy := min(n*t.checkTime*4/time.Duration(t.lim.MaxChecks), t.lim.MaxBusyDelay)
+		d = max(d, busy)
 	}
 	t.mu.Unlock()
-	tk.release()
+	tk.release(true)
+	return d
 }
 
-// release gives back what the ticket holds.
-func (tk *ticket) release() {
+// delayAnswer waits d (or until ctx ends) before the refusal of tk's
+// login is answered, counting it among its source's logins in progress.
+func (t *throttle) delayAnswer(ctx context.Context, tk *ticket, d time.Duration) {
+	t.mu.Lock()
+	tk.src.delayed++
+	t.mu.Unlock()
+	_ = t.sleep(ctx, d)
+	t.mu.Lock()
+	tk.src.delayed--
+	t.mu.Unlock()
+}
+
+// release gives back the slot (when held) and the place in the source's
+// count.
+func (tk *ticket) release(slot bool) {
 	if tk.released {
 		return
 	}
 	tk.released = true
 	t := tk.t
-	if tk.slot {
-		<-t.slots
-	}
-	if tk.usrHeld {
-		<-tk.usr.turn
-	}
-	if tk.srcHeld {
-		<-tk.src.turn
+	if slot {
+		t.freeSlot()
 	}
 	t.mu.Lock()
 	tk.src.waiting--
-	if tk.usr != nil {
-		tk.usr.waiting--
-	}
 	t.mu.Unlock()
 }
 

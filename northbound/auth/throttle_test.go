@@ -63,63 +63,91 @@ func TestDelayDoublesUpToTheCap(t *testing.T) {
 	}
 }
 
-// A failure delays the next check from that address by 100 ms: not at 99
-// ms, at 100 ms.
-func TestFailureDelaysTheNextCheckFromTheAddress(t *testing.T) {
+// A failure delays its own answer (100 ms, then 200 ms), not the next
+// check from that address: a fresh login from it is checked at once.
+func TestFailureDelaysItsAnswerNotTheNextCheck(t *testing.T) {
 	clk := clock.NewFake(t0)
 	th := newThrottle(Limits{MaxChecks: 2}, clk)
 	ctx := context.Background()
 	r := waitAdmit(t, admitAsync(ctx, th, "192.0.2.1", "admin"))
-	r.tk.done(false)
-	armed := clk.TimerArmed()
-	next := admitAsync(ctx, th, "192.0.2.1", "admin")
-	<-armed
-	clk.Advance(99 * time.Millisecond)
-	notYet(t, next, "99 ms after the failure")
-	clk.Advance(time.Millisecond)
-	if r := waitAdmit(t, next); r.err != nil {
+	if d := r.tk.done(false); d != 100*time.Millisecond {
+		t.Fatalf("answer delay after the first failure: %v, want 100ms", d)
+	}
+	// No time passes: the next login from the address is checked at once.
+	r = waitAdmit(t, admitAsync(ctx, th, "192.0.2.1", "admin"))
+	if r.err != nil {
 		t.Fatal(r.err)
-	} else {
-		r.tk.done(true)
+	}
+	if d := r.tk.done(false); d != 200*time.Millisecond {
+		t.Fatalf("answer delay after the second failure: %v, want 200ms", d)
+	}
+	r = waitAdmit(t, admitAsync(ctx, th, "192.0.2.1", "admin"))
+	if d := r.tk.done(true); d != 0 {
+		t.Fatalf("answer delay of a success: %v, want none", d)
 	}
 }
 
-// Logins of an address with one in progress wait for it: a flood from one
-// address holds one check slot, and another address is served at once.
-func TestOneAddressHoldsOneSlot(t *testing.T) {
+// However many logins one address has in progress, the answer to its
+// failures waits long enough for them to take at most a quarter of the
+// checks: with 3 in progress, 2 slots and checks of 100 ms, 600 ms (more
+// than the 100 ms of a first failure).
+func TestBusyAddressDelayedToAQuarterOfTheChecks(t *testing.T) {
 	clk := clock.NewFake(t0)
 	th := newThrottle(Limits{MaxChecks: 2}, clk)
 	ctx := context.Background()
+	a := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "admin"))
+	b := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "admin"))
+	c := admitAsync(ctx, th, "192.0.2.66", "admin")
+	notYet(t, c, "a third check with two running")
+	clk.Advance(100 * time.Millisecond)
+	if d := a.tk.done(false); d != 600*time.Millisecond {
+		t.Fatalf("answer delay with 3 logins in progress: %v, want 600ms", d)
+	}
+	b.tk.done(true)
+	waitAdmit(t, c).tk.done(true)
+	// Alone again, the address's failure waits the usual delay (its
+	// second failure: 200 ms).
+	r := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "nobody"))
+	clk.Advance(100 * time.Millisecond)
+	if d := r.tk.done(false); d != 200*time.Millisecond {
+		t.Fatalf("answer delay alone: %v, want 200ms", d)
+	}
+}
+
+// A free slot goes to the addresses with logins waiting in turn, and
+// within an address to its newest login: a login from another address
+// waits for one check of the flooding address at most, and one from the
+// flooding address for none of the guesses queued before it.
+func TestSlotsRoundRobinNewestFirst(t *testing.T) {
+	clk := clock.NewFake(t0)
+	th := newThrottle(Limits{MaxChecks: 1}, clk)
+	ctx := context.Background()
 	first := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "admin"))
-	var waiting []<-chan admitResult
-	for range 5 {
-		waiting = append(waiting, admitAsync(ctx, th, "192.0.2.66", "admin"))
-	}
-	for _, w := range waiting {
-		notYet(t, w, "a second login from the flooding address")
-	}
-	other := waitAdmit(t, admitAsync(ctx, th, "198.51.100.7", "admin"))
-	if other.err != nil {
-		t.Fatalf("another address: %v", other.err)
-	}
-	other.tk.done(true)
-	first.tk.done(true)
-	// They are served one at a time (no failure: no delay).
-	for range waiting {
-		var got admitResult
-		select {
-		case got = <-waiting[0]:
-		case got = <-waiting[1]:
-		case got = <-waiting[2]:
-		case got = <-waiting[3]:
-		case got = <-waiting[4]:
-		case <-time.After(5 * time.Second):
-			t.Fatal("a waiting login was never served")
+	var queued []<-chan admitResult
+	for i := range 4 {
+		src := "192.0.2.66"
+		if i == 3 {
+			src = "198.51.100.7"
 		}
-		if got.err != nil {
-			t.Fatal(got.err)
+		queued = append(queued, admitAsync(ctx, th, src, "admin"))
+		notYet(t, queued[i], "a login with the one slot taken")
+	}
+	first.tk.done(false)
+	// The flooding address's newest, the other address, then the rest of
+	// the flooding address newest first.
+	for _, i := range []int{2, 3, 1, 0} {
+		r := waitAdmit(t, queued[i])
+		if r.err != nil {
+			t.Fatal(r.err)
 		}
-		got.tk.done(true)
+		for j, q := range queued {
+			select {
+			case <-q:
+				t.Fatalf("login %d served while login %d held the slot", j, i)
+			default:
+			}
+		}
+		r.tk.done(false)
 	}
 }
 
@@ -159,7 +187,7 @@ func TestChecksAreBoundedAndAWaiterCanGiveUp(t *testing.T) {
 // after the address's delay.
 func TestTooManyWaitingFromOneAddress(t *testing.T) {
 	clk := clock.NewFake(t0)
-	th := newThrottle(Limits{MaxChecks: 2, MaxWaiting: 2}, clk)
+	th := newThrottle(Limits{MaxChecks: 1, MaxWaiting: 2}, clk)
 	ctx := context.Background()
 	first := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "admin"))
 	second := admitAsync(ctx, th, "192.0.2.66", "admin")
@@ -196,39 +224,30 @@ func TestFailuresForgottenAndTablesBounded(t *testing.T) {
 		t.Fatalf("tables hold %d addresses and %d users, bound 3", ns, nu)
 	}
 	clk.Advance(time.Minute + time.Second)
-	// 192.0.2.j failed a minute ago: no delay any more.
+	// 192.0.2.j failed a minute ago: it starts again at 100 ms.
 	if r := waitAdmit(t, admitAsync(ctx, th, "192.0.2.j", "user-192.0.2.j")); r.err != nil {
 		t.Fatal(r.err)
-	} else {
-		r.tk.done(true)
+	} else if d := r.tk.done(false); d != 100*time.Millisecond {
+		t.Fatalf("answer delay a quiet minute after a failure: %v, want 100ms", d)
 	}
 }
 
-// From an address that failed, logins for a user who failed (from anywhere)
-// also wait for the user's delay; a success clears the user's.
-func TestUserDelayFromFailingAddresses(t *testing.T) {
+// The answer to a failure waits for the longer of the address's and the
+// user's delay: guessing one user's password from many addresses is slowed
+// too. A success clears the user's.
+func TestUserDelayFromManyAddresses(t *testing.T) {
 	clk := clock.NewFake(t0)
 	th := newThrottle(Limits{MaxChecks: 2}, clk)
 	ctx := context.Background()
-	// The address fails once for another user; admin fails three times
-	// from other addresses.
-	r := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "nobody"))
-	r.tk.done(false)
 	for _, src := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {
 		r := waitAdmit(t, admitAsync(ctx, th, src, "admin"))
 		r.tk.done(false)
 	}
-	clk.Advance(100 * time.Millisecond) // the address's delay is over
-	armed := clk.TimerArmed()
-	w := admitAsync(ctx, th, "192.0.2.66", "admin")
-	<-armed
-	clk.Advance(299 * time.Millisecond) // admin's delay is 400 ms
-	notYet(t, w, "admin's delay")
-	clk.Advance(time.Millisecond)
-	r = waitAdmit(t, w)
-	if r.err != nil {
-		t.Fatal(r.err)
+	r := waitAdmit(t, admitAsync(ctx, th, "192.0.2.66", "admin"))
+	if d := r.tk.done(false); d != 800*time.Millisecond {
+		t.Fatalf("answer delay of admin's fourth failure from a new address: %v, want 800ms", d)
 	}
+	r = waitAdmit(t, admitAsync(ctx, th, "192.0.2.77", "admin"))
 	r.tk.done(true)
 	th.mu.Lock()
 	fails := th.users.m["admin"].fails
@@ -250,9 +269,11 @@ func (r *recordedAudit) Coalesce(key string, ev audit.Event) bool {
 	return true
 }
 
-// A password verified before is recognised at once even while its address
-// is delayed by failures; refused logins are audited without the password.
-func TestVerifiedPasswordSkipsTheDelay(t *testing.T) {
+// On a fresh agent (nothing verified yet), the right password from an
+// address whose guesses are being delayed is checked and accepted at once;
+// the wrong ones are answered after their delay, and audited without the
+// password.
+func TestLoginFromADelayedAddress(t *testing.T) {
 	dir := t.TempDir()
 	clk := clock.NewFake(t0)
 	rec := &recordedAudit{}
@@ -264,14 +285,26 @@ func TestVerifiedPasswordSkipsTheDelay(t *testing.T) {
 	at := func(pw string) Attempt {
 		return Attempt{User: "admin", Password: pw, Source: "192.0.2.66:4242", Protocol: "gnmi"}
 	}
-	if _, err := u.Login(ctx, at("s3cret")); err != nil {
-		t.Fatal(err)
+	// A guess: checked, then answered 100 ms later (not at 99 ms).
+	armed := clk.TimerArmed()
+	failed := make(chan struct{})
+	guess := at("guess-one")
+	guess.Failed = func() { close(failed) }
+	guessed := make(chan error, 1)
+	go func() { _, err := u.Login(ctx, guess); guessed <- err }()
+	<-armed
+	select {
+	case <-failed:
+	default:
+		t.Fatal("Failed not called before the answer's delay")
 	}
-	if _, err := u.Login(ctx, at("guess-one")); !errors.Is(err, ErrBadCredentials) {
-		t.Fatalf("wrong password: %v", err)
+	clk.Advance(99 * time.Millisecond)
+	select {
+	case err := <-guessed:
+		t.Fatalf("the guess was answered before its delay: %v", err)
+	case <-time.After(50 * time.Millisecond):
 	}
-	// The address must now wait 100 ms for a check; the verified password
-	// does not.
+	// Meanwhile the admin logs in from the same address, no time passing.
 	done := make(chan error, 1)
 	go func() { _, err := u.Login(ctx, at("s3cret")); done <- err }()
 	select {
@@ -280,23 +313,35 @@ func TestVerifiedPasswordSkipsTheDelay(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the verified password waited for the delay")
+		t.Fatal("the admin's login waited for the guesses' delay")
 	}
-	// A wrong one waits, and gives up with its context.
-	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	if _, err := u.Login(cctx, at("guess-two")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("wrong password while delayed: %v", err)
+	clk.Advance(time.Millisecond)
+	select {
+	case err := <-guessed:
+		if !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("wrong password: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the guess was never answered")
+	}
+	// A guess whose client gives up while its answer is delayed is still
+	// refused.
+	cctx, cancel := context.WithCancel(ctx)
+	armed = clk.TimerArmed()
+	go func() { <-armed; cancel() }()
+	if _, err := u.Login(cctx, at("guess-two")); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("wrong password given up while delayed: %v", err)
 	}
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.evs) != 1 {
-		t.Fatalf("audit records: %+v, want the one refused login", rec.evs)
+	if len(rec.evs) != 2 {
+		t.Fatalf("audit records: %+v, want the two refused logins", rec.evs)
 	}
-	ev := rec.evs[0]
-	b, _ := json.Marshal(ev)
-	if ev.Type != "system.login" || ev.Permitted || ev.User != "admin" || ev.Detail["source"] != "192.0.2.66" || ev.Detail["protocol"] != "gnmi" || strings.Contains(string(b), "guess") {
-		t.Fatalf("audit record %s", b)
+	for _, ev := range rec.evs {
+		b, _ := json.Marshal(ev)
+		if ev.Type != "system.login" || ev.Permitted || ev.User != "admin" || ev.Detail["source"] != "192.0.2.66" || ev.Detail["protocol"] != "gnmi" || strings.Contains(string(b), "guess") {
+			t.Fatalf("audit record %s", b)
+		}
 	}
 }

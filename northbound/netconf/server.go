@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ const (
 	DefaultHelloTimeout       = 30 * time.Second
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultWriteTimeout       = time.Minute
+	DefaultMaxHandshakes      = 256
 )
 
 // Authenticator checks a user's password and returns the user's role. It is
@@ -50,13 +52,22 @@ type Config struct {
 	Capabilities []string
 	// MaxSessions bounds the NETCONF sessions running at once; a client
 	// beyond it has its SSH channel refused with a message saying so. TCP
-	// connections (authenticated or not) are bounded to twice this.
+	// connections are bounded to twice this plus MaxHandshakes.
 	MaxSessions int
 	// MaxSessionsPerUser bounds the NETCONF sessions one user name has
 	// running at once, so one user (or one stolen password) cannot take
 	// every slot; a session beyond it has its SSH channel refused with a
 	// message saying so.
 	MaxSessionsPerUser int
+	// MaxHandshakes bounds the connections in their SSH handshake (before
+	// or during authentication), all addresses together; one address may
+	// hold half of them. A handshake costs a goroutine and its
+	// key-exchange buffers, not a password check (those the Authenticator
+	// bounds), so the default is high enough for a hundred guessers and an
+	// administrator behind one address. At a bound, a new connection takes
+	// the place of the oldest one that has failed authentication (see
+	// Serve).
+	MaxHandshakes int
 	// HelloTimeout bounds the SSH handshake and authentication, and then
 	// the time until the client's hello has arrived.
 	HelloTimeout time.Duration
@@ -106,9 +117,27 @@ type Server struct {
 	perUser  counts // session channels open per user name
 	netConns map[net.Conn]struct{}
 	sessions map[uint32]*Session
-	// handshakes counts the connections of each client address still in
-	// their SSH handshake.
-	handshakes counts
+	// handshakes holds the connections of each client address still in
+	// their SSH handshake, oldest first; byRemote finds them by remote
+	// address (host:port) for the password callback.
+	handshakes   map[string][]*handshake
+	nHandshake   int
+	handshakeSeq uint64
+	byRemote     map[string]*handshake
+}
+
+// handshake is a connection in its SSH handshake, guarded by Server.mu.
+type handshake struct {
+	host, remote string
+	conn         net.Conn
+	seq          uint64 // order of start
+	// ctx ends when the connection is evicted (or the server stops), so
+	// a password check or a delayed refusal waiting on it returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// failed: the connection has failed password authentication; it
+	// may be evicted to make room for a new one.
+	failed bool
 }
 
 // counts is how many of something each key holds (the sessions of a user,
@@ -156,6 +185,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MaxSessionsPerUser <= 0 {
 		cfg.MaxSessionsPerUser = DefaultMaxSessionsPerUser
 	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
 	}
@@ -179,11 +211,12 @@ func NewServer(cfg Config) (*Server, error) {
 		log:        cfg.Logger,
 		caps:       append([]string{ncxml.CapBase10, ncxml.CapBase11}, cfg.Capabilities...),
 		slots:      make(chan struct{}, cfg.MaxSessions),
-		conns:      make(chan struct{}, 2*cfg.MaxSessions),
+		conns:      make(chan struct{}, 2*cfg.MaxSessions+cfg.MaxHandshakes),
 		perUser:    make(counts),
 		netConns:   make(map[net.Conn]struct{}),
 		sessions:   make(map[uint32]*Session),
-		handshakes: make(counts),
+		handshakes: make(map[string][]*handshake),
+		byRemote:   make(map[string]*handshake),
 	}
 	s.stopped, s.stop = context.WithCancel(context.Background())
 	signer, err := loadOrCreateHostKey(cfg.StateDir, s.log)
@@ -205,13 +238,40 @@ func NewServer(cfg Config) (*Server, error) {
 // Capabilities returns the capabilities of the server hello.
 func (s *Server) Capabilities() []string { return append([]string(nil), s.caps...) }
 
+// failedKey carries, in the ctx given to the Authenticator, the function
+// that marks the connection as failed (see AuthFailed).
+type failedKey struct{}
+
+// AuthFailed returns, from the ctx given to Authenticator.Authenticate, a
+// function to call as soon as the password is found wrong, before any
+// delay of the refusal: the connection may then be closed to make room for
+// a new one from the same address. Elsewhere it returns a no-op.
+func AuthFailed(ctx context.Context) func() {
+	if f, ok := ctx.Value(failedKey{}).(func()); ok {
+		return f
+	}
+	return func() {}
+}
+
 func (s *Server) checkPassword(c ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
 	// The handshake cannot outlast HelloTimeout (a socket deadline), so
-	// neither may the wait for a password check; nor the server.
-	ctx, cancel := context.WithTimeout(s.stopped, s.cfg.HelloTimeout)
+	// neither may the wait for a password check; nor the server, nor the
+	// connection's eviction.
+	parent := s.stopped
+	s.mu.Lock()
+	h := s.byRemote[c.RemoteAddr().String()]
+	s.mu.Unlock()
+	markFailed := func() {}
+	if h != nil {
+		parent = h.ctx
+		markFailed = func() { s.markFailed(h) }
+	}
+	ctx, cancel := context.WithTimeout(parent, s.cfg.HelloTimeout)
 	defer cancel()
+	ctx = context.WithValue(ctx, failedKey{}, markFailed)
 	role, err := s.cfg.Authenticator.Authenticate(ctx, c.User(), string(password), c.RemoteAddr())
 	if err != nil {
+		markFailed()
 		return nil, fmt.Errorf("password authentication: %w", err)
 	}
 	return &ssh.Permissions{Extensions: map[string]string{extRole: role, extMethod: "password"}}, nil
@@ -277,20 +337,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			break
 		}
-		// One address may hold a quarter of the connections in their SSH
-		// handshake, so a password guesser cannot take them all (the
-		// administrator on another address still gets in); the surplus
-		// is closed before the key exchange, which costs nothing.
-		host := c.RemoteAddr().String()
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if !s.startHandshake(host) {
-			s.log.Debug("netconf: too many SSH handshakes from one address; closing new one", "remote", c.RemoteAddr().String(), "limit", s.maxHandshakes())
+		// The connections in their SSH handshake are bounded, per
+		// address too (see MaxHandshakes). At a bound, the new
+		// connection takes the place of the oldest one (of its address,
+		// else of any) that has failed authentication: a guesser's
+		// connections that were refused cannot keep the administrator
+		// out, even from the same address. With none to evict, the new
+		// one is closed before the key exchange, which costs nothing.
+		hs, ok := s.startHandshake(c)
+		if !ok {
+			s.log.Debug("netconf: too many SSH handshakes; closing new connection", "remote", c.RemoteAddr().String(),
+				"limit", s.cfg.MaxHandshakes, "per-address-limit", max(s.cfg.MaxHandshakes/2, 1))
 			c.Close()
 			continue
 		}
-		endHandshake := sync.OnceFunc(func() { s.endHandshake(host) })
+		endHandshake := sync.OnceFunc(func() { s.endHandshake(hs) })
 		select {
 		case s.conns <- struct{}{}:
 		default:
@@ -335,20 +396,95 @@ func (s *Server) untrack(c net.Conn) {
 	c.Close()
 }
 
-func (s *Server) maxHandshakes() int { return max(cap(s.conns)/4, 1) }
-
-// startHandshake counts a connection of host in its SSH handshake, unless
-// host has maxHandshakes already.
-func (s *Server) startHandshake(host string) bool {
+// startHandshake records c as in its SSH handshake, evicting the oldest
+// failed one of its address (at the per-address bound) or of any address
+// (at the total bound) when needed; false when there is none to evict.
+func (s *Server) startHandshake(c net.Conn) (*handshake, bool) {
+	remote := c.RemoteAddr().String()
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.handshakes.take(host, s.maxHandshakes())
+	if len(s.handshakes[host]) >= max(s.cfg.MaxHandshakes/2, 1) && !s.evictFailed(s.handshakes[host]) {
+		return nil, false
+	}
+	if s.nHandshake >= s.cfg.MaxHandshakes {
+		var oldest *handshake
+		for _, l := range s.handshakes {
+			for _, h := range l {
+				if h.failed {
+					if oldest == nil || h.seq < oldest.seq {
+						oldest = h
+					}
+					break
+				}
+			}
+		}
+		if oldest == nil {
+			return nil, false
+		}
+		s.evict(oldest)
+	}
+	s.handshakeSeq++
+	ctx, cancel := context.WithCancel(s.stopped)
+	h := &handshake{host: host, remote: remote, conn: c, seq: s.handshakeSeq, ctx: ctx, cancel: cancel}
+	s.handshakes[host] = append(s.handshakes[host], h)
+	s.byRemote[remote] = h
+	s.nHandshake++
+	return h, true
 }
 
-func (s *Server) endHandshake(host string) {
+// evictFailed evicts the oldest failed handshake of l; s.mu is held.
+func (s *Server) evictFailed(l []*handshake) bool {
+	for _, h := range l {
+		if h.failed {
+			s.evict(h)
+			return true
+		}
+	}
+	return false
+}
+
+// evict closes the handshake h and forgets it; s.mu is held.
+func (s *Server) evict(h *handshake) {
+	s.log.Debug("netconf: closing an SSH connection that failed authentication to make room for a new one", "remote", h.remote)
+	s.forget(h)
+	h.cancel()
+	h.conn.Close()
+}
+
+// forget drops h from the handshakes; s.mu is held.
+func (s *Server) forget(h *handshake) {
+	l := s.handshakes[h.host]
+	i := slices.Index(l, h)
+	if i < 0 {
+		return
+	}
+	l = slices.Delete(l, i, i+1)
+	if len(l) == 0 {
+		delete(s.handshakes, h.host)
+	} else {
+		s.handshakes[h.host] = l
+	}
+	if s.byRemote[h.remote] == h {
+		delete(s.byRemote, h.remote)
+	}
+	s.nHandshake--
+}
+
+func (s *Server) markFailed(h *handshake) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.handshakes.release(host)
+	h.failed = true
+	s.mu.Unlock()
+}
+
+func (s *Server) endHandshake(h *handshake) {
+	s.mu.Lock()
+	s.forget(h)
+	s.mu.Unlock()
+	h.cancel()
 }
 
 // serveConn runs the SSH connection c: handshake, then one NETCONF session
