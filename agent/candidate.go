@@ -7,6 +7,7 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
 )
 
@@ -39,7 +40,7 @@ type candRegion struct {
 
 // EditCandidate applies edits to the shared candidate as one unit: all of
 // them or none. It fails if another owner holds the candidate lock.
-func (s *Store) EditCandidate(owner string, edits ...Edit) error {
+func (s *Store) EditCandidate(owner api.Owner, edits ...Edit) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
@@ -74,7 +75,7 @@ func (s *Store) EditCandidate(owner string, edits ...Edit) error {
 // ReplaceCandidate sets the candidate to root (copy-config). The whole
 // tree is then the candidate's edit: a commit of it is refused when running
 // changed after the replace, since it would undo that change.
-func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
+func (s *Store) ReplaceCandidate(owner api.Owner, root *gen.Device) error {
 	if root != s.Running() {
 		if err := screenTree(root); err != nil {
 			return err
@@ -99,7 +100,7 @@ func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
 }
 
 // DiscardCandidate resets the candidate to running.
-func (s *Store) DiscardCandidate(owner string) error {
+func (s *Store) DiscardCandidate(owner api.Owner) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
@@ -115,7 +116,7 @@ func (s *Store) DiscardCandidate(owner string) error {
 // s.mu must be held for writing.
 func (s *Store) resetCandidateLocked() {
 	s.candidate = s.running
-	s.dirtyBy = map[string]bool{}
+	s.dirtyBy = map[api.Owner]bool{}
 	s.candRegions = nil
 	s.candBase = s.running
 }

@@ -39,9 +39,9 @@ type Record struct {
 // CommitOptions describe who commits and how.
 type CommitOptions struct {
 	User string
-	// Owner is the session that commits (for locks), e.g. "netconf session 4"
-	// or "gnmi alice@127.0.0.1:5000".
-	Owner   string
+	// Owner is the session that commits (for locks and the pending
+	// confirmed commit).
+	Owner   api.Owner
 	Comment string
 	// Confirm, when set, makes this a confirmed commit, or a follow-up
 	// confirmed commit that extends the pending one (see confirm.go).

@@ -55,13 +55,13 @@ type Store struct {
 	mu        sync.RWMutex // guards the fields below
 	running   *gen.Device
 	candidate *gen.Device
-	dirtyBy   map[string]bool // owners that edited candidate since it last matched running
+	dirtyBy   map[api.Owner]bool // owners that edited candidate since it last matched running
 	// candRegions are the nodes edited in candidate since it last matched
 	// running (see candidate.go); candBase is the running tree the
 	// candidate was last built on.
 	candRegions  map[string]*candRegion
 	candBase     *gen.Device
-	locks        map[Datastore]string
+	locks        map[Datastore]api.Owner
 	history      []historyEntry
 	lastID       uint64
 	pending      *pendingState
@@ -95,8 +95,8 @@ func New(cfg Config) *Store {
 		running:   root,
 		candidate: root,
 		candBase:  root,
-		dirtyBy:   map[string]bool{},
-		locks:     map[Datastore]string{},
+		dirtyBy:   map[api.Owner]bool{},
+		locks:     map[Datastore]api.Owner{},
 		lastID:    cfg.InitialCommit.ID,
 	}
 	s.history = append(s.history, historyEntry{info: cfg.InitialCommit, root: root})

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // Lock locks ds for owner. A second lock by another owner fails with a
 // *LockError naming the holder; a candidate that holds uncommitted changes
 // of another owner cannot be locked (ErrCandidateDirty).
-func (s *Store) Lock(ds Datastore, owner string) error {
+func (s *Store) Lock(ds Datastore, owner api.Owner) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, ok := s.locks[ds]; ok {
@@ -27,7 +29,7 @@ func (s *Store) Lock(ds Datastore, owner string) error {
 }
 
 // Unlock releases owner's lock on ds.
-func (s *Store) Unlock(ds Datastore, owner string) error {
+func (s *Store) Unlock(ds Datastore, owner api.Owner) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, ok := s.locks[ds]
@@ -45,7 +47,7 @@ func (s *Store) Unlock(ds Datastore, owner string) error {
 var ErrNoLock = errors.New("no lock held")
 
 // LockHolder returns who holds ds locked, if anyone.
-func (s *Store) LockHolder(ds Datastore) (string, bool) {
+func (s *Store) LockHolder(ds Datastore) (api.Owner, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	h, ok := s.locks[ds]
@@ -56,7 +58,7 @@ func (s *Store) LockHolder(ds Datastore) (string, bool) {
 // owner's uncommitted changes and owner held the candidate lock, discards
 // them (RFC 6241 7.5). A confirmed commit of owner without a persist id is
 // rolled back (RFC 6241 8.4). Call it when a session ends.
-func (s *Store) ReleaseOwner(ctx context.Context, owner string) {
+func (s *Store) ReleaseOwner(ctx context.Context, owner api.Owner) {
 	s.mu.Lock()
 	hadCandidateLock := s.locks[Candidate] == owner
 	for ds, h := range s.locks {
@@ -76,7 +78,7 @@ func (s *Store) ReleaseOwner(ctx context.Context, owner string) {
 // locked (SPEC: a NETCONF lock makes other sessions' writes, gNMI Set
 // included, fail), so a session that locked the candidate to prepare a
 // change does not commit over changes made behind its back.
-func (s *Store) checkWritable(ds Datastore, owner string) error {
+func (s *Store) checkWritable(ds Datastore, owner api.Owner) error {
 	if s.closed {
 		return ErrClosed
 	}
@@ -94,7 +96,7 @@ func (s *Store) checkWritable(ds Datastore, owner string) error {
 // LockError says who holds a lock.
 type LockError struct {
 	Datastore Datastore
-	Holder    string // owner id, e.g. "netconf session 3"
+	Holder    api.Owner
 }
 
 func (e *LockError) Error() string {

@@ -43,9 +43,9 @@ func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input 
 	}
 	// The one screening for key material, before any rpc sees the input.
 	if at, found := keyMaterialInJSON([]*gnmi.PathElem{{Name: name}}, input); found {
-		leaf := strings.TrimPrefix(strings.TrimPrefix(at, "/"+name), "/")
-		if leaf == "" {
-			leaf = "(the whole input)"
+		leaf := "(the whole input)"
+		if len(at) > 1 {
+			leaf = strings.TrimPrefix(prefixString(at[1:]), "/")
 		}
 		return nil, keyMaterialRefused(fmt.Sprintf("rpc %s: input %s", name, leaf))
 	}

@@ -145,7 +145,7 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 		child := entry.Dir[pe.Name]
 		fi, found := fieldIndex(cur.Elem().Type(), pe.Name)
 		if child == nil || !found {
-			return nil, false, &api.PathError{Op: "resolve", Path: at, Err: fmt.Errorf("%w %q: %s has no such child", ErrUnknownPath, pe.Name, at)}
+			return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i]), Err: fmt.Errorf("%w %q: %s has no such child", ErrUnknownPath, pe.Name, at)}
 		}
 		last := i == len(elems)-1
 		f := cur.Elem().Field(fi)
@@ -153,25 +153,25 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 		switch {
 		case child.IsLeaf() || child.IsLeafList():
 			if !last {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: %s is a leaf and has no children", ErrUnknownPath, here)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: %s is a leaf and has no children", ErrUnknownPath, here)}
 			}
 			if len(pe.Key) > 0 {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: leaf %s takes no keys", api.ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: leaf %s takes no keys", api.ErrInvalid, pe.Name)}
 			}
 			return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
 		case child.IsList():
 			if len(pe.Key) == 0 {
 				if last {
-					return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...]", api.ErrInvalid, here, child.Key)}
+					return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s needs its key [%s=...]", api.ErrInvalid, here, child.Key)}
 				}
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...] before %s", api.ErrInvalid, here, child.Key, elems[i+1].Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s needs its key [%s=...] before %s", api.ErrInvalid, here, child.Key, elems[i+1].Name)}
 			}
 			kv, kok := pe.Key[child.Key]
 			if len(pe.Key) != 1 || !kok {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s is keyed by %q only", api.ErrInvalid, pe.Name, child.Key)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s is keyed by %q only", api.ErrInvalid, pe.Name, child.Key)}
 			}
 			if f.Type().Key().Kind() != reflect.String {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s has a non-string key", api.ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s has a non-string key", api.ErrInvalid, pe.Name)}
 			}
 			key := reflect.ValueOf(kv).Convert(f.Type().Key())
 			if c != nil {
@@ -206,7 +206,7 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 			cur, entry = v, child
 		default: // container
 			if len(pe.Key) > 0 {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: container %s takes no keys", api.ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: container %s takes no keys", api.ErrInvalid, pe.Name)}
 			}
 			if last {
 				return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
@@ -281,7 +281,7 @@ func readOnlyAt(elems []*gnmi.PathElem) (string, bool) {
 
 // checkMandatory reports mandatory leaves missing in a struct subtree; ygot's
 // validation does not check YANG mandatory.
-func checkMandatory(v reflect.Value, e *yang.Entry, at string) error {
+func checkMandatory(v reflect.Value, e *yang.Entry, at []*gnmi.PathElem) error {
 	if !v.IsValid() || v.IsNil() || e == nil {
 		return nil
 	}
@@ -298,17 +298,17 @@ func checkMandatory(v reflect.Value, e *yang.Entry, at string) error {
 		switch {
 		case child.IsLeaf():
 			if child.Mandatory == yang.TSTrue && f.IsZero() {
-				return &api.PathError{Op: "validate", Path: at + "/" + name, Err: fmt.Errorf("%w: mandatory leaf %s is missing", api.ErrInvalid, name)}
+				return &api.PathError{Op: "validate", Path: api.PathAt(appendElemCopy(at, &gnmi.PathElem{Name: name})), Err: fmt.Errorf("%w: mandatory leaf %s is missing", api.ErrInvalid, name)}
 			}
 		case child.IsList():
 			for it := f.MapRange(); it.Next(); {
-				p := fmt.Sprintf("%s/%s[%s=%v]", at, name, child.Key, it.Key())
+				p := appendElemCopy(at, &gnmi.PathElem{Name: name, Key: map[string]string{child.Key: fmt.Sprint(it.Key())}})
 				if err := checkMandatory(it.Value(), child, p); err != nil {
 					return err
 				}
 			}
 		case child.IsContainer():
-			if err := checkMandatory(f, child, at+"/"+name); err != nil {
+			if err := checkMandatory(f, child, appendElemCopy(at, &gnmi.PathElem{Name: name})); err != nil {
 				return err
 			}
 		}

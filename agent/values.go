@@ -120,7 +120,7 @@ func checkNode(elems []*gnmi.PathElem, e *yang.Entry, v any, root, strict bool) 
 			if root {
 				where = "at the root"
 			}
-			return &api.PathError{Path: prefixString(elems), Err: withKind(ErrUnknownPath, fmt.Errorf(
+			return &api.PathError{Path: api.PathAt(elems), Err: withKind(ErrUnknownPath, fmt.Errorf(
 				"there is no element %s %s (the elements are: %s)", redact.Value(name), where, strings.Join(childNames(e), ", ")))}
 		}
 		if child.ReadOnly() {
@@ -420,7 +420,7 @@ func checkString(at []*gnmi.PathElem, e *yang.Entry, s string) error {
 
 // invalidAt is an ErrInvalid *PathError at elems.
 func invalidAt(elems []*gnmi.PathElem, format string, args ...any) error {
-	return &api.PathError{Path: prefixString(elems), Err: withKind(api.ErrInvalid, fmt.Errorf(format, args...))}
+	return &api.PathError{Path: api.PathAt(elems), Err: withKind(api.ErrInvalid, fmt.Errorf(format, args...))}
 }
 
 // nodeWords names the kind of a schema node.

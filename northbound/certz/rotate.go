@@ -306,7 +306,7 @@ func (r *rotation) setTrust(ctx context.Context, t *trustEntry, why string) erro
 		return err
 	}
 	_, err := r.s.cfg.Store.Commit(ctx, tx, agent.CommitOptions{
-		User: r.caller.User, Owner: fmt.Sprintf("gnsi certz %s rotate %s", r.caller.User, r.profile),
+		User: r.caller.User, Owner: api.Owner{Protocol: "gnsi certz", Name: fmt.Sprintf("%s rotate %s", r.caller.User, r.profile)},
 		Comment: fmt.Sprintf("gNSI certz Rotate of profile %s: %s", r.profile, why),
 	})
 	return err

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"regexp"
 	"sort"
 	"sync"
 
@@ -115,8 +114,6 @@ const (
 	kindCRLBundle   = "crl-bundle"
 )
 
-var profileRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,54}$`)
-
 // New returns a server that has loaded cfg.ProfilesFile.
 func New(cfg Config) (*Server, error) {
 	if cfg.Engine == nil || cfg.Store == nil {
@@ -192,8 +189,12 @@ func checkProfileID(field, id string) error {
 	if id == "" {
 		return status.Errorf(codes.InvalidArgument, "%s is empty: name the SSL profile (%s is the gNMI server's)", field, ServerProfile)
 	}
-	if id != ServerProfile && !profileRE.MatchString(id) {
-		return status.Errorf(codes.InvalidArgument, "%s %q: a profile id is 1 to 54 letters, digits, dots, underscores or hyphens", field, id)
+	if id != ServerProfile {
+		// The one object-name rule, leaving room for the suffix a
+		// rotation gives the key it generates.
+		if err := api.CheckName(field, id, api.MaxRotatedNameLen); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 	if nops > s.limits.MaxSetOps {
 		return nil, status.Errorf(codes.ResourceExhausted, "Set has %d operations; at most %d per request", nops, s.limits.MaxSetOps)
 	}
-	owner := fmt.Sprintf("gnmi %s@%s set %d", c.User, c.Peer, s.seq.Add(1))
+	owner := api.Owner{Protocol: "gnmi", Name: fmt.Sprintf("%s@%s set %d", c.User, c.Peer, s.seq.Add(1))}
 	resp := &gnmi.SetResponse{Prefix: req.GetPrefix()}
 	if commit != nil {
 		resp.Extension = []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_Commit{Commit: commit}}}

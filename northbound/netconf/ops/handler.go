@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -113,18 +111,7 @@ func New(cfg Config) (*Handler, error) {
 	}, nil
 }
 
-func owner(s *netconf.Session) string { return fmt.Sprintf("netconf session %d", s.ID()) }
-
-// holderID returns the NETCONF session id of a lock owner, 0 for others
-// (RFC 6241: 0 means a non-NETCONF holder).
-func holderID(owner string) uint32 {
-	if rest, ok := strings.CutPrefix(owner, "netconf session "); ok {
-		if id, err := strconv.ParseUint(rest, 10, 32); err == nil {
-			return uint32(id)
-		}
-	}
-	return 0
-}
+func owner(s *netconf.Session) api.Owner { return api.NetconfOwner(s.ID()) }
 
 func base(local string) xml.Name { return xml.Name{Space: ncxml.BaseNS, Local: local} }
 
@@ -286,7 +273,7 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 	}
 	var le *agent.LockError
 	if errors.As(err, &le) {
-		id := holderID(le.Holder)
+		id := le.Holder.Session
 		e := ncxml.InUse(ncxml.Protocol, fmt.Sprintf("%s: the %s datastore is locked by %s; wait until it is unlocked", what, le.Datastore, le.Holder))
 		e.Info.SessionID = &id
 		return e
@@ -348,8 +335,8 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 // parsePathOf returns the path of an *agent.PathError in err, if any.
 func parsePathOf(err error) []*gnmi.PathElem {
 	var pe *api.PathError
-	if errors.As(err, &pe) && pe.Path != "" && pe.Path != "/" {
-		return parsePath(pe.Path)
+	if errors.As(err, &pe) {
+		return pe.Path.GetElem()
 	}
 	return nil
 }

@@ -78,16 +78,13 @@ func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxm
 	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, NS, obj), ""))
 }
 
-// rpcErrorPath names the input leaf an error talks about, else the rpc.
+// rpcErrorPath names the input leaf an *api.InputError names, else the
+// rpc.
 func rpcErrorPath(e *yang.Entry, err error) string {
 	root := []*gnmi.PathElem{{Name: e.Name}}
-	if e.RPC.Input != nil {
-		msg := err.Error()
-		for _, c := range sortedChildren(e.RPC.Input) {
-			if strings.Contains(msg, c.Name) {
-				return xpathOf(appendElem(root, &gnmi.PathElem{Name: c.Name}))
-			}
-		}
+	var ie *api.InputError
+	if errors.As(err, &ie) && e.RPC.Input != nil && e.RPC.Input.Dir[ie.Leaf] != nil {
+		return xpathOf(appendElem(root, &gnmi.PathElem{Name: ie.Leaf}))
 	}
 	return xpathOf(root)
 }
