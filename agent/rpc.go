@@ -43,11 +43,11 @@ func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input 
 	}
 	// The one screening for key material, before any rpc sees the input.
 	if at, found := keyMaterialInJSON([]*gnmi.PathElem{{Name: name}}, input); found {
-		leaf := "(the whole input)"
+		words, leaf := "(the whole input)", ""
 		if len(at) > 1 {
-			leaf = strings.TrimPrefix(prefixString(at[1:]), "/")
+			words, leaf = strings.TrimPrefix(prefixString(at[1:]), "/"), at[1].Name
 		}
-		return nil, keyMaterialRefused(fmt.Sprintf("rpc %s: input %s", name, leaf))
+		return nil, &api.InputError{RPC: name, Leaf: leaf, Err: keyMaterialRefused(fmt.Sprintf("rpc %s: input %s", name, words))}
 	}
 	decode := func(v any) error {
 		d := json.NewDecoder(strings.NewReader(string(input)))

@@ -327,3 +327,6 @@ func (s *Server) exists(id string) bool {
 	defer s.mu.Unlock()
 	return s.profiles[id] != nil
 }
+
+// status maps a datastore or engine error by the one gRPC mapping.
+func (s *Server) status(err error) error { return gnmi.Status(s.log, err) }

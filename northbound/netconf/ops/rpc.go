@@ -62,31 +62,17 @@ func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxm
 	}
 	out, err := agent.InvokeRPC(ctx, pki, api.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
 	if err != nil {
-		msg := fmt.Sprintf("rpc %s: %v", e.Name, err)
-		switch {
-		case errors.Is(err, agent.ErrAccessDenied):
-			return ncxml.Error(ncxml.AccessDenied(ncxml.Application, msg))
-		case errors.Is(err, api.ErrInvalid):
-			return ncxml.Error(ncxml.InvalidValue(ncxml.Application, msg).WithPath(rpcErrorPath(e, err), pathNS))
+		if _, named := errors.AsType[*api.InputError](err); !named && errors.Is(err, api.ErrInvalid) {
+			// Invalid input that names no leaf: the error-path is the rpc.
+			err = &api.InputError{RPC: e.Name, Err: err}
 		}
-		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, msg))
+		return ncxml.Error(h.toRPCError(err, "rpc "+e.Name))
 	}
 	obj, err := decodeJSON(out)
 	if err != nil || e.RPC.Output == nil {
 		return ncxml.OK()
 	}
 	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, NS, obj), ""))
-}
-
-// rpcErrorPath names the input leaf an *api.InputError names, else the
-// rpc.
-func rpcErrorPath(e *yang.Entry, err error) string {
-	root := []*gnmi.PathElem{{Name: e.Name}}
-	var ie *api.InputError
-	if errors.As(err, &ie) && e.RPC.Input != nil && e.RPC.Input.Dir[ie.Leaf] != nil {
-		return xpathOf(appendElem(root, &gnmi.PathElem{Name: ie.Leaf}))
-	}
-	return xpathOf(root)
 }
 
 var (
