@@ -35,24 +35,52 @@ func entryFor(t reflect.Type) *yang.Entry {
 	return schema().SchemaTree[t.Name()]
 }
 
-// fieldIndexes maps a struct type and a YANG element name to the field.
-var fieldIndexes sync.Map // reflect.Type -> map[string]int
+// Field is a YANG child of a generated struct: its element name and the
+// index of the struct field that holds it.
+type Field struct {
+	Name  string
+	Index int
+}
 
-func fieldIndex(t reflect.Type, name string) (int, bool) {
-	if m, ok := fieldIndexes.Load(t); ok {
-		i, ok := m.(map[string]int)[name]
-		return i, ok
+// structInfo is what the walkers of the tree need of a generated struct
+// type, read once from its path tags: its YANG children in field order,
+// and the field of each element name.
+type structInfo struct {
+	fields []Field
+	index  map[string]int
+}
+
+var structInfos sync.Map // reflect.Type -> *structInfo
+
+// infoOf reads the path tags of the generated struct type t (the one
+// reflection walk over struct tags).
+func infoOf(t reflect.Type) *structInfo {
+	if si, ok := structInfos.Load(t); ok {
+		return si.(*structInfo)
 	}
-	m := map[string]int{}
+	si := &structInfo{index: map[string]int{}}
 	for i := 0; i < t.NumField(); i++ {
-		if tag, ok := t.Field(i).Tag.Lookup("path"); ok {
-			for _, p := range strings.Split(tag, "|") {
-				m[p] = i
-			}
+		tag, ok := t.Field(i).Tag.Lookup("path")
+		if !ok {
+			continue
+		}
+		for _, p := range strings.Split(tag, "|") {
+			si.index[p] = i
+		}
+		if name, _, _ := strings.Cut(tag, "|"); !strings.Contains(name, "/") { // compressed paths are not generated for us
+			si.fields = append(si.fields, Field{Name: name, Index: i})
 		}
 	}
-	fieldIndexes.Store(t, m)
-	i, ok := m[name]
+	v, _ := structInfos.LoadOrStore(t, si)
+	return v.(*structInfo)
+}
+
+// StructFields returns the YANG children of the generated struct type t
+// in field order.
+func StructFields(t reflect.Type) []Field { return infoOf(t).fields }
+
+func fieldIndex(t reflect.Type, name string) (int, bool) {
+	i, ok := infoOf(t).index[name]
 	return i, ok
 }
 

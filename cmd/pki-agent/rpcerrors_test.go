@@ -20,9 +20,10 @@ var errorPathRE = regexp.MustCompile(`<error-path[^>]*>([^<]*)</error-path>`)
 // TestRPCErrorsNameTheirLeaf runs the binary: the one object-name rule
 // answers generate-private-key name=.. with invalid-value at
 // /pka:generate-private-key/pka:name over NETCONF, and certz AddProfile
-// with the same name with InvalidArgument; a generate-csr field the CSR
-// builder refuses (country-name) is reported at that leaf, not at another
-// leaf whose name its message happens to contain.
+// with the same name with InvalidArgument; a generate-csr
+// field the model or the CSR builder refuses (country-name, a
+// subject-alt-name uri) is reported at that leaf, not at another leaf whose
+// name its message happens to contain.
 func TestRPCErrorsNameTheirLeaf(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	p := runAgentBinary(t, state)
@@ -43,6 +44,10 @@ func TestRPCErrorsNameTheirLeaf(t *testing.T) {
 	}
 	refused(`<generate-csr `+pkaNS+`><name>k1</name><common-name>r1.example</common-name><country-name>USA</country-name></generate-csr>`,
 		"/pka:generate-csr/pka:country-name")
+	// The model lets this uri through and the CSR builder refuses it; its
+	// message names subject-alt-name[0], which holds the leaf name "name".
+	refused(`<generate-csr `+pkaNS+`><name>k1</name><common-name>r1.example</common-name><subject-alt-name><uri>not-a-uri</uri></subject-alt-name></generate-csr>`,
+		"/pka:generate-csr/pka:subject-alt-name")
 
 	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/northbound/auth"
 )
 
 // rollbackTimeout bounds the rollback of a broken Rotate.
@@ -48,7 +47,7 @@ type trustEntry struct{ content, mode string }
 // back.
 func (s *Server) Rotate(stream certz.Certz_RotateServer) error {
 	ctx := stream.Context()
-	c, err := caller(ctx, auth.CanRunRPC, "rotate certificates (certz Rotate needs role admin or operator)")
+	c, err := caller(ctx, api.CanRunRPC, "rotate certificates (certz Rotate needs role admin or operator)")
 	if err != nil {
 		return err
 	}
@@ -233,7 +232,7 @@ func (r *rotation) upload(ctx context.Context, force bool, up *certz.UploadReque
 		}
 		versions[kind] = entityVersion{Version: e.GetVersion(), CreatedOn: e.GetCreatedOn()}
 	}
-	if trust != "" && !auth.CanWrite(r.caller.Role) {
+	if trust != "" && !api.CanWrite(r.caller.Role) {
 		return status.Errorf(codes.PermissionDenied, "user %s (role %s) may not upload a trust bundle: it changes the configuration (trusted-ca-certificate %s), which needs role admin", r.caller.User, r.caller.Role, r.profile)
 	}
 	if crls != nil && r.s.cfg.CRLs == nil {

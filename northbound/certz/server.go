@@ -20,7 +20,6 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/persist"
-	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/gnmi"
 )
 
@@ -201,7 +200,7 @@ func checkProfileID(field, id string) error {
 
 // GetProfileList lists the SSL profiles.
 func (s *Server) GetProfileList(ctx context.Context, _ *certz.GetProfileListRequest) (*certz.GetProfileListResponse, error) {
-	if _, err := caller(ctx, auth.CanRead, "read the certz profiles"); err != nil {
+	if _, err := caller(ctx, api.CanRead, "read the certz profiles"); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -217,7 +216,7 @@ func (s *Server) GetProfileList(ctx context.Context, _ *certz.GetProfileListRequ
 // AddProfile adds an empty profile; its certificate is the managed
 // certificate of the same name.
 func (s *Server) AddProfile(ctx context.Context, req *certz.AddProfileRequest) (*certz.AddProfileResponse, error) {
-	c, err := caller(ctx, auth.CanRunRPC, "add certz profiles")
+	c, err := caller(ctx, api.CanRunRPC, "add certz profiles")
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +241,7 @@ func (s *Server) AddProfile(ctx context.Context, req *certz.AddProfileRequest) (
 // DeleteProfile forgets a profile. Its key, certificate and trusted CA
 // entry stay (delete them through the configuration and rpcs).
 func (s *Server) DeleteProfile(ctx context.Context, req *certz.DeleteProfileRequest) (*certz.DeleteProfileResponse, error) {
-	c, err := caller(ctx, auth.CanRunRPC, "delete certz profiles")
+	c, err := caller(ctx, api.CanRunRPC, "delete certz profiles")
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +270,7 @@ func (s *Server) DeleteProfile(ctx context.Context, req *certz.DeleteProfileRequ
 // CanGenerateCSR answers whether Rotate would generate a key and CSR for
 // the parameters.
 func (s *Server) CanGenerateCSR(ctx context.Context, req *certz.CanGenerateCSRRequest) (*certz.CanGenerateCSRResponse, error) {
-	if _, err := caller(ctx, auth.CanRead, "query certz"); err != nil {
+	if _, err := caller(ctx, api.CanRead, "query certz"); err != nil {
 		return nil, err
 	}
 	if req.GetParams() == nil {

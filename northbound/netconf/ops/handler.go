@@ -86,7 +86,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("netconf handler: no datastore")
 	}
-	if _, err := module(); err != nil {
+	if _, err := agent.Module(); err != nil {
 		return nil, fmt.Errorf("netconf handler: %w", err)
 	}
 	if cfg.PKI == nil {
@@ -258,7 +258,7 @@ func datastoreArg(ps map[string]*node, param string, inline bool) (agent.Datasto
 
 // canWrite checks that the session's role may change configuration.
 func canWrite(s *netconf.Session, what string) error {
-	if s.Role() == api.RoleAdmin {
+	if api.CanWrite(s.Role()) {
 		return nil
 	}
 	return ncxml.AccessDenied(ncxml.Application,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openconfig/goyang/pkg/yang"
 
+	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/redact"
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
@@ -18,34 +19,10 @@ import (
 // NS is the namespace of module pki-authority.
 var NS = pkyang.Main.Namespace
 
-// module is the goyang entry of pki-authority, parsed from the embedded
-// sources. Unlike the ygot schema it keeps rpcs, notifications and the AST
-// (for the statement order of children).
-var module = sync.OnceValues(func() (*yang.Entry, error) {
-	ms := yang.NewModules()
-	for _, m := range pkyang.Modules {
-		src, err := pkyang.Source(m.Name, "")
-		if err != nil {
-			return nil, err
-		}
-		if err := ms.Parse(src, m.Name+".yang"); err != nil {
-			return nil, fmt.Errorf("parse YANG module %s: %w", m.Name, err)
-		}
-	}
-	if errs := ms.Process(); len(errs) > 0 {
-		return nil, fmt.Errorf("process YANG modules: %v", errs)
-	}
-	e, errs := ms.GetModule(pkyang.Main.Name)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("YANG module %s: %v", pkyang.Main.Name, errs)
-	}
-	return e, nil
-})
-
-// schemaRoot returns the module entry; the embedded module is tested to
-// load, so a failure here is a build defect.
+// schemaRoot returns the entry of module pki-authority, rpcs included;
+// New checked that it loads.
 func schemaRoot() *yang.Entry {
-	e, err := module()
+	e, err := agent.Module()
 	if err != nil {
 		panic(err)
 	}
