@@ -508,3 +508,17 @@ func validateError(elems []*gnmi.PathElem, s ygot.GoStruct, e *yang.Entry, verr 
 	pe.Op = "validate"
 	return pe
 }
+
+// CheckValue checks the RFC 7951 value v (a bool, a json.Number, a string)
+// of a leaf of type t: its enum, the range of an integer and of its base
+// type, the length and the patterns of a string. It is the one value
+// checker, used by the datastore and by NETCONF for the values it parses
+// from XML; the error says what is wrong in operator words, without the
+// path (the caller names it), and matches api.ErrInvalid.
+func CheckValue(t *yang.YangType, v any) error {
+	err := checkLeaf(nil, &yang.Entry{Name: t.Name, Type: t}, v, true)
+	if pe, ok := errors.AsType[*api.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}
