@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"encoding/pem"
 	"strings"
 
 	"github.com/openconfig/ygot/ygot"
@@ -38,6 +39,7 @@ func (e *Engine) stateLocked() *gen.Device {
 			c.NotAfter = ygot.String(info.NotAfter.UTC().Format(timeFormat))
 			c.FingerprintSha256 = ygot.String(info.FingerprintSHA256)
 			c.CrlDistributionPoint = info.CRLDistributionPoints
+			c.Pem = ygot.String(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: mc.cert.Raw})))
 		}
 	}
 	// A configured client-certificate without key or certificate is listed
