@@ -22,7 +22,7 @@ var watchCommands = []command{
 // alarmEvent is one line of watch alarms.
 type alarmEvent struct {
 	Time  time.Time `json:"time"`
-	Event string    `json:"event"` // active (at start), raised, updated or cleared
+	Event string    `json:"event"` // active (at start), raised, regraded, updated (text) or cleared
 	alarm
 }
 
@@ -166,8 +166,11 @@ func alarmEvents(n *gpb.Notification, known map[string]alarm, synced bool) []ala
 	for _, id := range order {
 		a := changed[id]
 		ev := "raised"
-		if _, ok := known[id]; ok {
-			ev = "updated"
+		if old, ok := known[id]; ok {
+			ev = "updated" // its text
+			if old.Severity != a.Severity || old.Category != a.Category {
+				ev = "regraded"
+			}
 		}
 		if !synced {
 			ev = "active"
