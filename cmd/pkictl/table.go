@@ -9,7 +9,10 @@ import (
 
 // table is an aligned table. When it is wider than the terminal, its
 // widest columns are narrowed and their cells wrapped (at spaces, commas,
-// slashes, colons, else anywhere), so long names stay whole and readable.
+// slashes, colons, else anywhere) as long as no column gets narrower than
+// columnFloor; on a terminal narrower still, each row is printed as a
+// record of "HEADER: value" lines (like psql's expanded mode), so long
+// names stay whole and readable.
 type table struct {
 	headers []string
 	rows    [][]string
@@ -20,8 +23,8 @@ type table struct {
 // gap separates columns.
 const gap = "  "
 
-// minColumn is the narrowest a column is wrapped to.
-const minColumn = 8
+// columnFloor is the narrowest a column is wrapped to in table form.
+const columnFloor = 20
 
 func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
 
@@ -46,8 +49,9 @@ func (t *table) render(w io.Writer, width int) {
 			widths[i] = max(widths[i], longestLine(cell(r, i)))
 		}
 	}
-	if width > 0 {
-		fit(widths, t.headers, width-len(gap)*(n-1))
+	if width > 0 && !fit(widths, width-len(gap)*(n-1)) {
+		t.records(w, width)
+		return
 	}
 	t.line(w, widths, t.headers)
 	sep := make([]string, n)
@@ -60,26 +64,42 @@ func (t *table) render(w io.Writer, width int) {
 	}
 }
 
-// fit narrows the widest columns until they add up to total, keeping each
-// at least minColumn (or its header, when shorter).
-func fit(widths []int, headers []string, total int) {
-	sum := 0
+// fit narrows the widest columns until they add up to total, none below
+// columnFloor (or its natural width when narrower); false when that is
+// not enough.
+func fit(widths []int, total int) bool {
+	sum, floors := 0, 0
 	for _, x := range widths {
 		sum += x
+		floors += min(x, columnFloor)
+	}
+	if floors > total {
+		return false
 	}
 	for sum > total {
-		widest := -1
+		widest := 0
 		for i, x := range widths {
-			floor := min(minColumn, max(utf8.RuneCountInString(headers[i]), 1))
-			if x > floor && (widest < 0 || x > widths[widest]) {
+			if x > widths[widest] {
 				widest = i
 			}
 		}
-		if widest < 0 {
-			return // as narrow as it goes: let the terminal wrap
-		}
 		widths[widest]--
 		sum--
+	}
+	return true
+}
+
+// records prints each row as a block of header: value lines.
+func (t *table) records(w io.Writer, width int) {
+	for i, r := range t.rows {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		f := &fields{}
+		for j, h := range t.headers {
+			f.add(h, cell(r, j))
+		}
+		f.render(w, width)
 	}
 }
 
@@ -170,7 +190,11 @@ func (f *fields) render(w io.Writer, width int) {
 	}
 	for _, r := range f.rows {
 		if r.heading {
-			fmt.Fprintln(w, r.value)
+			if width > 0 {
+				fmt.Fprintln(w, strings.Join(wrap(r.value, width), "\n  "))
+			} else {
+				fmt.Fprintln(w, r.value)
+			}
 			continue
 		}
 		var lines []string
