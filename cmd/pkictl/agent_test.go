@@ -59,7 +59,7 @@ func TestEveryCommandAgainstAgent(t *testing.T) {
 	detail := a.ok(t, "show", "certificate", "router", "--detail")
 	want(t, "show certificate --detail", detail, "Subject Alt Names", "DNS:r1.example.net, IP:192.0.2.1", "Digital Signature",
 		"TLS Web Server Authentication, TLS Web Client Authentication", "ECDSA P-384", "trusted CA lab-ca", "-----BEGIN CERTIFICATE-----", "expiring-within-week")
-	want(t, "show keys", a.ok(t, "show", "keys"), "Key label: router", "ECDSA P-384", "Key label: big", "once its certificate is imported")
+	want(t, "show keys", a.ok(t, "show", "keys"), "Key label: router", "ECDSA P-384", "Key label: big", "RSA 3072 bit", "Data")
 	want(t, "show alarms", a.ok(t, "show", "alarms"), "major", "certificate-expiring", "expires in 5 days")
 
 	var certs struct {

@@ -119,9 +119,9 @@ func TestGoldenTables(t *testing.T) {
 		"peers": func(w *bytes.Buffer, width int) { peerTable(fixtureRouters()).render(w, width) },
 		"stats": func(w *bytes.Buffer, width int) { statsTable(fixtureStats()).render(w, width) },
 		"keys": func(w *bytes.Buffer, width int) {
-			keysView([]key{{Name: long, Algorithm: "ecc-secp256r1", Storage: "tpm", Type: "ECDSA P-256 (256 bit)", Fingerprint: "ab12",
+			keysView([]key{{Name: long, Algorithm: "ecc", Size: 256, Curve: "secp256r1", Storage: "tpm", Type: "ECDSA P-256 (256 bit)", Fingerprint: "ab12",
 				PublicKey: "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEvdZhUNTxm/p+zlbZNVU6yWWqRJvM\n6zOOPcXjjOBj8kCxqKNbMHPUVP7r5/HxaGfANzlIIPOzsE3DmuYhkqw2dg==\n-----END PUBLIC KEY-----\n"},
-				{Name: "spare", Algorithm: "rsa-2048", Storage: "file"}}).render(w, width)
+				{Name: "spare", Algorithm: "rsa", Size: 2048, Storage: "file"}}).render(w, width)
 		},
 		"commits": func(w *bytes.Buffer, width int) {
 			commitTable([]commitRecord{{ID: 1.0, Time: t0, User: "admin", Description: "commit 1 by admin: 2 leaves updated, 0 deleted"},

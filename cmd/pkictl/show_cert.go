@@ -306,14 +306,16 @@ func caTable(cas []trustedCA) *table {
 
 // --- show keys
 
-// key is a device key as the agent reports it: its algorithm and storage
-// from /certificates, its public key from the imported certificate.
+// key is a device key as /keys/key reports it, with the public key's type
+// and digest worked out by pkictl.
 type key struct {
 	Name        string `json:"name"`
 	Algorithm   string `json:"algorithm"`
+	Size        int    `json:"size,omitempty"`
+	Curve       string `json:"curve,omitempty"`
 	Storage     string `json:"key-storage"`
-	Type        string `json:"type,omitempty"`
 	PublicKey   string `json:"public-key,omitempty"`
+	Type        string `json:"type,omitempty"`
 	Fingerprint string `json:"public-key-sha256,omitempty"`
 }
 
@@ -322,29 +324,26 @@ func showKeys(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	certs, err := e.certificates(ctx)
-	if err != nil {
+	var keys []key
+	if err := e.getInto(ctx, "/keys", "key", &keys); err != nil {
 		return err
 	}
-	var keys []key
-	for _, c := range certs {
-		if c.KeyAlgorithm == "" || (len(pos) == 1 && c.Name != pos[0]) {
-			continue
+	slices.SortFunc(keys, func(a, b key) int { return strings.Compare(a.Name, b.Name) })
+	if len(pos) == 1 {
+		keys = slices.DeleteFunc(keys, func(k key) bool { return k.Name != pos[0] })
+		if len(keys) == 0 {
+			return userErrorf("no key %q on the agent (key generate creates one)", clip(pos[0]))
 		}
-		k := key{Name: c.Name, Algorithm: c.KeyAlgorithm, Storage: c.KeyStorage}
-		if b, _ := pem.Decode([]byte(c.PEM)); b != nil {
-			if cert, err := x509.ParseCertificate(b.Bytes); err == nil {
-				k.Type = publicKeyText(cert.PublicKey)
-				der, _ := x509.MarshalPKIXPublicKey(cert.PublicKey)
-				k.PublicKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-				sum := sha256.Sum256(der)
-				k.Fingerprint = hex.EncodeToString(sum[:])
+	}
+	for i, k := range keys {
+		keys[i].Storage = stripModule(k.Storage)
+		if b, _ := pem.Decode([]byte(k.PublicKey)); b != nil {
+			if pub, err := x509.ParsePKIXPublicKey(b.Bytes); err == nil {
+				keys[i].Type = publicKeyText(pub)
+				sum := sha256.Sum256(b.Bytes)
+				keys[i].Fingerprint = hex.EncodeToString(sum[:])
 			}
 		}
-		keys = append(keys, k)
-	}
-	if len(pos) == 1 && len(keys) == 0 {
-		return userErrorf("no key %q on the agent (key generate creates one)", clip(pos[0]))
 	}
 	return e.emit(view{data: map[string]any{"key": keys}, render: func(w io.Writer, width int) { keysView(keys).render(w, width) }})
 }
@@ -356,15 +355,12 @@ func keysView(keys []key) *fields {
 	for _, k := range keys {
 		f.heading("Key label: " + k.Name)
 		f.add("Type", orDash(k.Type))
-		f.add("Algorithm", k.Algorithm)
+		f.add("Size", fmt.Sprint(k.Size))
 		f.add("Storage", k.Storage)
-		if k.PublicKey == "" {
-			f.add("Data", "(the agent shows a public key once its certificate is imported)")
-			continue
+		f.add("SHA-256", orDash(k.Fingerprint))
+		if b, _ := pem.Decode([]byte(k.PublicKey)); b != nil {
+			f.add("Data", hexWords(b.Bytes))
 		}
-		b, _ := pem.Decode([]byte(k.PublicKey))
-		f.add("SHA-256", k.Fingerprint)
-		f.add("Data", hexWords(b.Bytes))
 	}
 	return f
 }
