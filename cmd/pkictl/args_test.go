@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestBadArgumentsSendNothing: every malformed command line exits 2 with
@@ -142,5 +143,25 @@ func TestConnectionErrorsAreOneLine(t *testing.T) {
 				t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 			}
 		})
+	}
+}
+
+// TestProgressOnlyOnATerminal: a long operation's progress line is drawn
+// (and cleared) when stderr is a terminal, and nothing is written when it
+// is piped.
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		var errb bytes.Buffer
+		e := &env{stderr: &errb, progress: tty}
+		stop := e.startProgress("generating RSA 4096 key k (file)")
+		time.Sleep(600 * time.Millisecond)
+		stop()
+		got := errb.String()
+		switch {
+		case !tty && got != "":
+			t.Errorf("piped: %q", got)
+		case tty && (!strings.Contains(got, "generating RSA 4096 key k (file) (0s)") || !strings.HasSuffix(got, "\r\033[K")):
+			t.Errorf("terminal: %q", got)
+		}
 	}
 }

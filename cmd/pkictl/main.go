@@ -217,7 +217,8 @@ type command struct {
 
 // commands are the pkictl commands. show trustpool, show ca-profile,
 // show enrollment and enroll come with the agent's enrollment and trust
-// pool (SPEC.md "Enrollment, keys, trust"): add them here then.
+// pool, key delete with its delete-private-key rpc (SPEC.md "Enrollment,
+// keys, trust"): add them to these lists then.
 var commands []command
 
 func init() {
