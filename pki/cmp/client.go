@@ -566,6 +566,10 @@ func (c *Client) post(ctx context.Context, der []byte) ([]byte, error) {
 		return nil, newError(ErrInvalidRequest, nil, "the CA URL is not usable")
 	}
 	hr.Header.Set("Content-Type", "application/pkixcmp")
+	// One connection per message: CMP servers (openssl's among them) close
+	// a connection after answering without saying so, and a POST cannot be
+	// retried safely on a reused connection that turns out closed.
+	hr.Close = true
 	resp, err := c.httpClient().Do(hr)
 	if err != nil {
 		if ctx.Err() != nil {
