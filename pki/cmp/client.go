@@ -449,7 +449,9 @@ func (t *transaction) unverified(m *message, perr error) error {
 	}
 	e := rejected(si, "the CA refused the request, in an answer we cannot authenticate")
 	e.Kind = ErrProtection
-	if errors.Is(perr, errMACMismatch) {
+	if m.protection == nil {
+		e.Msg += " (unprotected; accept-unprotected-errors lets such answers through)"
+	} else if errors.Is(perr, errMACMismatch) {
 		e.Msg += " (its MAC does not verify with our shared secret: the secret or reference is probably wrong)"
 	} else {
 		e.Err = perr

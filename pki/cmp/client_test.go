@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -48,6 +49,9 @@ func TestEnroll(t *testing.T) {
 		}, want: []int{bodyKUR, bodyCertConf}},
 		{desc: "waiting then granted", kind: CR, set: func(r *responder) { r.waiting = 2 },
 			want: []int{bodyCR, bodyPollReq, bodyPollReq, bodyPollReq, bodyCertConf}},
+		{desc: "caPubs of another CA dropped", kind: IR, pbm: true, set: func(r *responder) {
+			r.moreCAPubs = []*x509.Certificate{newResponder(t).ca.Cert}
+		}, want: []int{bodyIR, bodyCertConf}},
 		{desc: "implicit confirm granted", kind: IR, pbm: true, set: func(r *responder) { r.grantImplicit = true },
 			want: []int{bodyIR}},
 	} {
@@ -303,5 +307,14 @@ func TestEnrollInvalidRequest(t *testing.T) {
 				t.Fatalf("got %v", err)
 			}
 		})
+	}
+}
+
+func TestSecretNotPrinted(t *testing.T) {
+	req := Request{Kind: IR, Protection: PBM{Reference: "ref", Secret: []byte("s3cret-psk")}}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(f, req); strings.Contains(s, "s3cret") || strings.Contains(s, fmt.Sprint([]byte("s3cret"))[1:10]) {
+			t.Fatalf("%s shows the secret: %s", f, s)
+		}
 	}
 }

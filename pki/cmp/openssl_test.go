@@ -105,6 +105,30 @@ func TestOpenSSL(t *testing.T) {
 		}
 	})
 
+	t.Run("ir implicit confirm", func(t *testing.T) {
+		key := testpki.Must(testpki.NewKey(testpki.ECDSAP256))
+		_, rsp := p.issue(t, "ir-implicit.pem", key, nil)
+		url := startMock(t, p.files, rsp, "-grant_implicitconf")
+		res, err := p.client(url).Enroll(ctx, Request{Kind: IR, Key: key, Subject: router1, Protection: pbm, ImplicitConfirm: true})
+		if err != nil || !res.ImplicitConfirm {
+			t.Fatalf("implicit confirm not granted: %v", err)
+		}
+	})
+
+	t.Run("ir wrong secret, unprotected error accepted", func(t *testing.T) {
+		key := testpki.Must(testpki.NewKey(testpki.ECDSAP256))
+		_, rsp := p.issue(t, "ir-unprot.pem", key, nil)
+		url := startMock(t, p.files, rsp, "-send_unprot_err")
+		c := p.client(url)
+		c.AcceptUnprotectedErrors = true
+		_, err := c.Enroll(ctx, Request{Kind: IR, Key: key, Subject: router1,
+			Protection: PBM{Reference: "3078", Secret: []byte("not-the-secret")}})
+		t.Logf("error: %v", err)
+		if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "wrong pbm value") {
+			t.Fatalf("want the CA's refusal, got %v", err)
+		}
+	})
+
 	t.Run("cr signature", func(t *testing.T) {
 		oldKey := testpki.Must(testpki.NewKey(testpki.RSA2048))
 		old, _ := p.issue(t, "cr-old.pem", oldKey, nil)
@@ -154,4 +178,3 @@ func TestOpenSSL(t *testing.T) {
 		}
 	})
 }
-

@@ -43,6 +43,11 @@ type Signature struct {
 	Chain []*x509.Certificate
 }
 
+// String and GoString show the reference only, so a Request printed or
+// logged by mistake never shows the secret.
+func (p PBM) String() string   { return fmt.Sprintf("PBM(reference %q, secret not shown)", p.Reference) }
+func (p PBM) GoString() string { return p.String() }
+
 func (PBM) isProtection()       {}
 func (Signature) isProtection() {}
 

@@ -33,6 +33,8 @@ type responder struct {
 	// (-1: forever), with checkAfter seconds.
 	waiting    int
 	checkAfter int64
+	// moreCAPubs are sent in caPubs after the CA.
+	moreCAPubs []*x509.Certificate
 	// grantImplicit grants implicit confirmation when asked.
 	grantImplicit bool
 	// issue, when set, makes the certificate instead of the CA signing
@@ -193,7 +195,7 @@ func (r *responder) grant(req *message) []byte {
 	} else {
 		cert = testpki.Must(r.gen.Issue(r.ca, testpki.Options{Subject: &subject, Key: publicOnly{pub}})).Cert
 	}
-	return certRepBody([]*x509.Certificate{r.ca.Cert}, cert, statusAccepted, -1)
+	return certRepBody(append([]*x509.Certificate{r.ca.Cert}, r.moreCAPubs...), cert, statusAccepted, -1)
 }
 
 // templateOf reads the public key and subject of a CertReqMessages.
