@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/internal/pemx"
 	"github.com/pkiagent/pkiagent/internal/persist"
-	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
 	"github.com/pkiagent/pkiagent/pki/keystore"
-	"github.com/pkiagent/pkiagent/pki/pemx"
 )
 
 // Key names a rotation reserves beside a certificate name NAME: the key a

@@ -14,13 +14,13 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/internal/pemx"
 	"github.com/pkiagent/pkiagent/internal/persist"
-	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
 	"github.com/pkiagent/pkiagent/pki/keystore"
-	"github.com/pkiagent/pkiagent/pki/pemx"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

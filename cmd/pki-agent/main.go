@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
@@ -98,7 +100,7 @@ type app struct {
 	store *agent.Store
 	dir   *persist.Dir
 	// pki serves the PKI rpcs once the pki component is set up.
-	pki agent.PKI
+	pki api.PKI
 	// audit is the audit log and refusals its coalescer of refusals
 	// (openAudit).
 	audit    *audit.Log

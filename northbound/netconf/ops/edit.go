@@ -9,6 +9,7 @@ import (
 	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
@@ -84,7 +85,7 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 	if c.defaultOp == "none" && c.exists != nil && (aop == agent.OpMerge || aop == agent.OpReplace || aop == agent.OpCreate) &&
 		len(path) > 1 && !c.exists(path[:len(path)-1]) {
 		return ncxml.DataMissing(fmt.Sprintf("%s does not exist, and default-operation none does not create it: add operation=\"merge\" on an ancestor",
-			agent.PathString(&gnmi.Path{Elem: path[:len(path)-1]}))).WithPath(xpathOf(path[:len(path)-1]), pathNS)
+			api.PathString(&gnmi.Path{Elem: path[:len(path)-1]}))).WithPath(xpathOf(path[:len(path)-1]), pathNS)
 	}
 	if aop == agent.OpDelete || aop == agent.OpRemove {
 		c.edits = append(c.edits, agent.Edit{Op: aop, Path: &gnmi.Path{Elem: path}})
@@ -97,7 +98,7 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode value of %s: %w", agent.PathString(&gnmi.Path{Elem: path}), err)
+		return fmt.Errorf("encode value of %s: %w", api.PathString(&gnmi.Path{Elem: path}), err)
 	}
 	c.edits = append(c.edits, agent.Edit{Op: aop, Path: &gnmi.Path{Elem: path},
 		Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: raw}}})
@@ -120,7 +121,7 @@ func isKeyOf(e *yang.Entry, name string) bool {
 // name, which changes nothing.
 func keyOperation(op string, path []*gnmi.PathElem) error {
 	key := path[len(path)-1].Name
-	ke := &agent.KeyLeafError{Key: key, Entry: agent.PathString(&gnmi.Path{Elem: path[:len(path)-1]})}
+	ke := &agent.KeyLeafError{Key: key, Entry: api.PathString(&gnmi.Path{Elem: path[:len(path)-1]})}
 	return ncxml.OperationNotSupported(ncxml.Application,
 		fmt.Sprintf("operation %q on key <%s>: %v (put the operation on the <%s> element)", op, key, ke, path[len(path)-2].Name)).
 		WithPath(xpathOf(path), pathNS)
@@ -171,14 +172,14 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 	if e == nil || !isData(e) {
 		where := "the top level"
 		if len(parent) > 0 {
-			where = agent.PathString(&gnmi.Path{Elem: parent})
+			where = api.PathString(&gnmi.Path{Elem: parent})
 		}
 		return nil, nil, ncxml.UnknownElement(ncxml.Application, n.name.Local,
 			fmt.Sprintf("%s has no element <%s> in module pki-authority", where, n.name.Local)).WithPath(xpathOf(here), pathNS)
 	}
 	if e.ReadOnly() {
 		return nil, nil, ncxml.InvalidValue(ncxml.Application,
-			fmt.Sprintf("%s is state (config false) and cannot be configured", agent.PathString(&gnmi.Path{Elem: here}))).WithPath(xpathOf(here), pathNS)
+			fmt.Sprintf("%s is state (config false) and cannot be configured", api.PathString(&gnmi.Path{Elem: here}))).WithPath(xpathOf(here), pathNS)
 	}
 	elem := &gnmi.PathElem{Name: n.name.Local}
 	if e.IsList() {
@@ -187,7 +188,7 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 			kn := n.child(k)
 			if kn == nil || len(kn.children) > 0 {
 				return nil, nil, ncxml.MissingElement(ncxml.Application, k,
-					fmt.Sprintf("list entry %s has no key <%s>; every entry needs its key", agent.PathString(&gnmi.Path{Elem: here}), k)).
+					fmt.Sprintf("list entry %s has no key <%s>; every entry needs its key", api.PathString(&gnmi.Path{Elem: here}), k)).
 					WithPath(xpathOf(here), pathNS)
 			}
 			if kn.name.Space != NS {
@@ -195,7 +196,7 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 			}
 			v, err := leafValue(e.Dir[k].Type, kn.text)
 			if err != nil {
-				return nil, nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("key %s of %s: %v", k, agent.PathString(&gnmi.Path{Elem: here}), err)).
+				return nil, nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("key %s of %s: %v", k, api.PathString(&gnmi.Path{Elem: here}), err)).
 					WithPath(xpathOf(here)+"/"+pkyang.Main.Prefix+":"+k, pathNS)
 			}
 			elem.Key[k] = jsonText(v)
@@ -211,17 +212,17 @@ func toJSON(n *node, e *yang.Entry, path []*gnmi.PathElem, deferred *[]pending) 
 	if e.IsLeaf() || e.IsLeafList() {
 		if len(n.children) > 0 {
 			return nil, ncxml.BadElement(ncxml.Application, n.name.Local,
-				fmt.Sprintf("%s is a leaf and holds a value, not elements", agent.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
+				fmt.Sprintf("%s is a leaf and holds a value, not elements", api.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
 		}
 		v, err := leafValue(e.Type, n.text)
 		if err != nil {
-			return nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("%s: %v", agent.PathString(&gnmi.Path{Elem: path}), err)).WithPath(xpathOf(path), pathNS)
+			return nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("%s: %v", api.PathString(&gnmi.Path{Elem: path}), err)).WithPath(xpathOf(path), pathNS)
 		}
 		return v, nil
 	}
 	if n.hasText() {
 		return nil, ncxml.BadElement(ncxml.Application, n.name.Local,
-			fmt.Sprintf("%s holds elements, not text", agent.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
+			fmt.Sprintf("%s holds elements, not text", api.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
 	}
 	obj := map[string]any{}
 	for _, ch := range n.children {
@@ -256,7 +257,7 @@ func toJSON(n *node, e *yang.Entry, path []*gnmi.PathElem, deferred *[]pending) 
 		default:
 			if _, dup := obj[ce.Name]; dup {
 				return nil, ncxml.BadElement(ncxml.Application, ce.Name,
-					fmt.Sprintf("%s appears more than once", agent.PathString(&gnmi.Path{Elem: cpath}))).WithPath(xpathOf(cpath), pathNS)
+					fmt.Sprintf("%s appears more than once", api.PathString(&gnmi.Path{Elem: cpath}))).WithPath(xpathOf(cpath), pathNS)
 			}
 			obj[ce.Name] = v
 		}
