@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,5 +318,38 @@ func TestSecretNotPrinted(t *testing.T) {
 		if s := fmt.Sprintf(f, req); strings.Contains(s, "s3cret") || strings.Contains(s, fmt.Sprint([]byte("s3cret"))[1:10]) {
 			t.Fatalf("%s shows the secret: %s", f, s)
 		}
+	}
+}
+
+// TestEnrollThroughProxy sends every message through the configured HTTP
+// proxy.
+func TestEnrollThroughProxy(t *testing.T) {
+	r := newResponder(t)
+	c := r.start(t)
+	var mu sync.Mutex
+	proxied := 0
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
+		mu.Lock()
+		proxied++
+		mu.Unlock()
+		out := hr.Clone(hr.Context())
+		out.RequestURI = ""
+		resp, err := http.DefaultTransport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(proxy.Close)
+	c.Proxy, _ = url.Parse(proxy.URL)
+	if _, err := c.Enroll(context.Background(), pbmRequest(r, testpki.Must(testpki.NewKey(testpki.ECDSAP256)))); err != nil {
+		t.Fatal(err)
+	}
+	if proxied != 2 {
+		t.Fatalf("%d messages went through the proxy, want 2 (ir, certConf)", proxied)
 	}
 }

@@ -90,6 +90,19 @@ func TestOpenSSL(t *testing.T) {
 		})
 	}
 
+	t.Run("ir PBM TPM key", func(t *testing.T) {
+		key := tpmKey(t)
+		want, rsp := p.issue(t, "ir-tpm.pem", key, nil)
+		url := startMock(t, p.files, rsp)
+		res, err := p.client(url).Enroll(ctx, Request{Kind: IR, Key: key, Subject: router1, Protection: pbm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Cert.Equal(want.Cert) {
+			t.Fatal("another certificate returned")
+		}
+	})
+
 	t.Run("ir wrong secret", func(t *testing.T) {
 		key := testpki.Must(testpki.NewKey(testpki.ECDSAP256))
 		_, rsp := p.issue(t, "ir-wrong.pem", key, nil)
