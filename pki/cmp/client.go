@@ -91,7 +91,7 @@ type Result struct {
 // confirms it with certConf and waits for pkiConf. A certificate that fails
 // the checks is refused in certConf and an error returned. Errors are
 // *Error values matching one of the Err kinds.
-func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
+func (c *Client) Enroll(ctx context.Context, req Request) (res *Result, err error) {
 	if err := c.check(&req); err != nil {
 		return nil, &Error{Kind: ErrInvalidRequest, Msg: "cannot enroll", Err: err}
 	}
@@ -109,6 +109,11 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, &Error{Kind: ErrInvalidRequest, Msg: "cannot enroll", Err: err}
 	}
+	defer func() {
+		if e, ok := err.(*Error); ok {
+			e.TransactionID = t.tid
+		}
+	}()
 	content, err := certReqMessages(&req)
 	if err != nil {
 		return nil, &Error{Kind: ErrInvalidRequest, Msg: "cannot build the request", Err: err}
@@ -118,7 +123,7 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{TransactionID: t.tid}
+	res = &Result{TransactionID: t.tid}
 	maxPolls := c.MaxPolls
 	if maxPolls <= 0 {
 		maxPolls = DefaultMaxPolls
@@ -136,6 +141,9 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 				rep, resp = r, cr
 				continue
 			}
+			if req.OnWaiting != nil {
+				req.OnWaiting(t.tid, 0)
+			}
 		case bodyPollRep:
 			p, err := parsePollRep(m.body)
 			if err != nil {
@@ -144,7 +152,11 @@ func (c *Client) Enroll(ctx context.Context, req Request) (*Result, error) {
 			if p.certReqID != certReqID || p.checkAfter < 0 {
 				return nil, newError(ErrBadResponse, nil, "the CA's pollRep is for another request or has a negative checkAfter")
 			}
-			if err := t.wait(ctx, time.Duration(p.checkAfter)*time.Second); err != nil {
+			d := time.Duration(p.checkAfter) * time.Second
+			if req.OnWaiting != nil {
+				req.OnWaiting(t.tid, d)
+			}
+			if err := t.wait(ctx, d); err != nil {
 				return nil, err
 			}
 		}

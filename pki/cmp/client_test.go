@@ -69,9 +69,18 @@ func TestEnroll(t *testing.T) {
 				req = pbmRequest(r, key)
 			}
 			req.ImplicitConfirm = true
+			waits := 0
+			req.OnWaiting = func(tid []byte, _ time.Duration) {
+				if len(tid) == 16 {
+					waits++
+				}
+			}
 			res, err := c.Enroll(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if waits != r.polls {
+				t.Fatalf("OnWaiting called %d times, CA answered waiting %d times", waits, r.polls)
 			}
 			if !publicKeysEqual(res.Cert.PublicKey, key.Public()) || res.Cert.Subject.String() != sr.String() {
 				t.Fatalf("got %v", res.Cert.Subject)
@@ -237,7 +246,7 @@ func TestEnrollBadInput(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			var e *Error
-			if !errors.As(err, &e) || !strings.Contains(err.Error(), tc.words) {
+			if !errors.As(err, &e) || !strings.Contains(err.Error(), tc.words) || len(e.TransactionID) != 16 {
 				t.Fatalf("error %q does not say %q", err, tc.words)
 			}
 			if strings.Contains(err.Error(), string(r.secret)) || strings.Contains(err.Error(), "s3cret") {

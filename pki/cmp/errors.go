@@ -44,6 +44,8 @@ type Error struct {
 	FailInfo []string
 	// Err is the underlying cause, if any.
 	Err error
+	// TransactionID is the failed transaction's ID, nil when none began.
+	TransactionID []byte
 }
 
 func (e *Error) Error() string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
@@ -227,4 +228,9 @@ type Request struct {
 	// ImplicitConfirm asks the CA to skip certConf/pkiConf; honoured only
 	// when the CA grants it in its response.
 	ImplicitConfirm bool
+	// OnWaiting, when set, is called each time the CA answers waiting,
+	// with the transaction ID and the wait it asks for (0 before the first
+	// poll), so a caller can show the enrollment as waiting. It must not
+	// block.
+	OnWaiting func(transactionID []byte, checkAfter time.Duration)
 }
