@@ -96,37 +96,21 @@ func makesNode(e *yang.Entry) bool {
 // the struct v of schema e found at prefix. (ygot.Diff against an empty
 // node finds the same, at many times the cost.)
 func setLeaves(v reflect.Value, e *yang.Entry, prefix []*gnmi.PathElem, out *[][]*gnmi.PathElem) {
-	if !v.IsValid() || v.IsNil() || e == nil {
-		return
-	}
-	s := v.Elem()
-	for name, child := range e.Dir {
-		if child.ReadOnly() {
-			continue
-		}
-		fi, ok := fieldIndex(s.Type(), name)
-		if !ok {
-			continue
-		}
-		f := s.Field(fi)
-		here := func(pe *gnmi.PathElem) []*gnmi.PathElem {
-			p := make([]*gnmi.PathElem, len(prefix), len(prefix)+1)
-			copy(p, prefix)
-			return append(p, pe)
-		}
+	_ = configFields(v, e, func(name string, child *yang.Entry, f reflect.Value) error {
 		switch {
 		case child.IsLeaf() || child.IsLeafList():
 			if !f.IsZero() {
-				*out = append(*out, here(&gnmi.PathElem{Name: name}))
+				*out = append(*out, appendElemCopy(prefix, &gnmi.PathElem{Name: name}))
 			}
 		case child.IsList():
 			for it := f.MapRange(); it.Next(); {
-				setLeaves(it.Value(), child, here(&gnmi.PathElem{Name: name, Key: map[string]string{child.Key: fmt.Sprint(it.Key().Interface())}}), out)
+				setLeaves(it.Value(), child, appendElemCopy(prefix, &gnmi.PathElem{Name: name, Key: map[string]string{child.Key: fmt.Sprint(it.Key().Interface())}}), out)
 			}
 		default:
-			setLeaves(f, child, here(&gnmi.PathElem{Name: name}), out)
+			setLeaves(f, child, appendElemCopy(prefix, &gnmi.PathElem{Name: name}), out)
 		}
-	}
+		return nil
+	})
 }
 
 // entryKeys returns the key leaf paths of the list entries on elems.

@@ -310,19 +310,7 @@ func readOnlyAt(elems []*gnmi.PathElem) (string, bool) {
 // checkMandatory reports mandatory leaves missing in a struct subtree; ygot's
 // validation does not check YANG mandatory.
 func checkMandatory(v reflect.Value, e *yang.Entry, at []*gnmi.PathElem) error {
-	if !v.IsValid() || v.IsNil() || e == nil {
-		return nil
-	}
-	s := v.Elem()
-	for name, child := range e.Dir {
-		if child.ReadOnly() {
-			continue
-		}
-		fi, ok := fieldIndex(s.Type(), name)
-		if !ok {
-			continue
-		}
-		f := s.Field(fi)
+	return configFields(v, e, func(name string, child *yang.Entry, f reflect.Value) error {
 		switch {
 		case child.IsLeaf():
 			if child.Mandatory == yang.TSTrue && f.IsZero() {
@@ -336,7 +324,26 @@ func checkMandatory(v reflect.Value, e *yang.Entry, at []*gnmi.PathElem) error {
 				}
 			}
 		case child.IsContainer():
-			if err := checkMandatory(f, child, appendElemCopy(at, &gnmi.PathElem{Name: name})); err != nil {
+			return checkMandatory(f, child, appendElemCopy(at, &gnmi.PathElem{Name: name}))
+		}
+		return nil
+	})
+}
+
+// configFields calls fn with every configuration child (config true) of
+// the generated struct v of schema e and the field that holds it, until fn
+// fails: the one walk of a struct's children by its schema.
+func configFields(v reflect.Value, e *yang.Entry, fn func(name string, child *yang.Entry, f reflect.Value) error) error {
+	if !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() || e == nil {
+		return nil
+	}
+	s := v.Elem()
+	for name, child := range e.Dir {
+		if child.ReadOnly() {
+			continue
+		}
+		if fi, ok := fieldIndex(s.Type(), name); ok {
+			if err := fn(name, child, s.Field(fi)); err != nil {
 				return err
 			}
 		}
