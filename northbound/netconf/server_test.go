@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
+	jnc "github.com/Juniper/go-netconf/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"golang.org/x/crypto/ssh"
 )

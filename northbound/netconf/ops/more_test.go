@@ -9,7 +9,7 @@ import (
 	"github.com/pkiagent/pkiagent/agent/api"
 
 	"github.com/pkiagent/pkiagent/agent"
-	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
+	jnc "github.com/Juniper/go-netconf/netconf"
 )
 
 // TestGoNetconfClient runs the candidate workflow with go-netconf v0.1.1
