@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	jnc "github.com/Juniper/go-netconf/netconf"
+	"github.com/google/go-cmp/cmp"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"golang.org/x/crypto/ssh"
 )
