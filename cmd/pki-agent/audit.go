@@ -61,7 +61,7 @@ func setupAudit(a *app) (func(context.Context) error, error) {
 	// the auditor, in order, without the bus's risk of loss.
 	a.store.AddAuditor(confirmAuditor{log: al, errs: a.log})
 	// Subscribed now, so no commit made once the servers run is missed.
-	sub := a.store.Bus().Subscribe(4096)
+	sub := a.bus.Subscribe(4096)
 	return func(ctx context.Context) error {
 		defer sub.Close()
 		done := make(chan struct{})
@@ -73,7 +73,7 @@ func setupAudit(a *app) (func(context.Context) error, error) {
 				if !ok {
 					if err := sub.Err(); err != nil {
 						a.log.Error("audit: fell behind the commits; the records of some are missing", "err", err)
-						sub = a.store.Bus().Subscribe(4096)
+						sub = a.bus.Subscribe(4096)
 						continue
 					}
 					return nil

@@ -74,7 +74,7 @@ func setupGNMI(a *app) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := gnmi.New(gnmi.Config{Store: a.store, Auth: u, Audit: refusals, Clock: a.clock, Logger: a.log})
+	srv, err := gnmi.New(gnmi.Config{Store: a.store, Bus: a.bus, Auth: u, Audit: refusals, Clock: a.clock, Logger: a.log})
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func setupGNMI(a *app) (func(context.Context) error, error) {
 		st.managed.Reload(ctx)
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); st.managed.Watch(wctx, a.store.Bus()) }()
+		go func() { defer close(done); st.managed.Watch(wctx, a.bus) }()
 		err := srv.Serve(ctx, lis, tlsCfg, regs...)
 		stop()
 		<-done

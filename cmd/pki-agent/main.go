@@ -25,6 +25,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/pki/keystore"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // options are the command-line flags of SPEC.md.
@@ -98,6 +99,7 @@ type app struct {
 	log   *slog.Logger
 	clock clock.Clock
 	store *agent.Store
+	bus   *telemetry.Bus
 	dir   *persist.Dir
 	// pki serves the PKI rpcs once the pki component is set up.
 	pki api.PKI
@@ -161,12 +163,14 @@ func run(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	store, dir, err := agent.OpenStore(opts.stateDir, agent.Config{Clock: clock.Real{}, Logger: log})
+	bus := telemetry.NewBus()
+	defer bus.Close()
+	store, dir, err := agent.OpenStore(opts.stateDir, agent.Config{Clock: clock.Real{}, Logger: log, Bus: bus})
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	a := &app{opts: opts, log: log, clock: clock.Real{}, store: store, dir: dir}
+	a := &app{opts: opts, log: log, clock: clock.Real{}, store: store, bus: bus, dir: dir}
 
 	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -130,7 +130,7 @@ func BenchmarkFanout1000(b *testing.B) {
 		a := d.GetOrCreateAlarms().GetOrCreateAlarm("crl-unreachable")
 		a.Text = ygotString(fmt.Sprint("attempt ", n))
 		ch, _ := api.Diff(&gen.Device{}, d)
-		e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch[len(ch)-1:]})
+		e.bus.Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch[len(ch)-1:]})
 		for range subs {
 			select {
 			case <-got:
