@@ -96,31 +96,33 @@ func (d *dispatcher) run(ctx context.Context) error {
 	}
 }
 
-// change is a bus change prepared once for every stream; the dispatcher
-// alone encodes it.
+// change is a bus change prepared once for every stream: its update (or
+// delete) is built once per encoding and shared by the streams, which
+// only read it. The dispatcher alone prepares it.
 type change struct {
 	path []*gnmi.PathElem
 	key  string
 	val  *gnmi.TypedValue // nil: deleted
-	enc  map[gnmi.Encoding]*gnmi.TypedValue
+	enc  map[gnmi.Encoding]item
 }
 
-func (c *change) encoded(e gnmi.Encoding) *gnmi.TypedValue {
-	if c.val == nil {
-		return nil
+// item returns the queue item of the change in encoding e, stamped ts.
+func (c *change) item(e gnmi.Encoding, ts int64) item {
+	if it, ok := c.enc[e]; ok {
+		return it
 	}
-	if v, ok := c.enc[e]; ok {
-		return v
+	v := c.val
+	if v != nil {
+		if ev, err := encodeLeaf(c.path, v, e); err == nil {
+			v = ev
+		}
 	}
-	v, err := encodeLeaf(c.path, c.val, e)
-	if err != nil {
-		v = c.val
-	}
+	it := newItem(c.key, c.path, v, ts)
 	if c.enc == nil {
-		c.enc = map[gnmi.Encoding]*gnmi.TypedValue{}
+		c.enc = map[gnmi.Encoding]item{}
 	}
-	c.enc[e] = v
-	return v
+	c.enc[e] = it
+	return it
 }
 
 func (d *dispatcher) deliver(ev api.Event) {

@@ -25,7 +25,8 @@ const (
 )
 
 // item is what a stream's queue holds: one pending update (val set),
-// delete (val nil) or, with sync set, a sync_response marker.
+// delete (val nil) or, with sync set, a sync_response marker. Updates and
+// deletes carry their wire form, which streams may share.
 type item struct {
 	key  string
 	path []*gnmi.PathElem
@@ -34,6 +35,22 @@ type item struct {
 	sync bool
 	// final marks the sync_response that ends a ONCE subscription.
 	final bool
+	// upd (an update) or del (a delete) is the item on the wire, size
+	// about its bytes there.
+	upd  *gnmi.Update
+	del  *gnmi.Path
+	size int
+}
+
+// newItem returns the update of path to val (nil: its delete).
+func newItem(key string, path []*gnmi.PathElem, val *gnmi.TypedValue, ts int64) item {
+	it := item{key: key, path: path, val: val, ts: ts, size: proto.Size(val) + 16*len(path) + len(key)}
+	if val == nil {
+		it.del = &gnmi.Path{Elem: path}
+	} else {
+		it.upd = &gnmi.Update{Path: &gnmi.Path{Elem: path}, Val: val}
+	}
+	return it
 }
 
 // sub is one subscription (path and mode) of a stream.
@@ -289,7 +306,7 @@ func (st *stream) putLeaf(path []*gnmi.PathElem, tv *gnmi.TypedValue, ts int64) 
 		return err
 	}
 	k := api.PathString(&gnmi.Path{Elem: path})
-	if !st.q.Put(k, item{key: k, path: path, val: v, ts: ts}) {
+	if !st.q.Put(k, newItem(k, path, v, ts)) {
 		return st.overflowErr()
 	}
 	return nil
@@ -298,7 +315,7 @@ func (st *stream) putLeaf(path []*gnmi.PathElem, tv *gnmi.TypedValue, ts int64) 
 // offer queues a change that matches one of the stream's ON_CHANGE
 // subscriptions. Called by the dispatcher; never blocks.
 func (st *stream) offer(c *change, ts int64) {
-	if !st.q.Put(c.key, item{key: c.key, path: c.path, val: c.encoded(st.enc), ts: ts}) {
+	if !st.q.Put(c.key, c.item(st.enc, ts)) {
 		st.fatal(st.overflowErr())
 	}
 }
@@ -366,7 +383,7 @@ func (st *stream) sample(sb *sub, ts int64, full bool, last map[string]seen) (ma
 	if !sb.onChange {
 		for k, old := range last {
 			if _, ok := cur[k]; !ok {
-				if !st.q.Put(k, item{key: k, path: old.path, ts: ts}) {
+				if !st.q.Put(k, newItem(k, old.path, nil, ts)) {
 					return nil, st.overflowErr()
 				}
 			}
@@ -435,24 +452,22 @@ func (st *stream) sendBatch(batch []item) (final bool, err error) {
 			}
 			continue
 		}
-		itSize := proto.Size(it.val) + 16*len(it.path) + len(it.key)
-		if n != nil && (it.val == nil && len(n.Update) > 0 || size+itSize > maxNotificationBytes) {
+		if n != nil && (it.del != nil && len(n.Update) > 0 || size+it.size > maxNotificationBytes) {
 			if err := flush(); err != nil {
 				return false, err
 			}
 		}
-		size += itSize
+		size += it.size
 		if n == nil {
 			n = &gnmi.Notification{Timestamp: it.ts, Prefix: st.prefix}
 		}
 		if it.ts > n.Timestamp {
 			n.Timestamp = it.ts
 		}
-		path := it.path
-		if it.val == nil {
-			n.Delete = append(n.Delete, &gnmi.Path{Elem: path})
+		if it.del != nil {
+			n.Delete = append(n.Delete, it.del)
 		} else {
-			n.Update = append(n.Update, &gnmi.Update{Path: &gnmi.Path{Elem: path}, Val: it.val})
+			n.Update = append(n.Update, it.upd)
 		}
 	}
 	return false, flush()
