@@ -274,10 +274,10 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	// Published under the lock so subscribers see commits in order: the
 	// config event, then what the appliers staged (alarms, state), all
 	// marked with the commit id (as etcd's mvcc sends at End()).
-	s.bus.Publish(api.Event{Kind: api.EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes, System: opts.system})
+	s.publish(api.Event{Kind: api.EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes, System: opts.system})
 	for _, ev := range c.Staged() {
 		ev.CommitID = id
-		s.bus.Publish(ev)
+		s.publish(ev)
 	}
 	s.mu.Unlock()
 	s.log.Info("commit", "id", id, "user", opts.User, "changes", len(changes), "comment", opts.Comment)
