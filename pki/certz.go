@@ -341,7 +341,7 @@ func (r *Rotation) Commit() error {
 			}
 		}
 	}
-	if err := os.Remove(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.dropNewKey(); err != nil {
@@ -382,7 +382,7 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 			if err := persist.WriteFileAtomic(path, r.prevFile, 0o600); err != nil {
 				errs = append(errs, fmt.Errorf("restore the certificate of %s: %w", r.name, err))
 			}
-		} else if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		} else if err := persist.RemoveIfExists(path); err != nil {
 			errs = append(errs, fmt.Errorf("remove the certificate of %s: %w", r.name, err))
 		}
 		e.mu.Lock()
@@ -397,7 +397,7 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 	} else if err := r.dropNewKey(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := os.Remove(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil {
 		errs = append(errs, err)
 	}
 	err := errors.Join(errs...)
@@ -478,7 +478,7 @@ func (e *Engine) RecoverRotations(ctx context.Context) error {
 	// A certificate set aside by a rotation whose key is gone was finalized.
 	olds, _ := filepath.Glob(filepath.Join(certDir(e.cfg.StateDir), "*"+RotateOldSuffix+".pem"))
 	for _, p := range olds {
-		errs = append(errs, os.Remove(p))
+		errs = append(errs, persist.RemoveIfExists(p))
 	}
 	if changed {
 		e.mu.Lock()
@@ -509,14 +509,11 @@ func (e *Engine) restoreOld(storage, name string) error {
 		return err
 	}
 	old, cur := certPath(e.cfg.StateDir, name+RotateOldSuffix), certPath(e.cfg.StateDir, name)
-	if err := os.Rename(old, cur); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Remove(cur); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	} else if err != nil {
-		return err
+	err := persist.Rename(old, cur)
+	if errors.Is(err, fs.ErrNotExist) {
+		return persist.RemoveIfExists(cur)
 	}
-	return persist.SyncDir(certDir(e.cfg.StateDir))
+	return err
 }
 
 // InstallCRLs puts the CRL bundle of a certz profile in force (see
