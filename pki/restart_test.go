@@ -28,7 +28,7 @@ import (
 // configuration, at time at.
 func restart(t *testing.T, f *fixture, at time.Time) *fixture {
 	t.Helper()
-	f.engine.crl.Stop()
+	f.engine.revocation.m.Stop()
 	f.close()
 	f2 := newFixtureIn(t, f.dir, clock.NewFake(at))
 	if err := f2.engine.Load(context.Background(), f2.store.Running()); err != nil {
