@@ -24,7 +24,11 @@ var editOps = map[string]agent.Op{
 // (RFC 6241 section 7.2): every element with an operation attribute, and
 // each top-level element unless default-operation is none, becomes one
 // edit whose value is its subtree minus the descendants that carry their
-// own operation (those follow as edits of their own).
+// own operation (those follow as edits of their own). A merge of a
+// container is the merge of each of its children, so an edit carries the
+// finest path it touches: merging one router under <authority> is an edit
+// of that router, and the commit validates and diffs that entry, not every
+// list of the container.
 type editConv struct {
 	defaultOp string // merge, replace or none
 	// exists reports whether a node is in the target datastore (for the
@@ -82,6 +86,9 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 		return nil
 	}
 	aop := editOps[op]
+	if aop == agent.OpMerge && mergesByChild(n, e) {
+		return c.mergeChildren(n, e, path)
+	}
 	if c.defaultOp == "none" && c.exists != nil && (aop == agent.OpMerge || aop == agent.OpReplace || aop == agent.OpCreate) &&
 		len(path) > 1 && !c.exists(path[:len(path)-1]) {
 		return ncxml.DataMissing(fmt.Sprintf("%s does not exist, and default-operation none does not create it: add operation=\"merge\" on an ancestor",
@@ -104,6 +111,59 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 		Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: raw}}})
 	for _, d := range deferred {
 		if err := c.walk(d.n, d.e, d.path, d.op, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergesByChild reports whether a merge of element n (schema e) is the
+// merge of each of its children: n is a container without presence whose
+// children are each one edit of their own, that is not a leaf-list (its
+// elements are merged as one value).
+func mergesByChild(n *node, e *yang.Entry) bool {
+	if !e.IsContainer() || e.Extra["presence"] != nil || n.hasText() {
+		return false
+	}
+	for _, ch := range n.children {
+		if ce := e.Dir[ch.name.Local]; ce != nil && ce.IsLeafList() {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeChildren edits each child of container n (at path) as a merge, or
+// with its own operation. A child that appears twice is refused, as in a
+// value. The container exists or is created by this merge, so the
+// data-missing rule of default-operation none does not apply below it.
+func (c *editConv) mergeChildren(n *node, e *yang.Entry, path []*gnmi.PathElem) error {
+	exists := c.exists
+	c.exists = nil
+	defer func() { c.exists = exists }()
+	seen := map[string]bool{}
+	for _, ch := range n.children {
+		ce, elem, err := resolveChild(ch, e, path)
+		if err != nil {
+			return err
+		}
+		cpath := appendElem(path, elem)
+		id := api.PathString(&gnmi.Path{Elem: cpath})
+		if seen[id] {
+			return ncxml.BadElement(ncxml.Application, ce.Name,
+				fmt.Sprintf("%s appears more than once", id)).WithPath(xpathOf(cpath), pathNS)
+		}
+		seen[id] = true
+		op, explicit, err := operationOf(ch)
+		if err != nil {
+			return err
+		}
+		if !explicit {
+			op = "merge"
+		} else if op != "merge" && isKeyOf(e, ch.name.Local) {
+			return keyOperation(op, cpath)
+		}
+		if err := c.walk(ch, ce, cpath, op, true); err != nil {
 			return err
 		}
 	}
