@@ -6,6 +6,16 @@
 // publishes its state. It is the one place where generated structs become
 // domain values; the crypto leaf packages beside it know nothing of gen.
 //
+// The engine is a set of reconcilers (reconciler.go), after lemming's:
+// trust (trusted-ca-certificate), certificates (client-certificate),
+// revocation (certificate-revocation-list, crl-settings: the CRL manager)
+// and peers (router). Each has its own lock and state and sees only the
+// commits that touch what it watches, and only what they touch; the
+// evaluation (evaluate.go) grades certificates against them and stages
+// alarms and state on the commit, published by the store once it is
+// saved. Certificates come in by one path (import.go), shared by
+// import-certificate and gNSI certz.
+//
 // Dependencies point inward: agent (the datastore) and the northbound
 // servers call the engine, and the engine knows them only through the
 // contract of agent/api (commits, changes, events, rpc inputs and

@@ -37,7 +37,8 @@ type trust struct {
 }
 
 // trustSnapshot is the trust of one configuration; it is never modified
-// once built (but trustedCA.bundle is re-checked in place, under trust.mu).
+// once built (but trustedCA.bundle is re-checked in place by refresh; the
+// evaluation reads it, both under Engine.mu).
 type trustSnapshot struct {
 	trusted map[string]*trustedCA
 	store   *importcheck.TrustStore // nil when no CA has a certificate
@@ -50,6 +51,7 @@ type trustedCA struct {
 	content string
 	sum     [32]byte
 	bundle  *chain.Bundle // re-checked by refresh as time passes
+	at      time.Time     // when bundle's verdict was reached
 }
 
 // checkedBundle is a parsed bundle and the time its verdict was reached.
@@ -199,11 +201,12 @@ func (t *trust) apply(_ context.Context, c *api.Commit, tc touched) error {
 		if err != nil {
 			return fmt.Errorf("trusted-ca-certificate %s: %w", name, err)
 		}
+		at := seen[sum].at
 		mode := "strict"
 		if ca.GetValidationMode() == gen.PkiAuthority_ValidationMode_warn {
 			mode = "warn"
 		}
-		trusted[name] = &trustedCA{name: name, mode: mode, content: ca.GetContent(), sum: sum, bundle: b}
+		trusted[name] = &trustedCA{name: name, mode: mode, content: ca.GetContent(), sum: sum, bundle: b, at: at}
 	}
 	s := &trustSnapshot{trusted: trusted}
 	var err error
@@ -229,7 +232,7 @@ func (t *trust) finish(committed bool) {
 		t.cur = t.next
 		running := make(map[[32]byte]checkedBundle, len(t.cur.trusted))
 		for _, ca := range t.cur.trusted {
-			running[ca.sum] = checkedBundle{b: ca.bundle, at: t.clock.Now()}
+			running[ca.sum] = checkedBundle{b: ca.bundle, at: ca.at}
 		}
 		t.running, t.validated = running, map[[32]byte]checkedBundle{}
 	}
@@ -247,14 +250,11 @@ func (t *trust) refresh() {
 			continue
 		}
 		for _, ca := range s.trusted {
-			cb, ok := t.running[ca.sum]
-			if !ok {
-				cb = checkedBundle{b: ca.bundle, at: now}
-			}
+			cb := checkedBundle{b: ca.bundle, at: ca.at}
 			if validityChangedBetween(cb.b.Certs, cb.at, now) {
 				cb = checkedBundle{b: chain.CheckBundle(cb.b.Certs, now), at: now}
 			}
-			ca.bundle = cb.b
+			ca.bundle, ca.at = cb.b, cb.at
 			if s == t.cur {
 				t.running[ca.sum] = cb
 			}
