@@ -145,6 +145,7 @@ func (e *Engine) Apply(ctx context.Context, c *api.Commit) error {
 			continue
 		}
 		if err := r.apply(ctx, c, t); err != nil {
+			e.log.Warn("PKI engine: commit not applied", "commit", c.ID, "reconciler", r.id(), "err", err)
 			for _, a := range applied {
 				a.finish(false)
 			}

@@ -14,6 +14,13 @@ import (
 	"github.com/pkiagent/pkiagent/internal/testpki"
 )
 
+// cacheSize is the number of bundles the cache holds.
+func (t *trust) cacheSize() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.running) + len(t.validated)
+}
+
 func (ps *peers) visitCount() int {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()

@@ -77,6 +77,12 @@ func (f *fixture) run(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); f.engine.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Run starts the CRL manager on its goroutine: wait for it, so that a
+	// refresh right after run is not refused as "not running". A refresh
+	// of a source nobody configured has no effect.
+	eventually(t, "CRL manager running", func() bool {
+		return !errors.Is(f.engine.revocation.m.Refresh(ctx, "none:"), crl.ErrNotRunning)
+	})
 }
 
 // merge commits value (JSON IETF) at /authority/ELEMS.

@@ -100,13 +100,6 @@ func (t *trust) view() *trustSnapshot {
 	return t.cur
 }
 
-// cacheSize is the number of bundles the cache holds.
-func (t *trust) cacheSize() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.running) + len(t.validated)
-}
-
 // bundleLocked parses and checks a bundle, from the cache when the content
 // was seen in running or the last validated commit and no certificate of
 // it has become valid or expired since: the verdict depends on the time,
