@@ -15,6 +15,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/keystore/file"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // BenchmarkCommitRouterLeaf commits one leaf of one router through the
@@ -34,13 +35,15 @@ func BenchmarkCommitRouterLeaf(b *testing.B) {
 			if _, _, err := d.Load(); err != nil {
 				b.Fatal(err)
 			}
-			store := agent.New(agent.Config{Clock: fc, Logger: log, Persister: agent.NewDiskPersister(d)})
+			bus := telemetry.NewBus()
+			defer bus.Close()
+			store := agent.New(agent.Config{Clock: fc, Logger: log, Persister: agent.NewDiskPersister(d), Bus: bus})
 			defer store.Close()
 			keys, err := file.New(filepath.Join(dir, "keys"), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			e, err := New(context.Background(), Config{StateDir: dir, Clock: fc, Logger: log, Bus: store.Bus(), Keys: map[string]KeyStore{"file": keys}})
+			e, err := New(context.Background(), Config{StateDir: dir, Clock: fc, Logger: log, Bus: bus, Keys: map[string]KeyStore{"file": keys}})
 			if err != nil {
 				b.Fatal(err)
 			}
