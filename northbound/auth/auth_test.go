@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -186,8 +187,8 @@ func TestRoles(t *testing.T) {
 		{"", false, false, false},
 		{"root", false, false, false},
 	} {
-		if CanRead(tc.role) != tc.read || CanWrite(tc.role) != tc.write || CanRunRPC(tc.role) != tc.rpcs {
-			t.Errorf("role %q: read %v write %v rpc %v; want %v %v %v", tc.role, CanRead(tc.role), CanWrite(tc.role), CanRunRPC(tc.role), tc.read, tc.write, tc.rpcs)
+		if api.CanRead(tc.role) != tc.read || api.CanWrite(tc.role) != tc.write || api.CanRunRPC(tc.role) != tc.rpcs {
+			t.Errorf("role %q: read %v write %v rpc %v; want %v %v %v", tc.role, api.CanRead(tc.role), api.CanWrite(tc.role), api.CanRunRPC(tc.role), tc.read, tc.write, tc.rpcs)
 		}
 	}
 }
