@@ -30,8 +30,6 @@ type Digest struct {
 const (
 	chunkSize  = 256 << 10
 	maxElement = 1 << 20
-	// smallBody is read whole (it is a PEM body or small anyway).
-	smallBody = chunkSize
 )
 
 // ReadError is a failure to read the body (network, timeout, size limit),
@@ -50,7 +48,13 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // needs the whole signed part (Ed25519). Errors reading r are ReadErrors;
 // the CRL is refused when it announces more than max octets.
 func ReadVerified(r io.Reader, max int64, trusted []*x509.Certificate) (*CRL, *x509.Certificate, Digest, error) {
-	s := &stream{r: r, max: max, buf: make([]byte, 0, smallBody)}
+	return readVerified(r, max, trusted, chunkSize)
+}
+
+// readVerified is ReadVerified with chunks of the given size (tests make
+// them tiny so that every element crosses chunks somewhere).
+func readVerified(r io.Reader, max int64, trusted []*x509.Certificate, chunk int) (*CRL, *x509.Certificate, Digest, error) {
+	s := &stream{r: r, max: max, chunk: chunk, buf: make([]byte, 0, min(chunk, 4096))}
 	if err := s.fill(1); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, nil, Digest{}, fmt.Errorf("%w: the body is empty", ErrNotCRL)
@@ -66,7 +70,7 @@ func ReadVerified(r io.Reader, max int64, trusted []*x509.Certificate) (*CRL, *x
 		if err != nil {
 			return nil, nil, Digest{}, err
 		}
-		s = &stream{r: bytes.NewReader(der), max: max, buf: make([]byte, 0, min(len(der), smallBody))}
+		s = &stream{r: bytes.NewReader(der), max: max, chunk: chunk, buf: make([]byte, 0, min(len(der), chunk, 4096))}
 	}
 	c, ca, d, err := s.parse(trusted)
 	if s.h != nil {
@@ -79,13 +83,15 @@ func ReadVerified(r io.Reader, max int64, trusted []*x509.Certificate) (*CRL, *x
 // buf[:pos] consumed but not yet handed to the hasher; base is the offset
 // of buf[0] in the body.
 type stream struct {
-	r    io.Reader
-	max  int64
-	buf  []byte
-	pos  int
-	base int64
-	eof  bool
-	h    *hasher // nil until the signature algorithm is known
+	r     io.Reader
+	max   int64
+	chunk int
+	buf   []byte
+	pos   int
+	base  int64
+	end   int64 // where the CertificateList ends; 0 until known
+	eof   bool
+	h     *hasher // nil until the signature algorithm is known
 }
 
 func (s *stream) off() int64 { return s.base + int64(s.pos) }
@@ -120,12 +126,15 @@ func (s *stream) fill(n int) error {
 // first octets of the body) the buffer grows instead.
 func (s *stream) move(n int) {
 	tail := s.buf[s.pos:]
-	size := max(chunkSize, n)
 	if s.h == nil {
-		nb := make([]byte, len(s.buf), max(2*cap(s.buf), s.pos+size))
+		nb := make([]byte, len(s.buf), max(2*cap(s.buf), s.pos+n))
 		copy(nb, s.buf)
 		s.buf = nb
 		return
+	}
+	size := max(s.chunk, n)
+	if s.end > 0 { // no larger than the rest of the body, and one octet to see its end
+		size = max(n, min(s.chunk, int(s.end-s.off())+1))
 	}
 	nb := s.h.chunk(size)
 	nb = append(nb, tail...)
@@ -178,16 +187,16 @@ func (s *stream) header() (tag byte, length int64, err error) {
 // element reads one whole element (header included) that must end by
 // end, and returns it; it stays valid until the next read.
 func (s *stream) element(end int64, what string) (cryptobyte.String, error) {
-	start := s.pos
+	start := s.off()
 	_, length, err := s.header()
 	if err != nil {
 		return nil, s.wrap(err, what)
 	}
-	hl := s.pos - start
+	hl := int(s.off() - start) // in the buffer still: header fills before it consumes
 	if length > maxElement || s.off()+length > end {
 		return nil, malformed(what + " does not fit in its SEQUENCE")
 	}
-	s.pos = start
+	s.pos -= hl
 	if err := s.fill(hl + int(length)); err != nil {
 		return nil, s.wrap(err, what)
 	}
@@ -225,6 +234,7 @@ func (s *stream) parse(trusted []*x509.Certificate) (*CRL, *x509.Certificate, Di
 		return nil, nil, Digest{}, &ReadError{fmt.Errorf("%w: the CRL announces %d octets, the limit is %d", ErrTooLarge, outerLen, s.max)}
 	}
 	outerEnd := s.off() + outerLen
+	s.end = outerEnd
 	tbsStart := s.off()
 	tag, tbsLen, err := s.header()
 	if err != nil || tag != 0x30 {
@@ -255,7 +265,7 @@ func (s *stream) parse(trusted []*x509.Certificate) (*CRL, *x509.Certificate, Di
 	}
 	innerAlg := bytes.Clone(e)
 	c.SignatureAlgorithm = signatureAlgorithm(innerAlg)
-	s.h = startHasher(tbsStart, tbsEnd, c.SignatureAlgorithm)
+	s.h = startHasher(tbsStart, tbsEnd, c.SignatureAlgorithm, outerEnd <= inlineHashing)
 
 	if err := s.tbsFields(c, tbsEnd); err != nil {
 		return nil, nil, Digest{}, err
@@ -411,10 +421,18 @@ type chunk struct {
 	buf  []byte // returned to free once hashed; nil for the last one
 }
 
-// buffersInFlight is how many chunks the parser may be ahead of the hasher.
-const buffersInFlight = 3
+const (
+	// buffersInFlight is how many chunks the parser may be ahead of the
+	// hasher.
+	buffersInFlight = 3
+	// inlineHashing: a body up to this size is hashed by the parser's
+	// goroutine, as handing it over would cost more than it saves.
+	inlineHashing = 1 << 20
+)
 
-func startHasher(from, to int64, alg x509.SignatureAlgorithm) *hasher {
+// startHasher starts hashing the body, on a goroutine of its own unless
+// inline.
+func startHasher(from, to int64, alg x509.SignatureAlgorithm, inline bool) *hasher {
 	h := &hasher{
 		chunks: make(chan chunk, buffersInFlight), free: make(chan []byte, buffersInFlight+1),
 		done: make(chan struct{}), der: sha256.New(), from: from, to: to,
@@ -425,35 +443,49 @@ func startHasher(from, to int64, alg x509.SignatureAlgorithm) *hasher {
 	case hf != 0:
 		h.tbs = hf.New()
 	}
-	go h.run()
+	if inline {
+		h.chunks = nil
+	} else {
+		go h.run()
+	}
 	return h
 }
 
 func (h *hasher) run() {
 	defer close(h.done)
 	for c := range h.chunks {
-		h.der.Write(c.data)
-		lo, hi := max(h.from-c.off, 0), min(h.to-c.off, int64(len(c.data)))
-		if lo < hi {
-			switch {
-			case h.tbs != nil:
-				h.tbs.Write(c.data[lo:hi])
-			case h.keep:
-				h.kept = append(h.kept, c.data[lo:hi]...)
-			}
+		h.consume(c)
+	}
+}
+
+func (h *hasher) consume(c chunk) {
+	h.der.Write(c.data)
+	lo, hi := max(h.from-c.off, 0), min(h.to-c.off, int64(len(c.data)))
+	if lo < hi {
+		switch {
+		case h.tbs != nil:
+			h.tbs.Write(c.data[lo:hi])
+		case h.keep:
+			h.kept = append(h.kept, c.data[lo:hi]...)
 		}
-		if c.buf != nil {
-			h.free <- c.buf[:0]
-		}
+	}
+	if c.buf != nil {
+		h.free <- c.buf[:0]
 	}
 }
 
 // chunk returns an empty buffer of at least size octets.
 func (h *hasher) chunk(size int) []byte {
 	var b []byte
-	if h.made < buffersInFlight {
+	switch {
+	case h.chunks == nil: // inline: a buffer is free as soon as it is hashed
+		select {
+		case b = <-h.free:
+		default:
+		}
+	case h.made < buffersInFlight:
 		h.made++
-	} else {
+	default:
 		b = <-h.free
 	}
 	if cap(b) < size {
@@ -463,15 +495,18 @@ func (h *hasher) chunk(size int) []byte {
 }
 
 func (h *hasher) write(off int64, data, buf []byte) {
-	if len(data) > 0 || buf != nil {
-		h.chunks <- chunk{off: off, data: data, buf: buf}
+	switch c := (chunk{off: off, data: data, buf: buf}); {
+	case len(data) == 0 && buf == nil:
+	case h.chunks == nil:
+		h.consume(c)
+	default:
+		h.chunks <- c
 	}
 }
 
 // sums waits for the hashing to end.
 func (h *hasher) sums() (der [32]byte, tbs []byte, kept []byte) {
-	close(h.chunks)
-	<-h.done
+	h.stop()
 	h.der.Sum(der[:0])
 	if h.tbs != nil {
 		tbs = h.tbs.Sum(nil)
@@ -481,8 +516,10 @@ func (h *hasher) sums() (der [32]byte, tbs []byte, kept []byte) {
 
 // stop ends the goroutine of a hasher abandoned on an error.
 func (h *hasher) stop() {
-	close(h.chunks)
-	<-h.done
+	if h.chunks != nil {
+		close(h.chunks)
+		<-h.done
+	}
 }
 
 func hashOf(alg x509.SignatureAlgorithm) crypto.Hash {
