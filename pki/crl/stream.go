@@ -427,7 +427,7 @@ const (
 	buffersInFlight = 3
 	// inlineHashing: a body up to this size is hashed by the parser's
 	// goroutine, as handing it over would cost more than it saves.
-	inlineHashing = 1 << 20
+	inlineHashing = 64 << 10
 )
 
 // startHasher starts hashing the body, on a goroutine of its own unless
