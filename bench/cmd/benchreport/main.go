@@ -133,7 +133,8 @@ func (b *bench) run() error {
 	}
 	b.printf("## Not measured\n\n")
 	b.printf("- NETCONF edit-config + commit and get-config against yuma123 netconfd: not built yet (see the closing note of the crl-perf branch).\n\n")
-	b.printf("Run took %s.\n", time.Since(b.started).Round(time.Second))
+	load, _ := os.ReadFile("/proc/loadavg")
+	b.printf("Run took %s; load average at the end %s (the machine is shared: figures taken under load are slower, wall times most).\n", time.Since(b.started).Round(time.Second), strings.Join(strings.Fields(string(load))[:3], " "))
 	return nil
 }
 
