@@ -319,6 +319,7 @@ func (m *Manager) finish(ctx context.Context, r *result) {
 	}
 	u := &Update{Time: now, URL: s.cfg.URL, Learned: s.cfg.Learned, Forced: r.forced}
 	var failure error
+	var changed *Changed
 	switch {
 	case r.fetchErr != nil:
 		m.fetchFail.Add(1)
@@ -338,7 +339,7 @@ func (m *Manager) finish(ctx context.Context, r *result) {
 		m.publishIndex()
 		m.persist(now)
 		if r.added+r.removed > 0 || (prev != nil && !bytes.Equal(prev.rawIssuer, s.held.rawIssuer)) {
-			defer m.emit(&Changed{URL: s.cfg.URL, Added: r.added, Removed: r.removed})
+			changed = &Changed{URL: s.cfg.URL, Added: r.added, Removed: r.removed}
 		}
 	default: // not modified
 		m.fetchOK.Add(1)
@@ -384,6 +385,11 @@ func (m *Manager) finish(ctx context.Context, r *result) {
 	m.checkStale(now)
 	m.publishState(s)
 	m.emit(u) // after the state, so States() agrees with any Update seen
+	if changed != nil {
+		// Before the waiters are answered: Refresh flushes the events
+		// queued by then, Changed included.
+		m.emit(changed)
+	}
 
 	waiters := s.waiters
 	s.waiters = nil
