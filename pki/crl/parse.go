@@ -71,9 +71,9 @@ var (
 func malformed(what string) error { return fmt.Errorf("%w: %s", ErrMalformed, what) }
 
 // Parse walks the DER of a CRL (RFC 5280 CertificateList) with cryptobyte
-// and returns its fields and an index of its revoked serials. It streams
-// over the entries twice (count, then copy) and never builds per-entry
-// values. It refuses a delta CRL, a critical issuing distribution point,
+// and returns its fields and an index of its revoked serials. It walks
+// the entries once, copying their serials into arenas sized from the
+// first entry, and never builds per-entry values. It refuses a delta CRL, a critical issuing distribution point,
 // an indirect CRL entry (certificate issuer extension) and any other
 // critical extension it does not know. Parse does not verify the
 // signature: call CRL.Verify.
