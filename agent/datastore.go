@@ -138,6 +138,10 @@ type Store struct {
 	pending      *pendingState
 	closed       bool
 	stateSources []StateSource
+
+	sealer Sealer // guarded by commitMu
+	// views are the redacted trees readers get (secrets.go).
+	views redactCache
 }
 
 type historyEntry struct {
@@ -200,16 +204,21 @@ func (s *Store) AddApplier(a Applier) {
 	s.commitMu.Unlock()
 }
 
-// Running returns the running tree (read-only).
-func (s *Store) Running() *gen.Device {
+// Running returns the running tree (read-only), without its write-only
+// leaves (secrets.go).
+func (s *Store) Running() *gen.Device { return s.views.view(s.runningTree()) }
+
+func (s *Store) runningTree() *gen.Device {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.running
 }
 
 // Candidate returns the candidate tree (read-only): running with the
-// candidate's uncommitted edits on top.
-func (s *Store) Candidate() *gen.Device {
+// candidate's uncommitted edits on top, without its write-only leaves.
+func (s *Store) Candidate() *gen.Device { return s.views.view(s.candidateTree()) }
+
+func (s *Store) candidateTree() *gen.Device {
 	s.mu.RLock()
 	c, stale := s.candidate, s.candidate != s.running && s.candBase != s.running
 	s.mu.RUnlock()
@@ -224,12 +233,15 @@ func (s *Store) Candidate() *gen.Device {
 	return s.candidate
 }
 
-// Get returns the named datastore's tree (read-only).
-func (s *Store) Get(ds Datastore) *gen.Device {
+// Get returns the named datastore's tree (read-only), without its
+// write-only leaves.
+func (s *Store) Get(ds Datastore) *gen.Device { return s.views.view(s.tree(ds)) }
+
+func (s *Store) tree(ds Datastore) *gen.Device {
 	if ds == Candidate {
-		return s.Candidate()
+		return s.candidateTree()
 	}
-	return s.Running()
+	return s.runningTree()
 }
 
 // CandidateDirty reports whether candidate differs from running.
@@ -240,7 +252,7 @@ func (s *Store) CandidateDirty() bool {
 }
 
 // Begin starts a transaction from a snapshot of ds.
-func (s *Store) Begin(ds Datastore) *Tx { return newTx(s.Get(ds)) }
+func (s *Store) Begin(ds Datastore) *Tx { return newTx(s.tree(ds)) }
 
 // Lock locks ds for owner. A second lock by another owner fails with a
 // *LockError naming the holder; a candidate that holds uncommitted changes
@@ -365,7 +377,12 @@ func (s *Store) EditCandidate(owner string, edits ...Edit) error {
 // tree is then the candidate's edit: a commit of it is refused when running
 // changed after the replace, since it would undo that change.
 func (s *Store) ReplaceCandidate(owner string, root *gen.Device) error {
-	if root != s.Running() {
+	if root == s.Running() {
+		// The reader's view of running (copy-config running to
+		// candidate): running itself, with its secrets.
+		root = s.runningTree()
+	}
+	if root != s.runningTree() {
 		if err := screenTree(root); err != nil {
 			return err
 		}
@@ -411,7 +428,10 @@ func (s *Store) ValidateTx(ctx context.Context, tx *Tx) error {
 	if err != nil {
 		return err
 	}
-	c := &Commit{Old: s.Running(), New: tx.Root(), Changes: changes}
+	if _, err := s.preseal(ctx, tx.Root()); err != nil {
+		return err
+	}
+	c := &Commit{Old: s.runningTree(), New: tx.Root(), Changes: changes}
 	for _, v := range s.valids {
 		if err := v.Validate(ctx, c); err != nil {
 			return withKind(ErrInvalid, err)
@@ -424,21 +444,29 @@ func (s *Store) ValidateTx(ctx context.Context, tx *Tx) error {
 // -> publish. On any failure running, the appliers and the disk are left as
 // before. tx must have been begun from running (gNMI Set) or candidate.
 func (s *Store) Commit(ctx context.Context, tx *Tx, opts CommitOptions) (CommitInfo, error) {
+	memo, err := s.preseal(ctx, tx.Root())
+	if err != nil {
+		return CommitInfo{}, err
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	return s.commitLocked(ctx, tx, opts, false)
+	return s.commitLocked(ctx, tx, opts, false, memo)
 }
 
 // CommitCandidate commits the candidate (NETCONF commit). With a confirmed
 // commit pending, a plain commit by its owner (or with its persist id)
 // confirms it.
 func (s *Store) CommitCandidate(ctx context.Context, opts CommitOptions) (CommitInfo, error) {
+	memo, err := s.preseal(ctx, s.candidateTree())
+	if err != nil {
+		return CommitInfo{}, err
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
 	// The candidate's own edits are applied on the running found now; a
 	// node running changed since the candidate edited it is a conflict.
-	err := s.checkWritable(Running, opts.Owner)
+	err = s.checkWritable(Running, opts.Owner)
 	if err == nil {
 		err = s.checkWritable(Candidate, opts.Owner)
 	}
@@ -459,7 +487,7 @@ func (s *Store) CommitCandidate(ctx context.Context, opts CommitOptions) (Commit
 	if err != nil {
 		return CommitInfo{}, err
 	}
-	return s.commitLocked(ctx, tx, opts, true)
+	return s.commitLocked(ctx, tx, opts, true, memo)
 }
 
 // newTxFromTrees builds a transaction whose base is old and whose tree is
@@ -471,7 +499,7 @@ func newTxFromTrees(old, cur *gen.Device) *Tx {
 	return tx
 }
 
-func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fromCandidate bool) (CommitInfo, error) {
+func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fromCandidate bool, memo sealMemo) (CommitInfo, error) {
 	s.mu.RLock()
 	err := s.checkWritable(Running, opts.Owner)
 	if err == nil && fromCandidate {
@@ -497,6 +525,9 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 			return CommitInfo{}, err
 		}
 		tx = rebased
+	}
+	if err := s.seal(ctx, tx, old, memo); err != nil {
+		return CommitInfo{}, err
 	}
 	var info CommitInfo
 	if tx.Changed() {
@@ -619,7 +650,8 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	// Published under the lock so subscribers see commits in order: the
 	// config event, then what the appliers staged (alarms, state), all
 	// marked with the commit id (as etcd's mvcc sends at End()).
-	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes, System: opts.system})
+	public, writeOnly := publicChanges(changes)
+	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: public, WriteOnly: writeOnly, System: opts.system})
 	for _, ev := range c.Staged() {
 		ev.CommitID = id
 		s.bus.Publish(ev)
@@ -659,7 +691,7 @@ func (s *Store) RollbackTo(ctx context.Context, id uint64, opts CommitOptions) (
 	if opts.Comment == "" {
 		opts.Comment = fmt.Sprintf("rollback to commit %d", id)
 	}
-	return s.commitLocked(ctx, newTxFromTrees(s.Running(), target), opts, false)
+	return s.commitLocked(ctx, newTxFromTrees(s.runningTree(), target), opts, false, sealMemo{})
 }
 
 // Close waits for an in-flight commit to finish and refuses new ones.

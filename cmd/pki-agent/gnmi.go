@@ -41,8 +41,8 @@ type grpcService func(a *app, certs serverTLS) (register func(*grpc.Server), err
 // grpcServices are registered by the wiring files of this package.
 var grpcServices []grpcService
 
-// users is shared by the northbound servers (gNMI, NETCONF), so the first
-// admin is created once.
+// users is shared by the northbound servers (gNMI, NETCONF): the users of
+// the configuration (/system/aaa/user), set up once (users.go).
 var users = struct {
 	once sync.Once
 	u    *auth.Users
@@ -56,7 +56,7 @@ func openUsers(a *app) (*auth.Users, error) {
 			users.err = err
 			return
 		}
-		users.u, users.err = auth.Open(auth.Config{
+		users.u, users.err = setupUsers(a, auth.Config{
 			File: a.opts.usersFile, StateDir: a.opts.stateDir,
 			AdminPassword: os.Getenv(auth.AdminPasswordEnv), Logger: a.log,
 			Clock: a.clock, Audit: refusals,

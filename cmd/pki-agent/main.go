@@ -57,7 +57,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.clientCA, "client-ca", "", "require client certificates signed by this CA bundle (mTLS)")
 	fs.BoolVar(&o.gnmiInsecure, "gnmi-insecure", false, "serve gNMI without TLS (labs only)")
 	fs.StringVar(&o.tpm, "tpm", "none", "TPM: none, sim, /dev/tpmrm0 or tcp://HOST:PORT (swtpm)")
-	fs.StringVar(&o.usersFile, "users-file", "", "users, password hashes and roles (default STATE-DIR/users.json)")
+	fs.StringVar(&o.usersFile, "users-file", "", "users file to migrate into the configuration (/system/aaa/user) at the first start, then renamed FILE.migrated (default STATE-DIR/users.json)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (off when empty)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.netconfIdleTimeout, "netconf-idle-timeout", netconf.DefaultIdleTimeout,

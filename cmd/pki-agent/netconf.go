@@ -51,7 +51,7 @@ func setupNETCONF(a *app) (func(context.Context) error, error) {
 		KeyRole: func(user string) (string, error) {
 			role, ok := u.RoleFor(user)
 			if !ok {
-				return "", fmt.Errorf("user %q is not in %s", user, a.opts.usersFile)
+				return "", fmt.Errorf("user %q is not a configured user (/system/aaa/user)", user)
 			}
 			return role, nil
 		},

@@ -3,6 +3,7 @@ package ops
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,12 +16,15 @@ import (
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
-// NS is the namespace of module pki-authority.
+// NS is the namespace of module pki-authority (its rpcs and
+// notifications).
 var NS = pkyang.Main.Namespace
 
-// module is the goyang entry of pki-authority, parsed from the embedded
-// sources. Unlike the ygot schema it keeps rpcs, notifications and the AST
-// (for the statement order of children).
+// module is the root of the data model: the goyang entry of pki-authority,
+// parsed from the embedded sources, with the top-level nodes of the other
+// data modules (pki-agent-system) added. Unlike the ygot schema it keeps
+// rpcs, notifications and the AST (for the statement order of children).
+// Each top-level node is in its own module's namespace (nsOf).
 var module = sync.OnceValues(func() (*yang.Entry, error) {
 	ms := yang.NewModules()
 	for _, m := range pkyang.Modules {
@@ -35,12 +39,52 @@ var module = sync.OnceValues(func() (*yang.Entry, error) {
 	if errs := ms.Process(); len(errs) > 0 {
 		return nil, fmt.Errorf("process YANG modules: %v", errs)
 	}
-	e, errs := ms.GetModule(pkyang.Main.Name)
+	main, errs := ms.GetModule(pkyang.Main.Name)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("YANG module %s: %v", pkyang.Main.Name, errs)
 	}
-	return e, nil
+	root := *main
+	root.Dir = maps.Clone(main.Dir)
+	for _, m := range pkyang.Modules {
+		if m.ImportOnly || m.Name == pkyang.Main.Name {
+			continue
+		}
+		e, errs := ms.GetModule(m.Name)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("YANG module %s: %v", m.Name, errs)
+		}
+		for name, c := range e.Dir {
+			if isData(c) {
+				root.Dir[name] = c
+			}
+		}
+	}
+	return &root, nil
 })
+
+// nsOf returns the namespace of the module that defines e.
+func nsOf(e *yang.Entry) string { return e.Namespace().Name }
+
+// moduleOf returns the data module whose namespace is ns.
+func moduleOf(ns string) (pkyang.Module, bool) {
+	for _, m := range pkyang.Modules {
+		if m.Namespace == ns && !m.ImportOnly {
+			return m, true
+		}
+	}
+	return pkyang.Module{}, false
+}
+
+// dataNamespaces lists the namespaces of the data modules, for errors.
+func dataNamespaces() string {
+	var ns []string
+	for _, m := range pkyang.Modules {
+		if !m.ImportOnly {
+			ns = append(ns, m.Namespace)
+		}
+	}
+	return strings.Join(ns, " and ")
+}
 
 // schemaRoot returns the module entry; the embedded module is tested to
 // load, so a failure here is a build defect.
