@@ -38,6 +38,8 @@ type options struct {
 	tpm          string
 	usersFile    string
 	metricsAddr  string
+	syslog       string
+	syslogCA     string
 	logLevel     string
 	// netconfIdleTimeout ends silent NETCONF sessions (0: never);
 	// netconfMaxPerUser bounds the sessions of one user.
@@ -59,6 +61,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.tpm, "tpm", "none", "TPM: none, sim, /dev/tpmrm0 or tcp://HOST:PORT (swtpm)")
 	fs.StringVar(&o.usersFile, "users-file", "", "users file to migrate into the configuration (/system/aaa/user) at the first start, then renamed FILE.migrated (default STATE-DIR/users.json)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (off when empty)")
+	fs.StringVar(&o.syslog, "syslog", "", "send alarms, audit events and expiry alerts as RFC 5424 syslog to udp://HOST:PORT, tcp://HOST:PORT (octet counting) or tls://HOST:PORT (off when empty)")
+	fs.StringVar(&o.syslogCA, "syslog-ca", "", "CA bundle (PEM) that verifies a tls:// syslog receiver (default: the system roots)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.netconfIdleTimeout, "netconf-idle-timeout", netconf.DefaultIdleTimeout,
 		"end a NETCONF session that sends no rpc for this long, e.g. 10m or 1h (0: never); a session with a notification subscription is not idle")
@@ -83,6 +87,9 @@ func parseFlags(args []string) (*options, error) {
 		if err := keystore.ValidateName(o.tlsCertName); err != nil {
 			return nil, fmt.Errorf("--tls-cert-name: %w (it names a certificate of generate-private-key)", err)
 		}
+	}
+	if err := checkSyslogFlags(o); err != nil {
+		return nil, err
 	}
 	if o.usersFile == "" {
 		o.usersFile = o.stateDir + "/users.json"

@@ -92,7 +92,7 @@ type Sender struct {
 	cfg     Config
 	network string // udp, tcp or tls
 	host    string // host:port
-	queue   chan []byte
+	queue   chan message
 
 	sent, dropped atomic.Uint64
 	connected     atomic.Bool
@@ -128,7 +128,7 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = defaultQueue
 	}
-	s := &Sender{cfg: cfg, network: network, host: host, queue: make(chan []byte, cfg.QueueSize)}
+	s := &Sender{cfg: cfg, network: network, host: host, queue: make(chan message, cfg.QueueSize)}
 	if s.expiry, err = loadMarks(cfg.MarksFile); err != nil {
 		return nil, err
 	}
@@ -166,8 +166,10 @@ func (s *Sender) State() *gen.Device {
 		}}}}
 }
 
-// message is one RFC 5424 message before it is formatted.
+// message is one RFC 5424 message before it is formatted (by the writer,
+// so that a sender pays only a channel send).
 type message struct {
+	time     time.Time
 	severity uint8
 	msgID    string
 	text     string
@@ -175,16 +177,11 @@ type message struct {
 	params   [][2]string
 }
 
-// enqueue formats m and queues it without blocking: a full queue drops it.
+// enqueue queues m without blocking: a full queue drops it.
 func (s *Sender) enqueue(m message) {
-	b, err := s.format(m)
-	if err != nil {
-		s.cfg.Logger.Error("syslog: a message could not be formatted; dropped", "msgid", m.msgID, "err", err)
-		s.drop(1)
-		return
-	}
+	m.time = s.cfg.Clock.Now()
 	select {
-	case s.queue <- b:
+	case s.queue <- m:
 	default:
 		s.drop(1)
 	}
@@ -195,7 +192,7 @@ func (s *Sender) format(m message) ([]byte, error) {
 	sm.SetPriority(facility*8 + m.severity)
 	sm.SetVersion(1)
 	// RFC 5424 allows at most 6 fractional digits.
-	sm.SetTimestamp(s.cfg.Clock.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+	sm.SetTimestamp(m.time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
 	sm.SetHostname(s.cfg.Hostname)
 	sm.SetAppname(s.cfg.AppName)
 	sm.SetProcID(strconv.Itoa(os.Getpid()))
@@ -287,7 +284,13 @@ func (s *Sender) writeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case b := <-s.queue:
+		case m := <-s.queue:
+			b, err := s.format(m)
+			if err != nil {
+				s.cfg.Logger.Error("syslog: a message could not be formatted; dropped", "msgid", m.msgID, "err", err)
+				s.drop(1)
+				continue
+			}
 			// A socket deadline reads the wall clock.
 			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := conn.Write(s.frame(b)); err != nil {
