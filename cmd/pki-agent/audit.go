@@ -112,9 +112,12 @@ func auditCommit(a *app, al *audit.Log, ev agent.Event) {
 			updated = append(updated, p)
 		}
 	}
+	for _, p := range ev.WriteOnly { // passwords set or deleted: their paths only
+		updated = append(updated, agent.PathString(p))
+	}
 	slices.Sort(updated)
 	slices.Sort(deleted)
-	detail := map[string]any{"commit-id": ev.CommitID, "changes": len(ev.Changes)}
+	detail := map[string]any{"commit-id": ev.CommitID, "changes": len(ev.Changes) + len(ev.WriteOnly)}
 	if ev.Owner != "" {
 		detail["owner"] = ev.Owner
 	}
@@ -129,7 +132,7 @@ func auditCommit(a *app, al *audit.Log, ev agent.Event) {
 		}
 		left -= n
 	}
-	if omitted := len(ev.Changes) - (maxAuditedPaths - left); omitted > 0 {
+	if omitted := len(ev.Changes) + len(ev.WriteOnly) - (maxAuditedPaths - left); omitted > 0 {
 		detail["paths-omitted"] = omitted
 	}
 	desc := fmt.Sprintf("commit %d by %s: %d leaves updated, %d deleted", ev.CommitID, ev.User, len(updated), len(deleted))

@@ -1,7 +1,14 @@
-// Package auth checks the passwords and roles of pki-agent's users, read
-// from a JSON users file that holds bcrypt or argon2id password hashes.
+// Package auth checks the passwords and roles of pki-agent's users.
 //
-// The users file (default STATE-DIR/users.json, mode 0600) looks like:
+// The agent's users are configuration: /system/aaa/user[name] (module
+// pki-agent-system) holds each one's role and password hash, edited and
+// committed like the rest (store.go: Users hashes the passwords a commit
+// sets, refuses a commit that leaves no admin, and puts the committed
+// users in force for new logins at once). At the first start Bootstrap
+// migrates a users file of the older format, or creates the first admin.
+//
+// The users file (STATE-DIR/users.json, mode 0600), which Open still reads
+// for servers run without a datastore of users, looks like:
 //
 //	{"users": [
 //	  {"name": "admin", "role": "admin",  "hash": "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>"},
@@ -9,9 +16,9 @@
 //	]}
 //
 // Roles are admin (everything), operator (read and the PKI rpcs) and viewer
-// (read only). When the file does not exist, Open creates it with one user,
-// admin, whose password comes from PKI_AGENT_ADMIN_PASSWORD or is generated
-// and written to STATE-DIR/admin-password (mode 0600).
+// (read only). The first admin's password comes from
+// PKI_AGENT_ADMIN_PASSWORD or is generated and written to
+// STATE-DIR/admin-password (mode 0600).
 //
 // Users.Login bounds what password guessing costs: the checks running at
 // once (addresses in turn), a delay of the answer to a failure per source

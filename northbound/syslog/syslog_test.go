@@ -339,3 +339,20 @@ func TestParseAddr(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAddr: any --syslog value gets a verdict without a panic, and an
+// accepted one names a transport and a port.
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"udp://127.0.0.1:514", "tls://[::1]:6514", "tcp://h:1/x", "udp://:0", "%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		network, host, err := ParseAddr(addr)
+		if err != nil {
+			return
+		}
+		if _, port, err := net.SplitHostPort(host); err != nil || port == "" || (network != "udp" && network != "tcp" && network != "tls") {
+			t.Fatalf("accepted %q as %s %s", addr, network, host)
+		}
+	})
+}

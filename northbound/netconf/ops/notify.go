@@ -275,7 +275,13 @@ func (h *Handler) configChange(ev agent.Event) *node {
 		}
 	}
 	n.children = append(n.children, by, &node{name: xmlName(ncnNS, "datastore"), text: "running"})
-	for i, e := range topmostEdits(ev.Changes) {
+	changes := ev.Changes
+	for _, p := range ev.WriteOnly {
+		// A password set (its value is never published): a replace,
+		// unless its user's deletion covers it.
+		changes = append(slices.Clip(changes), agent.Change{Path: p, Value: &gnmi.TypedValue{}})
+	}
+	for i, e := range topmostEdits(changes) {
 		if i == maxEdits {
 			break
 		}
