@@ -130,6 +130,11 @@ func TestUsersAreConfiguration(t *testing.T) {
 	a := startUsersAgent(t, state)
 	admin := a.gnmiAs("admin", adminPassword)
 
+	// NETCONF serves the module: yang-library, get-schema.
+	nc0 := dialNETCONF(t, a.ncAdr)
+	nc0.must(`<get><filter type="subtree"><yang-library xmlns="urn:ietf:params:xml:ns:yang:ietf-yang-library"/></filter></get>`, "<name>pki-agent-system</name>")
+	nc0.must(`<get-schema xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><identifier>pki-agent-system</identifier></get-schema>`, "module pki-agent-system")
+
 	// A live subscription sees the new user, never its password.
 	sub, err := admin.Subscribe(ctx)
 	if err != nil {
