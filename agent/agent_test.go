@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
 
@@ -56,9 +58,9 @@ type recorder struct {
 	state     *gen.Device // what the subsystem currently runs
 }
 
-func (r *recorder) Validate(_ context.Context, c *Commit) error { return r.failValid }
+func (r *recorder) Validate(_ context.Context, c *api.Commit) error { return r.failValid }
 
-func (r *recorder) Apply(_ context.Context, c *Commit) error {
+func (r *recorder) Apply(_ context.Context, c *api.Commit) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failApply != nil {
@@ -164,11 +166,11 @@ func TestEditOperations(t *testing.T) {
 		edit: func(t *testing.T) Edit {
 			return Edit{Op: OpCreate, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{}`)}
 		},
-		wantErr: ErrExists,
+		wantErr: api.ErrExists,
 	}, {
 		desc:    "delete of a missing entry is data-missing",
 		edit:    func(t *testing.T) Edit { return Edit{Op: OpDelete, Path: mustPath(t, crlPath(url))} },
-		wantErr: ErrMissing,
+		wantErr: api.ErrMissing,
 	}, {
 		desc: "remove of a missing entry is fine",
 		edit: func(t *testing.T) Edit { return Edit{Op: OpRemove, Path: mustPath(t, crlPath(url))} },
@@ -209,13 +211,13 @@ func TestEditOperations(t *testing.T) {
 		edit: func(t *testing.T) Edit {
 			return Edit{Op: OpMerge, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{"url": "http://other/x"}`)}
 		},
-		wantErr: ErrInvalid,
+		wantErr: api.ErrInvalid,
 	}, {
 		desc: "wrong type",
 		edit: func(t *testing.T) Edit {
 			return Edit{Op: OpMerge, Path: mustPath(t, crlPath(url)), Value: jsonVal(`{"polling-interval": "often"}`)}
 		},
-		wantErr: ErrInvalid,
+		wantErr: api.ErrInvalid,
 	}} {
 		t.Run(tc.desc, func(t *testing.T) {
 			s, _ := newTestStore(t, Config{})
@@ -286,7 +288,7 @@ func TestYANGValidationNamesThePath(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			s, _ := newTestStore(t, Config{})
 			_, err := commitEdits(t, s, tc.edit(t))
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
 			if !strings.Contains(err.Error(), tc.wantPath) || !strings.Contains(err.Error(), tc.wantText) {
@@ -298,9 +300,9 @@ func TestYANGValidationNamesThePath(t *testing.T) {
 
 func TestSemanticValidatorRejects(t *testing.T) {
 	v := &recorder{failValid: errors.New("content is not PEM")}
-	s, _ := newTestStore(t, Config{Validators: []Validator{v}})
+	s, _ := newTestStore(t, Config{Validators: []api.Validator{v}})
 	_, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 3))
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not PEM") {
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "not PEM") {
 		t.Fatalf("err = %v", err)
 	}
 	if len(s.History()) != 1 {
@@ -311,7 +313,7 @@ func TestSemanticValidatorRejects(t *testing.T) {
 func TestApplierFailureLeavesEverythingUnchanged(t *testing.T) {
 	first := &recorder{name: "first"}
 	second := &recorder{name: "second"}
-	s, dir := newTestStore(t, Config{Appliers: []Applier{first, second}})
+	s, dir := newTestStore(t, Config{Appliers: []api.Applier{first, second}})
 	if _, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 3)); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +338,7 @@ func TestApplierFailureLeavesEverythingUnchanged(t *testing.T) {
 
 func equalTrees(t *testing.T, a, b *gen.Device) bool {
 	t.Helper()
-	ch, err := Diff(a, b)
+	ch, err := api.Diff(a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +351,7 @@ func (f failingPersister) Save(context.Context, *Record) error { return f.err }
 
 func TestPersistFailureUndoesApply(t *testing.T) {
 	a := &recorder{}
-	s := New(Config{Appliers: []Applier{a}, Persister: failingPersister{errors.New("disk full")}})
+	s := New(Config{Appliers: []api.Applier{a}, Persister: failingPersister{errors.New("disk full")}})
 	_, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 3))
 	if !errors.Is(err, ErrPersist) {
 		t.Fatalf("err = %v", err)
@@ -407,7 +409,7 @@ func TestLocks(t *testing.T) {
 
 func TestRollbackToEarlierCommit(t *testing.T) {
 	a := &recorder{}
-	s, dir := newTestStore(t, Config{Appliers: []Applier{a}})
+	s, dir := newTestStore(t, Config{Appliers: []api.Applier{a}})
 	first, err := commitEdits(t, s, addCRL(t, "http://x/a.crl", 1))
 	if err != nil {
 		t.Fatal(err)
@@ -581,7 +583,7 @@ func TestChangesFollowTheEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ch) != 1 || PathString(ch[0].Path) != crlPath("http://x/a.crl")+"/polling-interval" || ch[0].Value.GetUintVal() != 9 {
+	if len(ch) != 1 || api.PathString(ch[0].Path) != crlPath("http://x/a.crl")+"/polling-interval" || ch[0].Value.GetUintVal() != 9 {
 		t.Fatalf("changes = %v", ch)
 	}
 }
@@ -650,7 +652,7 @@ func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
 		}
 	}
 	before, cand := s.Running(), s.Candidate()
-	want, err := Diff(before, cand)
+	want, err := api.Diff(before, cand)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -661,20 +663,20 @@ func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
 	if len(ev.Changes) != len(want) {
 		t.Fatalf("published %d changes, whole-tree diff has %d:\n%v\n%v", len(ev.Changes), len(want), ev.Changes, want)
 	}
-	if d, _ := Diff(s.Running(), cand); len(d) != 0 {
+	if d, _ := api.Diff(s.Running(), cand); len(d) != 0 {
 		t.Fatalf("running differs from the committed candidate: %v", d)
 	}
-	if d, _ := Diff(reload(t, dir), cand); len(d) != 0 {
+	if d, _ := api.Diff(reload(t, dir), cand); len(d) != 0 {
 		t.Fatalf("disk differs from the committed candidate: %v", d)
 	}
 	// A YANG error in an edited node still fails the commit.
 	if err := s.EditCandidate("nc", Edit{Op: OpMerge, Path: mustPath(t, crlPath("http://x/7.crl")+"/polling-interval"), Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: 500}}}); err != nil {
-		if !errors.Is(err, ErrInvalid) {
+		if !errors.Is(err, api.ErrInvalid) {
 			t.Fatal(err)
 		}
 		return // refused at edit time already: fine
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc"}); !errors.Is(err, ErrInvalid) {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc"}); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("out-of-range polling-interval committed: %v", err)
 	}
 }
@@ -693,7 +695,7 @@ func TestNonIntegerNumbersRefused(t *testing.T) {
 		{"entry with 3.5", Edit{Op: OpMerge, Path: mustPath(t, crlPath("http://x/a.crl")), Value: jsonVal(`{"polling-interval": 3.5}`)}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if _, err := commitEdits(t, s, tc.edit); !errors.Is(err, ErrInvalid) {
+			if _, err := commitEdits(t, s, tc.edit); !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("err = %v", err)
 			}
 			if s.Running().GetAuthority().GetCertificateRevocationList("http://x/a.crl") != nil {

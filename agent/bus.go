@@ -6,34 +6,8 @@ import (
 
 	"github.com/openconfig/ygot/ygot"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/api"
-)
-
-// The events the bus carries are defined in package api, which the PKI
-// engine shares; these are the same types and values under their agent
-// names.
-type (
-	EventKind    = api.EventKind
-	Event        = api.Event
-	Notification = api.Notification
-	Leaf         = api.Leaf
-	// ConfirmOutcome and ConfirmChange describe EventConfirm.
-	ConfirmOutcome = api.ConfirmOutcome
-	ConfirmChange  = api.ConfirmChange
-)
-
-const (
-	EventConfig       = api.EventConfig
-	EventState        = api.EventState
-	EventNotification = api.EventNotification
-	EventConfirm      = api.EventConfirm
-
-	ConfirmStarted   = api.ConfirmStarted
-	ConfirmExtended  = api.ConfirmExtended
-	ConfirmConfirmed = api.ConfirmConfirmed
-	ConfirmCancelled = api.ConfirmCancelled
-	ConfirmTimedOut  = api.ConfirmTimedOut
 )
 
 // ErrSlowSubscriber ends a subscription whose buffer filled up: the
@@ -55,8 +29,8 @@ func NewBus() *Bus { return &Bus{subs: map[*Subscription]struct{}{}} }
 // Subscription receives events on C until it is closed, by the subscriber
 // (Close), by the bus (Close) or for falling behind (Err).
 type Subscription struct {
-	C   <-chan Event
-	c   chan Event
+	C   <-chan api.Event
+	c   chan api.Event
 	bus *Bus
 	err error
 }
@@ -66,7 +40,7 @@ func (b *Bus) Subscribe(size int) *Subscription {
 	if size <= 0 {
 		size = 1024
 	}
-	ch := make(chan Event, size)
+	ch := make(chan api.Event, size)
 	s := &Subscription{C: ch, c: ch, bus: b}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -79,7 +53,7 @@ func (b *Bus) Subscribe(size int) *Subscription {
 }
 
 // Publish delivers ev to every subscriber without blocking.
-func (b *Bus) Publish(ev Event) {
+func (b *Bus) Publish(ev api.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {

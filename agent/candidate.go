@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/ygot"
@@ -122,7 +124,7 @@ func mergedLeaves(root *gen.Device, e Edit) ([][]*gnmi.PathElem, error) {
 	}
 	fresh := reflect.New(typ.Elem())
 	if err := gen.Unmarshal(data, fresh.Interface().(ygot.GoStruct)); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
 	schemaOf := RootEntry()
 	if len(elems) > 0 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
 )
@@ -105,12 +107,12 @@ func (p *pendingState) allows(owner, persistID string) error {
 // (nil: none), before anything is applied. fromCandidate: a commit of the
 // candidate (NETCONF), where a plain commit confirms. It returns 0 for a
 // commit that leaves the machine alone.
-func planConfirm(p *pendingState, opts CommitOptions, fromCandidate bool) (ConfirmOutcome, error) {
+func planConfirm(p *pendingState, opts CommitOptions, fromCandidate bool) (api.ConfirmOutcome, error) {
 	switch {
 	case p == nil && opts.PersistID != "":
 		return 0, fmt.Errorf("%w: a persist-id names a confirmed commit, and none is pending", ErrNoPendingCommit)
 	case p == nil && opts.Confirm != nil:
-		return ConfirmStarted, nil
+		return api.ConfirmStarted, nil
 	case p == nil:
 		return 0, nil
 	case !fromCandidate:
@@ -122,17 +124,17 @@ func planConfirm(p *pendingState, opts CommitOptions, fromCandidate bool) (Confi
 		return 0, err
 	}
 	if opts.Confirm != nil {
-		return ConfirmExtended, nil
+		return api.ConfirmExtended, nil
 	}
-	return ConfirmConfirmed, nil
+	return api.ConfirmConfirmed, nil
 }
 
 // stepConfirm carries out what planConfirm decided, once the commit info
 // was saved; before is running before it, prev the pending commit the plan
 // was made against. commitMu must be held.
-func (s *Store) stepConfirm(step ConfirmOutcome, info CommitInfo, before *gen.Device, prev *pendingState, opts CommitOptions) {
+func (s *Store) stepConfirm(step api.ConfirmOutcome, info CommitInfo, before *gen.Device, prev *pendingState, opts CommitOptions) {
 	switch step {
-	case ConfirmStarted, ConfirmExtended:
+	case api.ConfirmStarted, api.ConfirmExtended:
 		p := &pendingState{
 			PendingCommit: PendingCommit{ID: info.ID, User: opts.User, Owner: opts.Owner, PersistID: opts.Confirm.Persist, Deadline: s.clock.Now().Add(opts.Confirm.Timeout)},
 			rollbackTo:    before,
@@ -152,19 +154,19 @@ func (s *Store) stepConfirm(step ConfirmOutcome, info CommitInfo, before *gen.De
 		s.mu.Unlock()
 		s.audit(ev)
 		s.log.Info("confirmed commit pending", "id", info.ID, "owner", opts.Owner, "timeout", opts.Confirm.Timeout, "outcome", step.String())
-	case ConfirmConfirmed:
+	case api.ConfirmConfirmed:
 		s.endPending(prev, step, opts)
 	}
 }
 
 // publishConfirm sends the EventConfirm of a transition and returns it for
 // the auditors; s.mu must be held.
-func (s *Store) publishConfirm(o ConfirmOutcome, p *pendingState, by CommitOptions) Event {
-	ch := &ConfirmChange{Outcome: o, Commit: p.ID}
-	if o == ConfirmStarted || o == ConfirmExtended {
+func (s *Store) publishConfirm(o api.ConfirmOutcome, p *pendingState, by CommitOptions) api.Event {
+	ch := &api.ConfirmChange{Outcome: o, Commit: p.ID}
+	if o == api.ConfirmStarted || o == api.ConfirmExtended {
 		ch.Timeout = p.Deadline.Sub(s.clock.Now())
 	}
-	ev := Event{Kind: EventConfirm, Time: s.clock.Now().UTC(), CommitID: p.ID, User: by.User, Owner: by.Owner, System: by.system, Confirm: ch}
+	ev := api.Event{Kind: api.EventConfirm, Time: s.clock.Now().UTC(), CommitID: p.ID, User: by.User, Owner: by.Owner, System: by.system, Confirm: ch}
 	s.bus.Publish(ev)
 	return ev
 }
@@ -174,7 +176,7 @@ func (s *Store) publishConfirm(o ConfirmOutcome, p *pendingState, by CommitOptio
 // its lock, and does not lose an event to a slow auditor as a bus
 // subscriber could.
 type Auditor interface {
-	Audit(ev Event)
+	Audit(ev api.Event)
 }
 
 // AddAuditor registers an auditor.
@@ -185,7 +187,7 @@ func (s *Store) AddAuditor(a Auditor) {
 }
 
 // audit hands ev to the auditors; commitMu must be held (it orders them).
-func (s *Store) audit(ev Event) {
+func (s *Store) audit(ev api.Event) {
 	for _, a := range s.auditors {
 		a.Audit(ev)
 	}
@@ -193,7 +195,7 @@ func (s *Store) audit(ev Event) {
 
 // endPending forgets the pending commit p (confirmed, or rolled back) and
 // publishes how it ended. commitMu must be held.
-func (s *Store) endPending(p *pendingState, o ConfirmOutcome, by CommitOptions) {
+func (s *Store) endPending(p *pendingState, o api.ConfirmOutcome, by CommitOptions) {
 	p.timer.Stop()
 	s.mu.Lock()
 	if s.pending == p {
@@ -238,7 +240,7 @@ func (s *Store) expire(p *pendingState) {
 		return
 	}
 	s.log.Warn("confirmed commit not confirmed in time: rolling back", "id", p.ID, "owner", p.Owner)
-	if err := s.rollbackPending(context.Background(), p, ConfirmTimedOut, CommitOptions{User: "system", system: true}); err != nil {
+	if err := s.rollbackPending(context.Background(), p, api.ConfirmTimedOut, CommitOptions{User: "system", system: true}); err != nil {
 		s.log.Error("rolling back an unconfirmed commit failed; it stays pending and is tried again", "id", p.ID, "retry_in", retryRollback, "err", err)
 		p.timer = s.clock.AfterFunc(retryRollback, func() { s.expire(p) })
 	}
@@ -247,7 +249,7 @@ func (s *Store) expire(p *pendingState) {
 // rollbackPending restores p's rollback point as a new commit by by, then
 // ends p with outcome o. When the rollback fails p stays pending.
 // commitMu must be held.
-func (s *Store) rollbackPending(ctx context.Context, p *pendingState, o ConfirmOutcome, by CommitOptions) error {
+func (s *Store) rollbackPending(ctx context.Context, p *pendingState, o api.ConfirmOutcome, by CommitOptions) error {
 	tx := newTxFromTrees(s.runningTree(), p.rollbackTo)
 	if tx.Changed() {
 		by.Comment = fmt.Sprintf("confirmed commit %d: %s, rolled back", p.ID, o)
@@ -271,7 +273,7 @@ func (s *Store) Confirm(by CommitOptions) error {
 	if err != nil {
 		return err
 	}
-	s.endPending(p, ConfirmConfirmed, by)
+	s.endPending(p, api.ConfirmConfirmed, by)
 	return nil
 }
 
@@ -298,14 +300,14 @@ func (s *Store) CancelCommit(ctx context.Context, by CommitOptions) error {
 	if err != nil {
 		return err
 	}
-	return s.rollbackPending(ctx, p, ConfirmCancelled, by)
+	return s.rollbackPending(ctx, p, api.ConfirmCancelled, by)
 }
 
 // ExtendPending sets a new timeout, by.Confirm.Timeout from now, for the
 // pending confirmed commit (gNMI set_rollback_duration).
 func (s *Store) ExtendPending(by CommitOptions) error {
 	if by.Confirm == nil || by.Confirm.Timeout <= 0 {
-		return fmt.Errorf("%w: a new timeout must be positive", ErrInvalid)
+		return fmt.Errorf("%w: a new timeout must be positive", api.ErrInvalid)
 	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
@@ -316,7 +318,7 @@ func (s *Store) ExtendPending(by CommitOptions) error {
 	p.timer.Reset(by.Confirm.Timeout)
 	s.mu.Lock()
 	p.Deadline = s.clock.Now().Add(by.Confirm.Timeout)
-	ev := s.publishConfirm(ConfirmExtended, p, by)
+	ev := s.publishConfirm(api.ConfirmExtended, p, by)
 	s.mu.Unlock()
 	s.audit(ev)
 	s.savePending(p)
@@ -349,6 +351,6 @@ func (s *Store) RollBackPending(ctx context.Context) (PendingCommit, bool, error
 	if p == nil {
 		return PendingCommit{}, false, nil
 	}
-	err := s.rollbackPending(ctx, p, ConfirmCancelled, CommitOptions{User: "system", system: true})
+	err := s.rollbackPending(ctx, p, api.ConfirmCancelled, CommitOptions{User: "system", system: true})
 	return p.PendingCommit, err == nil, err
 }

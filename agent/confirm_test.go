@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pkiagent/pkiagent/gen"
@@ -61,7 +63,7 @@ type confirmRig struct {
 func newConfirmRig(t *testing.T) *confirmRig {
 	fc := clock.NewFake(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
 	r := &confirmRig{t: t, fc: fc, val: &recorder{}, disk: &switchDisk{}}
-	r.s = New(Config{Clock: fc, Validators: []Validator{r.val}, Persister: r.disk})
+	r.s = New(Config{Clock: fc, Validators: []api.Validator{r.val}, Persister: r.disk})
 	t.Cleanup(r.s.Close)
 	r.sub = r.s.Bus().Subscribe(1000)
 	return r
@@ -112,7 +114,7 @@ func (r *confirmRig) gnmi(owner, id string, timeout time.Duration) error {
 func (r *confirmRig) outcomes() []string {
 	var out []string
 	for len(r.sub.C) > 0 {
-		if ev := <-r.sub.C; ev.Kind == EventConfirm {
+		if ev := <-r.sub.C; ev.Kind == api.EventConfirm {
 			out = append(out, ev.Confirm.Outcome.String())
 		}
 	}
@@ -127,7 +129,7 @@ func (r *confirmRig) waitOutcome(want string) {
 	for time.Now().Before(deadline) {
 		select {
 		case ev := <-r.sub.C:
-			if ev.Kind == EventConfirm {
+			if ev.Kind == api.EventConfirm {
 				if ev.Confirm.Outcome.String() == want {
 					return
 				}
@@ -229,17 +231,17 @@ func TestConfirmedCommitMachine(t *testing.T) {
 		desc:    "plain commit of its owner that fails validation leaves it pending",
 		setup:   func(r *confirmRig) { startPlain(r); failValidation(r) },
 		act:     func(r *confirmRig) error { return r.netconf("s1", "", 0, "") },
-		wantErr: ErrInvalid,
+		wantErr: api.ErrInvalid,
 	}, {
 		desc:    "commit with its persist-id that fails validation leaves it pending",
 		setup:   func(r *confirmRig) { startPersist(r); failValidation(r) },
 		act:     func(r *confirmRig) error { return r.netconf("s2", "p1", 0, "") },
-		wantErr: ErrInvalid,
+		wantErr: api.ErrInvalid,
 	}, {
 		desc:    "follow-up confirmed commit that fails validation leaves it pending",
 		setup:   func(r *confirmRig) { startPlain(r); failValidation(r) },
 		act:     func(r *confirmRig) error { return r.netconf("s1", "", 5*minute, "") },
-		wantErr: ErrInvalid,
+		wantErr: api.ErrInvalid,
 	}, {
 		desc:    "confirming commit on a full disk leaves it pending",
 		setup:   func(r *confirmRig) { startPersist(r); r.disk.full.Store(true) },

@@ -10,9 +10,9 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
-	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // Datastore names a NETCONF-style datastore.
@@ -29,17 +29,6 @@ func (d Datastore) String() string {
 	}
 	return "running"
 }
-
-// The commit the validators and appliers see, and the hooks the PKI engine
-// implements, are defined in package api, which the engine shares; these
-// are the same types under their agent names.
-type (
-	Commit      = api.Commit
-	Validator   = api.Validator
-	Applier     = api.Applier
-	Finisher    = api.Finisher
-	StateSource = api.StateSource
-)
 
 // Persister saves running. Save is called after a successful apply and
 // before the commit becomes visible; an error aborts the commit.
@@ -100,8 +89,8 @@ type Config struct {
 	Clock      clock.Clock
 	Logger     *slog.Logger
 	Persister  Persister
-	Validators []Validator
-	Appliers   []Applier
+	Validators []api.Validator
+	Appliers   []api.Applier
 	// History is how many commits are kept for rollback (default 64).
 	History int
 	// Initial running tree and the last commit id it reflects, as loaded
@@ -115,8 +104,8 @@ type Store struct {
 	clock     clock.Clock
 	log       *slog.Logger
 	persister Persister
-	valids    []Validator
-	appliers  []Applier
+	valids    []api.Validator
+	appliers  []api.Applier
 	auditors  []Auditor // guarded by commitMu
 	bus       *Bus
 	maxHist   int
@@ -137,7 +126,7 @@ type Store struct {
 	lastID       uint64
 	pending      *pendingState
 	closed       bool
-	stateSources []StateSource
+	stateSources []api.StateSource
 
 	sealer Sealer // guarded by commitMu
 	// views are the redacted trees readers get (secrets.go).
@@ -192,13 +181,13 @@ func (s *Store) Clock() clock.Clock { return s.clock }
 
 // AddValidator and AddApplier register the PKI engine (or any subsystem)
 // after construction, before the first commit.
-func (s *Store) AddValidator(v Validator) {
+func (s *Store) AddValidator(v api.Validator) {
 	s.commitMu.Lock()
 	s.valids = append(s.valids, v)
 	s.commitMu.Unlock()
 }
 
-func (s *Store) AddApplier(a Applier) {
+func (s *Store) AddApplier(a api.Applier) {
 	s.commitMu.Lock()
 	s.appliers = append(s.appliers, a)
 	s.commitMu.Unlock()
@@ -431,10 +420,10 @@ func (s *Store) ValidateTx(ctx context.Context, tx *Tx) error {
 	if _, err := s.preseal(ctx, tx.Root()); err != nil {
 		return err
 	}
-	c := &Commit{Old: s.runningTree(), New: tx.Root(), Changes: changes}
+	c := &api.Commit{Old: s.runningTree(), New: tx.Root(), Changes: changes}
 	for _, v := range s.valids {
 		if err := v.Validate(ctx, c); err != nil {
-			return withKind(ErrInvalid, err)
+			return withKind(api.ErrInvalid, err)
 		}
 	}
 	return nil
@@ -594,19 +583,19 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	old := s.running
 	s.mu.RUnlock()
 	info := CommitInfo{ID: id, User: opts.User, Time: s.clock.Now().UTC(), Comment: opts.Comment}
-	c := &Commit{ID: id, User: opts.User, Old: old, New: tx.Root(), Changes: changes}
+	c := &api.Commit{ID: id, User: opts.User, Old: old, New: tx.Root(), Changes: changes}
 	for _, v := range s.valids {
 		if err := v.Validate(ctx, c); err != nil {
-			return CommitInfo{}, withKind(ErrInvalid, err)
+			return CommitInfo{}, withKind(api.ErrInvalid, err)
 		}
 	}
 	applied := 0
 	undo := func() {
 		// The undo stages events too (on rev); nothing publishes them: a
 		// failed commit publishes nothing, nor does its undo.
-		rev := &Commit{ID: id, User: opts.User, Old: c.New, New: c.Old, Changes: nil}
+		rev := &api.Commit{ID: id, User: opts.User, Old: c.New, New: c.Old, Changes: nil}
 		for i := applied - 1; i >= 0; i-- {
-			if f, ok := s.appliers[i].(Finisher); ok {
+			if f, ok := s.appliers[i].(api.Finisher); ok {
 				f.Finish(context.WithoutCancel(ctx), c, false)
 				continue
 			}
@@ -643,7 +632,7 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)
 	}
 	for _, a := range s.appliers {
-		if f, ok := a.(Finisher); ok {
+		if f, ok := a.(api.Finisher); ok {
 			f.Finish(context.WithoutCancel(ctx), c, true)
 		}
 	}
@@ -651,7 +640,7 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	// config event, then what the appliers staged (alarms, state), all
 	// marked with the commit id (as etcd's mvcc sends at End()).
 	public, writeOnly := publicChanges(changes)
-	s.bus.Publish(Event{Kind: EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: public, WriteOnly: writeOnly, System: opts.system})
+	s.bus.Publish(api.Event{Kind: api.EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: public, WriteOnly: writeOnly, System: opts.system})
 	for _, ev := range c.Staged() {
 		ev.CommitID = id
 		s.bus.Publish(ev)
@@ -708,7 +697,7 @@ func (s *Store) Close() {
 }
 
 // AddStateSource registers a provider of operational state.
-func (s *Store) AddStateSource(src StateSource) {
+func (s *Store) AddStateSource(src api.StateSource) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stateSources = append(s.stateSources, src)
@@ -717,7 +706,7 @@ func (s *Store) AddStateSource(src StateSource) {
 // State returns a fresh tree with the operational state of every source.
 func (s *Store) State() (*gen.Device, error) {
 	s.mu.RLock()
-	srcs := append([]StateSource(nil), s.stateSources...)
+	srcs := append([]api.StateSource(nil), s.stateSources...)
 	s.mu.RUnlock()
 	out := &gen.Device{}
 	for _, src := range srcs {

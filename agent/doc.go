@@ -9,10 +9,10 @@
 // follows the size of its change, not of the datastore. Callers that receive
 // a *gen.Device from this package must treat it as read-only.
 //
-// Dependencies point inward: northbound -> agent -> pki. The vocabulary
-// agent shares with the PKI engine (Commit, Change, Event, the rpc inputs
-// and outputs, Caller, ErrInvalid and the other error kinds the engine
-// returns, the Validator, Applier, Finisher, StateSource and PKI hooks) is defined in
-// pki/api and re-exported here under the same names, so the engine never
-// imports agent. agent imports pki/api only, never the engine itself.
+// Dependencies point inward: northbound -> agent <- pki. The contract agent
+// shares with the PKI engine and the servers (Commit, Change, Event, the rpc
+// inputs and outputs, Caller, ErrInvalid and the other error kinds the
+// engine returns, the Validator, Applier, Finisher, StateSource and PKI
+// hooks) is package agent/api, and every package names it there; the engine
+// imports agent/api only, and agent never imports the engine.
 package agent

@@ -4,26 +4,17 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pkiagent/pkiagent/pki/api"
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
-// Error kinds. Northbound servers map them to gRPC codes and NETCONF
-// error-tags with errors.Is.
+// Error kinds of the datastore. Northbound servers map them, and the kinds
+// the engine shares in package api (api.ErrInvalid, api.ErrExists,
+// api.ErrMissing), to gRPC codes and NETCONF error-tags with errors.Is.
 var (
-	// ErrInvalid: a value breaks the YANG model (type, range, pattern,
-	// mandatory, key) or a semantic rule of a validator.
-	// It is api.ErrInvalid, the same value the PKI engine returns.
-	ErrInvalid = api.ErrInvalid
 	// ErrUnknownPath: a path names an element the model does not have.
 	ErrUnknownPath = errors.New("unknown element")
 	// ErrReadOnly: a path names state (config false).
 	ErrReadOnly = errors.New("read-only state")
-	// ErrExists: create of an element that exists (NETCONF data-exists).
-	// It is api.ErrExists.
-	ErrExists = api.ErrExists
-	// ErrMissing: delete of an element that does not exist (data-missing).
-	// It is api.ErrMissing.
-	ErrMissing = api.ErrMissing
 	// ErrLocked: the datastore is locked by another owner.
 	ErrLocked = errors.New("locked")
 	// ErrCandidateDirty: the candidate holds another owner's uncommitted changes.
@@ -63,12 +54,7 @@ func (e *KeyLeafError) Error() string {
 	return fmt.Sprintf("key leaf %s of %s cannot be changed or deleted on its own: delete the entry and create it instead", e.Key, e.Entry)
 }
 
-func (e *KeyLeafError) Unwrap() []error { return []error{ErrInvalid, ErrKeyLeaf} }
-
-// PathError says which path an operation failed on and why. It unwraps to
-// one of the Err kinds above (and to the underlying cause). It is
-// api.PathError, which the PKI engine returns too.
-type PathError = api.PathError
+func (e *KeyLeafError) Unwrap() []error { return []error{api.ErrInvalid, ErrKeyLeaf} }
 
 // LockError says who holds a lock.
 type LockError struct {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
 
@@ -41,11 +43,11 @@ func FuzzApply(f *testing.F) {
 					continue
 				}
 			}
-			var pe *PathError
+			var pe *api.PathError
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %T %v is not a *PathError", err, err)
 			}
-			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnknownPath) && !errors.Is(err, ErrReadOnly) && !errors.Is(err, ErrExists) && !errors.Is(err, ErrMissing) {
+			if !errors.Is(err, api.ErrInvalid) && !errors.Is(err, ErrUnknownPath) && !errors.Is(err, ErrReadOnly) && !errors.Is(err, api.ErrExists) && !errors.Is(err, api.ErrMissing) {
 				t.Fatalf("error of no known kind: %v", err)
 			}
 			if n := len(err.Error()); n > 1200+4*len(path) {

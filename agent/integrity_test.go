@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/gen"
@@ -63,10 +65,10 @@ func TestKeyLeavesAreImmutable(t *testing.T) {
 				return
 			}
 			var ke *KeyLeafError
-			if !errors.As(err, &ke) || !errors.Is(err, ErrInvalid) || !errors.Is(err, ErrKeyLeaf) {
+			if !errors.As(err, &ke) || !errors.Is(err, api.ErrInvalid) || !errors.Is(err, ErrKeyLeaf) {
 				t.Fatalf("err = %v, want a KeyLeafError", err)
 			}
-			var pe *PathError
+			var pe *api.PathError
 			if !errors.As(err, &pe) || !strings.HasPrefix(pe.Path, "/authority/router[name=") {
 				t.Fatalf("err = %v does not name the path", err)
 			}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/internal/persist"
@@ -216,7 +218,7 @@ func TestRandomEditsReloadAsAcknowledged(t *testing.T) {
 				if s.Running() != acked {
 					t.Fatalf("step %d: a refused candidate commit (%v) changed running", step, err)
 				}
-				if !errors.Is(err, ErrInvalid) {
+				if !errors.Is(err, api.ErrInvalid) {
 					t.Fatalf("step %d: candidate commit: %v", step, err)
 				}
 				if err := s.DiscardCandidate(me); err != nil {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // stager is an applier that stages one event per Apply, naming the CRL
@@ -18,7 +20,7 @@ type stager struct {
 	finished map[uint64]bool // for the Finisher variant: commit id -> committed
 }
 
-func (st *stager) Apply(_ context.Context, c *Commit) error {
+func (st *stager) Apply(_ context.Context, c *api.Commit) error {
 	var added []string
 	if c.New.GetAuthority() == nil {
 		return nil
@@ -29,14 +31,14 @@ func (st *stager) Apply(_ context.Context, c *Commit) error {
 		}
 	}
 	slices.Sort(added)
-	c.Stage(Event{Kind: EventNotification, Notification: &Notification{Module: "test", Name: "added " + strings.Join(added, " ")}})
+	c.Stage(api.Event{Kind: api.EventNotification, Notification: &api.Notification{Module: "test", Name: "added " + strings.Join(added, " ")}})
 	return nil
 }
 
 // finisher is a stager that is a Finisher: it undoes itself in Finish.
 type finisher struct{ stager }
 
-func (f *finisher) Finish(_ context.Context, c *Commit, committed bool) {
+func (f *finisher) Finish(_ context.Context, c *api.Commit, committed bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.finished == nil {
@@ -67,13 +69,13 @@ func (diskFullOn) Save(_ context.Context, rec *Record) error {
 func TestStagedEventsPublishedAfterPersistInCommitOrder(t *testing.T) {
 	for _, tc := range []struct {
 		desc    string
-		applier Applier
+		applier api.Applier
 	}{
 		{desc: "applier undone by a reversed Apply", applier: &stager{}},
 		{desc: "finisher", applier: &finisher{}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			s := New(Config{Appliers: []Applier{tc.applier}, Persister: diskFullOn{}})
+			s := New(Config{Appliers: []api.Applier{tc.applier}, Persister: diskFullOn{}})
 			defer s.Close()
 			sub := s.Bus().Subscribe(10000)
 			const writers, each = 6, 15
@@ -113,13 +115,13 @@ func TestStagedEventsPublishedAfterPersistInCommitOrder(t *testing.T) {
 			for len(sub.C) > 0 {
 				ev := <-sub.C
 				switch ev.Kind {
-				case EventConfig:
+				case api.EventConfig:
 					if ev.CommitID <= last {
 						t.Fatalf("config event of commit %d after commit %d", ev.CommitID, last)
 					}
 					last = ev.CommitID
 					seq = append(seq, fmt.Sprintf("config %d", ev.CommitID))
-				case EventNotification:
+				case api.EventNotification:
 					if ev.CommitID != last {
 						t.Fatalf("staged event %q of commit %d after the config event of commit %d", ev.Notification.Name, ev.CommitID, last)
 					}

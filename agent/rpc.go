@@ -9,33 +9,7 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/pkiagent/pkiagent/pki/api"
-)
-
-// The roles, the caller, the rpc inputs and outputs and the PKI interface
-// are defined in package api, which the PKI engine shares; these are the
-// same types and values under their agent names.
-const (
-	RoleAdmin    = api.RoleAdmin
-	RoleOperator = api.RoleOperator
-	RoleViewer   = api.RoleViewer
-)
-
-type (
-	Caller                  = api.Caller
-	GenerateKeyInput        = api.GenerateKeyInput
-	GenerateKeyOutput       = api.GenerateKeyOutput
-	SubjectAltName          = api.SubjectAltName
-	GenerateCSRInput        = api.GenerateCSRInput
-	GenerateCSROutput       = api.GenerateCSROutput
-	ImportCertificateInput  = api.ImportCertificateInput
-	ImportCertificateOutput = api.ImportCertificateOutput
-	RefreshCRLInput         = api.RefreshCRLInput
-	RefreshCRLResult        = api.RefreshCRLResult
-	RefreshCRLOutput        = api.RefreshCRLOutput
-	ValidatePeerInput       = api.ValidatePeerInput
-	ValidatePeerOutput      = api.ValidatePeerOutput
-	PKI                     = api.PKI
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // ErrAccessDenied: the caller's role does not allow the operation.
@@ -54,15 +28,15 @@ const MaxRPCInput = 2 << 20
 // the caller's role, applies the YANG defaults, runs the rpc on p and
 // returns its output as a JSON object. Northbound servers convert to and
 // from their own encodings.
-func InvokeRPC(ctx context.Context, p PKI, c Caller, name string, input []byte) ([]byte, error) {
-	if c.Role != RoleAdmin && c.Role != RoleOperator {
+func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input []byte) ([]byte, error) {
+	if c.Role != api.RoleAdmin && c.Role != api.RoleOperator {
 		return nil, fmt.Errorf("%w: rpc %s needs role admin or operator; user %q has role %q", ErrAccessDenied, name, c.User, c.Role)
 	}
 	if p == nil {
 		return nil, fmt.Errorf("rpc %s: the PKI engine is not running", name)
 	}
 	if len(input) > MaxRPCInput {
-		return nil, fmt.Errorf("%w: rpc %s input is %d bytes, the limit is %d", ErrInvalid, name, len(input), MaxRPCInput)
+		return nil, fmt.Errorf("%w: rpc %s input is %d bytes, the limit is %d", api.ErrInvalid, name, len(input), MaxRPCInput)
 	}
 	if len(strings.TrimSpace(string(input))) == 0 {
 		input = []byte("{}")
@@ -79,7 +53,7 @@ func InvokeRPC(ctx context.Context, p PKI, c Caller, name string, input []byte) 
 		d := json.NewDecoder(strings.NewReader(string(input)))
 		d.DisallowUnknownFields()
 		if err := d.Decode(v); err != nil {
-			return fmt.Errorf("%w: rpc %s input: %v", ErrInvalid, name, err)
+			return fmt.Errorf("%w: rpc %s input: %v", api.ErrInvalid, name, err)
 		}
 		return nil
 	}
@@ -87,7 +61,7 @@ func InvokeRPC(ctx context.Context, p PKI, c Caller, name string, input []byte) 
 	var err error
 	switch name {
 	case "generate-private-key":
-		var in GenerateKeyInput
+		var in api.GenerateKeyInput
 		if err = decode(&in); err != nil {
 			return nil, err
 		}
@@ -105,7 +79,7 @@ func InvokeRPC(ctx context.Context, p PKI, c Caller, name string, input []byte) 
 		}
 		out, err = p.GeneratePrivateKey(ctx, c, in)
 	case "generate-csr":
-		var in GenerateCSRInput
+		var in api.GenerateCSRInput
 		if err = decode(&in); err != nil {
 			return nil, err
 		}
@@ -114,19 +88,19 @@ func InvokeRPC(ctx context.Context, p PKI, c Caller, name string, input []byte) 
 		}
 		out, err = p.GenerateCSR(ctx, c, in)
 	case "import-certificate":
-		var in ImportCertificateInput
+		var in api.ImportCertificateInput
 		if err = decode(&in); err != nil {
 			return nil, err
 		}
 		out, err = p.ImportCertificate(ctx, c, in)
 	case "refresh-certificate-revocation-list":
-		var in RefreshCRLInput
+		var in api.RefreshCRLInput
 		if err = decode(&in); err != nil {
 			return nil, err
 		}
 		out, err = p.RefreshCRL(ctx, c, in)
 	case "validate-peer-certificate":
-		var in ValidatePeerInput
+		var in api.ValidatePeerInput
 		if err = decode(&in); err != nil {
 			return nil, err
 		}

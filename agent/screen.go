@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/pemx"
+	"github.com/pkiagent/pkiagent/internal/pemx"
 )
 
 // ErrKeyMaterial: a value holds private key material. It is refused before
@@ -22,7 +24,7 @@ var ErrKeyMaterial = errors.New("private key material is not accepted")
 
 // keyMaterialError says which node holds key material, never the value.
 func keyMaterialError(op, at string) error {
-	return &PathError{Op: op, Path: at, Err: withKind(ErrInvalid, fmt.Errorf(
+	return &api.PathError{Op: op, Path: at, Err: withKind(api.ErrInvalid, fmt.Errorf(
 		"%w: the value holds a private key, which never belongs in the configuration (keys are generated on the device); refused, nothing was stored",
 		ErrKeyMaterial))}
 }
@@ -41,7 +43,7 @@ func CheckNoKeyMaterial(where string, value []byte) error {
 // keyMaterialRefused is the refusal of an outside value (an rpc input, a
 // certz upload) that holds key material: it names where, never the value.
 func keyMaterialRefused(where string) error {
-	return withKind(ErrInvalid, fmt.Errorf("%w: %s holds a private key; refused, nothing was stored (keys are generated on the device and never imported)", ErrKeyMaterial, where))
+	return withKind(api.ErrInvalid, fmt.Errorf("%w: %s holds a private key; refused, nothing was stored (keys are generated on the device and never imported)", ErrKeyMaterial, where))
 }
 
 // screenEdits refuses, before anything is applied, an edit whose value

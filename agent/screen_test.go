@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/gen"
@@ -86,10 +88,10 @@ func TestPrivateKeyValuesRefusedBeforeStored(t *testing.T) {
 				} else {
 					err = s.EditCandidate("session 1", tc.edit(t))
 				}
-				if !errors.Is(err, ErrKeyMaterial) || !errors.Is(err, ErrInvalid) {
+				if !errors.Is(err, ErrKeyMaterial) || !errors.Is(err, api.ErrInvalid) {
 					t.Fatalf("%s: err = %v, want ErrKeyMaterial and ErrInvalid", ds, err)
 				}
-				var pe *PathError
+				var pe *api.PathError
 				if !errors.As(err, &pe) || pe.Path != tc.wantPath {
 					t.Errorf("%s: error path %q, want %q (%v)", ds, pe.Path, tc.wantPath, err)
 				}
@@ -121,8 +123,8 @@ func TestPrivateKeyValuesRefusedBeforeStored(t *testing.T) {
 
 	t.Run("rpc input", func(t *testing.T) {
 		in := js(map[string]string{"router": "r1", "peer": "p1", "certificate": keyPEM})
-		_, err := InvokeRPC(context.Background(), panicPKI{}, Caller{User: "admin", Role: RoleAdmin}, "validate-peer-certificate", in)
-		if !errors.Is(err, ErrKeyMaterial) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "rpc validate-peer-certificate: input certificate holds a private key") {
+		_, err := InvokeRPC(context.Background(), panicPKI{}, api.Caller{User: "admin", Role: api.RoleAdmin}, "validate-peer-certificate", in)
+		if !errors.Is(err, ErrKeyMaterial) || !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "rpc validate-peer-certificate: input certificate holds a private key") {
 			t.Fatalf("err = %v", err)
 		}
 		assertNoKey(t, err.Error(), der)
@@ -130,4 +132,4 @@ func TestPrivateKeyValuesRefusedBeforeStored(t *testing.T) {
 }
 
 // panicPKI is an engine that must never be reached.
-type panicPKI struct{ PKI }
+type panicPKI struct{ api.PKI }

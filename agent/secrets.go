@@ -8,6 +8,7 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
 )
 
@@ -108,7 +109,7 @@ func (c *redactCache) view(root *gen.Device) *gen.Device {
 
 // publicChanges splits changes into those published with their values and
 // the paths of write-only leaves.
-func publicChanges(changes []Change) ([]Change, []*gnmi.Path) {
+func publicChanges(changes []api.Change) ([]api.Change, []*gnmi.Path) {
 	var hidden []*gnmi.Path
 	out := changes
 	for i, c := range changes {
@@ -119,7 +120,7 @@ func publicChanges(changes []Change) ([]Change, []*gnmi.Path) {
 			continue
 		}
 		if hidden == nil {
-			out = append([]Change(nil), changes[:i]...)
+			out = append([]api.Change(nil), changes[:i]...)
 		}
 		hidden = append(hidden, c.Path)
 	}
@@ -171,7 +172,7 @@ func (s *Store) sealOne(ctx context.Context, sl Sealer, memo sealMemo, name, cle
 
 func usersError(name string, err error) error {
 	p := fmt.Sprintf("/system/aaa/user[name=%s]/password", name)
-	return &PathError{Op: "commit", Path: p, Err: withKind(ErrInvalid, err)}
+	return &api.PathError{Op: "commit", Path: p, Err: withKind(api.ErrInvalid, err)}
 }
 
 // seal makes tx hold only hashes: a cleartext password becomes its hash

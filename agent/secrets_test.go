@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/openconfig/ygot/ygot"
+
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // sealer is a password hasher that marks its output with "sealed:" and
@@ -91,7 +93,7 @@ func TestPasswordsSealedAndNeverRead(t *testing.T) {
 			t.Errorf("the event carries the password: %v", c)
 		}
 	}
-	if len(ev.WriteOnly) != 1 || PathString(ev.WriteOnly[0]) != "/system/aaa/user[name=alice]/password" {
+	if len(ev.WriteOnly) != 1 || api.PathString(ev.WriteOnly[0]) != "/system/aaa/user[name=alice]/password" {
 		t.Errorf("write-only paths: %v", ev.WriteOnly)
 	}
 }
@@ -161,7 +163,7 @@ func TestPasswordRules(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, err := commitEdits(t, s, tc.edits...)
-			if !errors.Is(err, ErrPassword) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, ErrPassword) || !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v", err)
 			}
 			if strings.Contains(err.Error(), "password-") || strings.Contains(err.Error(), "short\"") {

@@ -11,8 +11,8 @@ import (
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/ytypes"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // schema is the compiled YANG schema of the generated structs.
@@ -56,13 +56,8 @@ func fieldIndex(t reflect.Type, name string) (int, bool) {
 	return i, ok
 }
 
-// PathString renders a path the way operators read it, in gNMI path
-// syntax: /a/b[key=value]/c, keys sorted, with "]" and "\\" in key values
-// escaped. It is api.PathString.
-func PathString(p *gnmi.Path) string { return api.PathString(p) }
-
 func prefixString(elems []*gnmi.PathElem) string {
-	return PathString(&gnmi.Path{Elem: elems})
+	return api.PathString(&gnmi.Path{Elem: elems})
 }
 
 // cloneMap copies a generated list map. The type switch keeps the common
@@ -143,14 +138,14 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 	cur := root
 	entry := RootEntry()
 	if len(elems) == 0 {
-		return nil, false, fmt.Errorf("empty path: %w", ErrInvalid)
+		return nil, false, fmt.Errorf("empty path: %w", api.ErrInvalid)
 	}
 	for i, pe := range elems {
 		at := prefixString(elems[:i])
 		child := entry.Dir[pe.Name]
 		fi, found := fieldIndex(cur.Elem().Type(), pe.Name)
 		if child == nil || !found {
-			return nil, false, &PathError{Op: "resolve", Path: at, Err: fmt.Errorf("%w %q: %s has no such child", ErrUnknownPath, pe.Name, at)}
+			return nil, false, &api.PathError{Op: "resolve", Path: at, Err: fmt.Errorf("%w %q: %s has no such child", ErrUnknownPath, pe.Name, at)}
 		}
 		last := i == len(elems)-1
 		f := cur.Elem().Field(fi)
@@ -158,25 +153,25 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 		switch {
 		case child.IsLeaf() || child.IsLeafList():
 			if !last {
-				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: %s is a leaf and has no children", ErrUnknownPath, here)}
+				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: %s is a leaf and has no children", ErrUnknownPath, here)}
 			}
 			if len(pe.Key) > 0 {
-				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: leaf %s takes no keys", ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: leaf %s takes no keys", api.ErrInvalid, pe.Name)}
 			}
 			return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
 		case child.IsList():
 			if len(pe.Key) == 0 {
 				if last {
-					return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...]", ErrInvalid, here, child.Key)}
+					return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...]", api.ErrInvalid, here, child.Key)}
 				}
-				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...] before %s", ErrInvalid, here, child.Key, elems[i+1].Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...] before %s", api.ErrInvalid, here, child.Key, elems[i+1].Name)}
 			}
 			kv, kok := pe.Key[child.Key]
 			if len(pe.Key) != 1 || !kok {
-				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s is keyed by %q only", ErrInvalid, pe.Name, child.Key)}
+				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s is keyed by %q only", api.ErrInvalid, pe.Name, child.Key)}
 			}
 			if f.Type().Key().Kind() != reflect.String {
-				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s has a non-string key", ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s has a non-string key", api.ErrInvalid, pe.Name)}
 			}
 			key := reflect.ValueOf(kv).Convert(f.Type().Key())
 			if c != nil {
@@ -211,7 +206,7 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 			cur, entry = v, child
 		default: // container
 			if len(pe.Key) > 0 {
-				return nil, false, &PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: container %s takes no keys", ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: container %s takes no keys", api.ErrInvalid, pe.Name)}
 			}
 			if last {
 				return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
@@ -303,7 +298,7 @@ func checkMandatory(v reflect.Value, e *yang.Entry, at string) error {
 		switch {
 		case child.IsLeaf():
 			if child.Mandatory == yang.TSTrue && f.IsZero() {
-				return &PathError{Op: "validate", Path: at + "/" + name, Err: fmt.Errorf("%w: mandatory leaf %s is missing", ErrInvalid, name)}
+				return &api.PathError{Op: "validate", Path: at + "/" + name, Err: fmt.Errorf("%w: mandatory leaf %s is missing", api.ErrInvalid, name)}
 			}
 		case child.IsList():
 			for it := f.MapRange(); it.Next(); {

@@ -15,8 +15,8 @@ import (
 	"github.com/openconfig/ygot/ygot"
 	"github.com/openconfig/ygot/ytypes"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/api"
 )
 
 // Op is an edit operation, named as in NETCONF edit-config.
@@ -114,14 +114,14 @@ func cloneTouched(m map[string][]*gnmi.PathElem) map[string][]*gnmi.PathElem {
 
 func (t *Tx) apply(e Edit) error {
 	elems := e.Path.GetElem()
-	ps := PathString(e.Path)
+	ps := api.PathString(e.Path)
 	fail := func(err error) error {
-		var pe *PathError
+		var pe *api.PathError
 		if errors.As(err, &pe) {
 			pe.Op = e.Op.String()
 			return err
 		}
-		return &PathError{Op: e.Op.String(), Path: ps, Err: err}
+		return &api.PathError{Op: e.Op.String(), Path: ps, Err: err}
 	}
 	if at, ro := readOnlyAt(elems); ro {
 		return fail(fmt.Errorf("%w: %s is state (config false) and cannot be written", ErrReadOnly, at))
@@ -133,7 +133,7 @@ func (t *Tx) apply(e Edit) error {
 	}
 	needValue := e.Op == OpMerge || e.Op == OpReplace || e.Op == OpCreate
 	if needValue && e.Value == nil {
-		return fail(fmt.Errorf("%w: %s needs a value", ErrInvalid, e.Op))
+		return fail(fmt.Errorf("%w: %s needs a value", api.ErrInvalid, e.Op))
 	}
 	if needValue {
 		entry := RootEntry()
@@ -158,7 +158,7 @@ func (t *Tx) apply(e Edit) error {
 	if loc == nil { // an ancestor is missing
 		switch e.Op {
 		case OpDelete:
-			return fail(fmt.Errorf("%w: nothing at %s to delete", ErrMissing, ps))
+			return fail(fmt.Errorf("%w: nothing at %s to delete", api.ErrMissing, ps))
 		case OpRemove:
 			return nil
 		}
@@ -167,11 +167,11 @@ func (t *Tx) apply(e Edit) error {
 	switch e.Op {
 	case OpCreate:
 		if exists {
-			return fail(fmt.Errorf("%w: %s is already configured", ErrExists, ps))
+			return fail(fmt.Errorf("%w: %s is already configured", api.ErrExists, ps))
 		}
 	case OpDelete:
 		if !exists {
-			return fail(fmt.Errorf("%w: nothing at %s to delete", ErrMissing, ps))
+			return fail(fmt.Errorf("%w: nothing at %s to delete", api.ErrMissing, ps))
 		}
 	case OpRemove:
 		if !exists {
@@ -304,14 +304,14 @@ func (t *Tx) setValue(loc *location, e Edit, exists bool) error {
 		if fi, ok := fieldIndex(target.Type().Elem(), loc.entry.Key); ok {
 			kf := target.Elem().Field(fi)
 			if kf.IsNil() {
-				return fmt.Errorf("%w: the value has no key %s; it must be the %s of the path", ErrInvalid, loc.entry.Key, loc.entry.Key)
+				return fmt.Errorf("%w: the value has no key %s; it must be the %s of the path", api.ErrInvalid, loc.entry.Key, loc.entry.Key)
 			}
 			if kf.Elem().String() != loc.key.String() {
 				if exists {
 					// A value naming another key would rename the entry.
 					return &KeyLeafError{Key: loc.entry.Key, Entry: prefixString(loc.elems)}
 				}
-				return fmt.Errorf("%w: key %s in the value does not match the key in the path; an entry is named by its path", ErrInvalid, loc.entry.Key)
+				return fmt.Errorf("%w: key %s in the value does not match the key in the path; an entry is named by its path", api.ErrInvalid, loc.entry.Key)
 			}
 		}
 		f.SetMapIndex(loc.key, target)
@@ -331,7 +331,7 @@ func jsonBytes(v *gnmi.TypedValue) ([]byte, error) {
 	case *gnmi.TypedValue_JsonVal:
 		data = x.JsonVal
 	default:
-		return nil, fmt.Errorf("%w: a container or list entry needs a JSON object value, got %T", ErrInvalid, v.GetValue())
+		return nil, fmt.Errorf("%w: a container or list entry needs a JSON object value, got %T", api.ErrInvalid, v.GetValue())
 	}
 	return data, checkJSONNumbers(data)
 }
@@ -349,7 +349,7 @@ func checkJSONNumbers(data []byte) error {
 			return nil // malformed JSON is reported by the unmarshaller
 		}
 		if n, ok := tok.(json.Number); ok && strings.ContainsAny(string(n), ".eE") {
-			return fmt.Errorf("%w: %s is not an integer; every number in this model is an integer", ErrInvalid, n)
+			return fmt.Errorf("%w: %s is not an integer; every number in this model is an integer", api.ErrInvalid, n)
 		}
 	}
 }
@@ -432,11 +432,11 @@ func entryAt(elems []*gnmi.PathElem) *yang.Entry {
 
 // Changes returns the leaf-level differences between the transaction's base
 // and its tree, computed over the touched scopes only.
-func (t *Tx) Changes() ([]Change, error) {
+func (t *Tx) Changes() ([]api.Change, error) {
 	if t.wholeTree {
-		return Diff(t.base, t.root)
+		return api.Diff(t.base, t.root)
 	}
-	var out []Change
+	var out []api.Change
 	for _, elems := range t.scopes() {
 		old, err := lookup(t.base, elems)
 		if err != nil {
@@ -454,13 +454,6 @@ func (t *Tx) Changes() ([]Change, error) {
 	}
 	return out, nil
 }
-
-// Change is one leaf that changed. It is api.Change, the type the PKI
-// engine publishes its state changes in.
-type Change = api.Change
-
-// Diff returns the leaf-level differences between two whole trees.
-func Diff(old, cur *gen.Device) ([]Change, error) { return api.Diff(old, cur) }
 
 // EmitJSON renders a tree (or any generated struct) as RFC 7951 JSON with
 // module-qualified top-level names.

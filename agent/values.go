@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/ygot"
@@ -118,7 +120,7 @@ func checkNode(elems []*gnmi.PathElem, e *yang.Entry, v any, root, strict bool) 
 			if root {
 				where = "at the root"
 			}
-			return &PathError{Path: prefixString(elems), Err: withKind(ErrUnknownPath, fmt.Errorf(
+			return &api.PathError{Path: prefixString(elems), Err: withKind(ErrUnknownPath, fmt.Errorf(
 				"there is no element %s %s (the elements are: %s)", redact.Value(name), where, strings.Join(childNames(e), ", ")))}
 		}
 		if child.ReadOnly() {
@@ -418,7 +420,7 @@ func checkString(at []*gnmi.PathElem, e *yang.Entry, s string) error {
 
 // invalidAt is an ErrInvalid *PathError at elems.
 func invalidAt(elems []*gnmi.PathElem, format string, args ...any) error {
-	return &PathError{Path: prefixString(elems), Err: withKind(ErrInvalid, fmt.Errorf(format, args...))}
+	return &api.PathError{Path: prefixString(elems), Err: withKind(api.ErrInvalid, fmt.Errorf(format, args...))}
 }
 
 // nodeWords names the kind of a schema node.
@@ -493,7 +495,7 @@ func validateError(elems []*gnmi.PathElem, s ygot.GoStruct, e *yang.Entry, verr 
 	if err == nil {
 		if doc, err := decodeValueJSON(elems, js); err == nil {
 			if err := checkNode(elems, e, doc, len(elems) == 0, true); err != nil {
-				var pe *PathError
+				var pe *api.PathError
 				if errors.As(err, &pe) {
 					pe.Op = "validate"
 				}
@@ -501,7 +503,7 @@ func validateError(elems []*gnmi.PathElem, s ygot.GoStruct, e *yang.Entry, verr 
 			}
 		}
 	}
-	var pe *PathError
+	var pe *api.PathError
 	errors.As(modelError(elems, verr), &pe)
 	pe.Op = "validate"
 	return pe

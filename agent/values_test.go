@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 )
 
@@ -57,12 +59,12 @@ func TestValueErrorsInOperatorWords(t *testing.T) {
 			_, err := commitEdits(t, s, Edit{Op: OpMerge, Path: mustPath(t, tc.path), Value: tc.val})
 			kind := tc.wantKind
 			if kind == nil {
-				kind = ErrInvalid
+				kind = api.ErrInvalid
 			}
 			if !errors.Is(err, kind) {
 				t.Fatalf("err = %v, want %v", err, kind)
 			}
-			var pe *PathError
+			var pe *api.PathError
 			if !errors.As(err, &pe) || pe.Path != tc.wantPath {
 				t.Errorf("path = %q, want %q", pe.Path, tc.wantPath)
 			}

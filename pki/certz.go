@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/internal/pemx"
 	"github.com/pkiagent/pkiagent/internal/persist"
-	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/csr"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
 	"github.com/pkiagent/pkiagent/pki/keystore"
-	"github.com/pkiagent/pkiagent/pki/pemx"
 )
 
 // Key names a rotation reserves beside a certificate name NAME: the key a
@@ -246,7 +246,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out api.ImportC
 	e.mu.Lock()
 	mc := e.certs[r.name]
 	if mc == nil || r.swapped {
-		mc = &managedCert{name: r.name, storage: r.prev.storage, algorithm: keyAlgorithm(pub)}
+		mc = &managedCert{name: r.name, storage: r.prev.storage, algorithm: keyAlgorithm(pub), public: pub}
 		if r.swapped {
 			mc.storage = r.newStorage
 		}

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/internal/testpki"
 )
 
@@ -31,7 +32,7 @@ func TestRecoverRotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csrPEM, err := r.GenerateCSR(ctx, agent.GenerateKeyInput{Algorithm: "ecc", ECCCurve: "secp384r1"}, agent.GenerateCSRInput{CommonName: "r1.example"})
+	csrPEM, err := r.GenerateCSR(ctx, api.GenerateKeyInput{Algorithm: "ecc", ECCCurve: "secp384r1"}, api.GenerateCSRInput{CommonName: "r1.example"})
 	if err != nil {
 		t.Fatal(err)
 	}

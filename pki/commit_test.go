@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/openconfig/gnmi/proto/gnmi"
 
@@ -88,7 +90,7 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 	// A peer that presented a certificate of an unknown CA: failed state,
 	// alarm, counter.
 	stranger := testpki.Must(g.SelfSigned(testpki.Options{CN: "peer-1"}))
-	out, err := e.ValidatePeerCertificate(ctx, admin, agent.ValidatePeerInput{Router: "r1", Peer: "p", Certificate: string(testpki.PEM(stranger))})
+	out, err := e.ValidatePeerCertificate(ctx, admin, api.ValidatePeerInput{Router: "r1", Peer: "p", Certificate: string(testpki.PEM(stranger))})
 	if err != nil || out.Result != "invalid" {
 		t.Fatalf("validate peer: %+v, %v", out, err)
 	}
@@ -160,11 +162,11 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 			t.Errorf("event %v of commit %d carries commit id %d", ev.Kind, info.ID, ev.CommitID)
 		}
 		switch ev.Kind {
-		case agent.EventConfig:
+		case api.EventConfig:
 			got = append(got, "config")
-		case agent.EventState:
+		case api.EventState:
 			got = append(got, "state")
-		case agent.EventNotification:
+		case api.EventNotification:
 			l := ev.Notification.Leaves
 			got = append(got, fmt.Sprintf("%s %s", l[0].Value, l[1].Value))
 		}

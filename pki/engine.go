@@ -8,7 +8,7 @@
 //
 // Dependencies point inward: agent (the datastore) and the northbound
 // servers call the engine, and the engine knows them only through the
-// shared vocabulary of pki/api (commits, changes, events, rpc inputs and
+// contract of agent/api (commits, changes, events, rpc inputs and
 // outputs, callers, error kinds). It never imports agent or northbound.
 package pki
 
@@ -29,11 +29,11 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
-	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/chain"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/expiry"
@@ -149,9 +149,11 @@ type managedCert struct {
 	name      string
 	storage   string
 	algorithm string
-	cert      *x509.Certificate
-	chain     []*x509.Certificate
-	status    string
+	// public is the key's public half (for /keys).
+	public crypto.PublicKey
+	cert   *x509.Certificate
+	chain  []*x509.Certificate
+	status string
 	// trust caches the last chain check: against which trust store, its
 	// verdict, and until when that verdict holds (a CA of the path expires).
 	trust struct {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
@@ -92,7 +94,7 @@ func (f *fixture) alarm(id string) *gen.PkiAuthority_Alarms_Alarm {
 	return st.GetAlarms().GetAlarm(id)
 }
 
-var admin = agent.Caller{User: "admin", Role: agent.RoleAdmin}
+var admin = api.Caller{User: "admin", Role: api.RoleAdmin}
 
 func TestTrustedCAStrictAndWarn(t *testing.T) {
 	f := newFixture(t)
@@ -109,7 +111,7 @@ func TestTrustedCAStrictAndWarn(t *testing.T) {
 	// An expired CA fails a strict commit with the reason ...
 	expired := testpki.Must(f.gen.Root(testpki.Options{CN: "Old Root", NotBefore: t0.AddDate(-3, 0, 0), NotAfter: t0.AddDate(0, 0, -1)}))
 	err := f.setTrusted(t, "old", string(testpki.PEM(expired)), "strict")
-	if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "trusted-ca-certificate[name=old]/content") || !strings.Contains(err.Error(), "expired") {
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "trusted-ca-certificate[name=old]/content") || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("err = %v", err)
 	}
 	if f.store.Running().GetAuthority().GetTrustedCaCertificate("old") != nil {
@@ -128,7 +130,7 @@ func TestTrustedCAStrictAndWarn(t *testing.T) {
 		t.Fatalf("alarm: %v", a)
 	}
 	// Garbage is refused whatever the mode.
-	if err := f.setTrusted(t, "junk", "not a certificate", "warn"); !errors.Is(err, agent.ErrInvalid) {
+	if err := f.setTrusted(t, "junk", "not a certificate", "warn"); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -140,7 +142,7 @@ func TestTrustedCAStrictAndWarn(t *testing.T) {
 func TestTrustedCAVerdictFollowsTheClock(t *testing.T) {
 	f := newFixture(t)
 	future := testpki.Must(f.gen.Root(testpki.Options{CN: "Future Root", NotBefore: t0.Add(time.Hour), NotAfter: t0.AddDate(5, 0, 0)}))
-	if err := f.setTrusted(t, "future", string(testpki.PEM(future)), "strict"); !errors.Is(err, agent.ErrInvalid) {
+	if err := f.setTrusted(t, "future", string(testpki.PEM(future)), "strict"); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("not yet valid CA in strict mode: %v", err)
 	}
 	f.clock.Set(t0.Add(2 * time.Hour))
@@ -165,7 +167,7 @@ func TestTrustedCAVerdictFollowsTheClock(t *testing.T) {
 		t.Fatalf("status after the CA expired = %v, want invalid", got)
 	}
 	// And a strict commit of the same bytes is now refused.
-	if err := f.setTrusted(t, "short2", string(testpki.PEM(short)), "strict"); !errors.Is(err, agent.ErrInvalid) {
+	if err := f.setTrusted(t, "short2", string(testpki.PEM(short)), "strict"); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("expired CA accepted in strict mode: %v", err)
 	}
 }
@@ -174,10 +176,10 @@ func TestTrustedCAVerdictFollowsTheClock(t *testing.T) {
 func provision(t *testing.T, f *fixture, issuer *testpki.Cert, name string, notAfter time.Time) (*testpki.Cert, error) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := f.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: name, Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: name, Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := f.engine.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: name, CommonName: name + ".example", SubjectAltName: &agent.SubjectAltName{DNS: []string{name + ".example"}, IP: []string{"192.0.2.1"}}})
+	out, err := f.engine.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: name, CommonName: name + ".example", SubjectAltName: &api.SubjectAltName{DNS: []string{name + ".example"}, IP: []string{"192.0.2.1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func provision(t *testing.T, f *fixture, issuer *testpki.Cert, name string, notA
 	key, _ := f.keys.Signer(ctx, name)
 	leaf := testpki.Must(f.gen.Issue(issuer, testpki.Options{CN: name + ".example", Key: key, NotBefore: t0.Add(-time.Hour), NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}))
-	_, err = f.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: name, Certificate: string(testpki.PEM(leaf, issuer))})
+	_, err = f.engine.ImportCertificate(ctx, admin, api.ImportCertificateInput{Name: name, Certificate: string(testpki.PEM(leaf, issuer))})
 	return leaf, err
 }
 
@@ -235,7 +237,7 @@ func TestProvisionAndExpiryAlarms(t *testing.T) {
 	var actions []string
 	for len(f.sub.C) > 0 {
 		ev := <-f.sub.C
-		if ev.Kind == agent.EventNotification && ev.Notification.Name == "alarm-notification" {
+		if ev.Kind == api.EventNotification && ev.Notification.Name == "alarm-notification" {
 			var id, sev, action string
 			for _, l := range ev.Notification.Leaves {
 				switch l.Name {
@@ -275,17 +277,17 @@ func TestAuditDetailAsSSR(t *testing.T) {
 	if err := f.setTrusted(t, "corp", string(testpki.PEM(h[0])), "strict"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: "r", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: "r", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.engine.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: "r", CommonName: "r.example", CountryName: "US",
+	if _, err := f.engine.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: "r", CommonName: "r.example", CountryName: "US",
 		OrganizationName: "ExampleOrg", EmailAddress: "admin@example.com", ValidityPeriod: 365}); err != nil {
 		t.Fatal(err)
 	}
 	key, _ := f.keys.Signer(ctx, "r")
 	leaf := testpki.Must(f.gen.Issue(h[1], testpki.Options{CN: "r.example", Key: key, NotBefore: t0.Add(-time.Hour), NotAfter: t0.AddDate(1, 0, 0),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
-	if _, err := f.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: "r", Certificate: string(testpki.PEM(leaf, h[1]))}); err != nil {
+	if _, err := f.engine.ImportCertificate(ctx, admin, api.ImportCertificateInput{Name: "r", Certificate: string(testpki.PEM(leaf, h[1]))}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(f.dir, "audit.log"))
@@ -322,7 +324,7 @@ func TestImportRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := f.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: "r", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: "r", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
 		t.Fatal(err)
 	}
 	other := testpki.Must(f.gen.Issue(h[1], testpki.Options{CN: "r", ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}))
@@ -335,8 +337,8 @@ func TestImportRefusals(t *testing.T) {
 		{"garbage", "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", "base64"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			_, err := f.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: "r", Certificate: tc.pem})
-			if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(strings.ToLower(err.Error()), tc.want) {
+			_, err := f.engine.ImportCertificate(ctx, admin, api.ImportCertificateInput{Name: "r", Certificate: tc.pem})
+			if !errors.Is(err, api.ErrInvalid) || !strings.Contains(strings.ToLower(err.Error()), tc.want) {
 				t.Fatalf("err = %v", err)
 			}
 			body := strings.Split(keyPEM, "\n")[1]
@@ -370,7 +372,7 @@ func TestClientCertificateMissingAlarm(t *testing.T) {
 		t.Fatalf("/certificates/certificate[name=gnmi-server] = %+v", c)
 	}
 	// Through the generic dispatch, a viewer may not run rpcs.
-	_, err := agent.InvokeRPC(context.Background(), f.engine, agent.Caller{User: "v", Role: agent.RoleViewer}, "generate-private-key", []byte(`{"name":"x"}`))
+	_, err := agent.InvokeRPC(context.Background(), f.engine, api.Caller{User: "v", Role: api.RoleViewer}, "generate-private-key", []byte(`{"name":"x"}`))
 	if !errors.Is(err, agent.ErrAccessDenied) {
 		t.Fatalf("err = %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
@@ -77,10 +79,10 @@ func TestTPMKeyLifecycleAcrossEngineRestart(t *testing.T) {
 	if err := f.setTrusted(t, "corp", string(testpki.PEM(h[0])), "strict"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: "router", Algorithm: "ecc", ECCCurve: "secp384r1", KeyStorage: "tpm"}); err != nil {
+	if _, err := e.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: "router", Algorithm: "ecc", ECCCurve: "secp384r1", KeyStorage: "tpm"}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: "router", CommonName: "router.example"})
+	out, err := e.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: "router", CommonName: "router.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func TestTPMKeyLifecycleAcrossEngineRestart(t *testing.T) {
 	}
 	leaf := testpki.Must(g.Issue(h[1], testpki.Options{CN: "router.example", Key: key,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
-	if _, err := e.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: "router", Certificate: string(testpki.PEM(leaf, h[1]))}); err != nil {
+	if _, err := e.ImportCertificate(ctx, admin, api.ImportCertificateInput{Name: "router", Certificate: string(testpki.PEM(leaf, h[1]))}); err != nil {
 		t.Fatal(err)
 	}
 	// The TPM keeps the private part: nothing on disk parses as a private
@@ -119,8 +121,8 @@ func TestTPMKeyLifecycleAcrossEngineRestart(t *testing.T) {
 		t.Fatalf("file keystore has %v", names)
 	}
 	// A TPM refuses what it does not support, and says so.
-	_, err = e.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: "big", Algorithm: "rsa", RSAKeySize: 2304, KeyStorage: "tpm"})
-	if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "tpm storage cannot hold") {
+	_, err = e.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: "big", Algorithm: "rsa", RSAKeySize: 2304, KeyStorage: "tpm"})
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "tpm storage cannot hold") {
 		t.Fatalf("rsa-2304 on the TPM: %v", err)
 	}
 
@@ -135,7 +137,7 @@ func TestTPMKeyLifecycleAcrossEngineRestart(t *testing.T) {
 	if c.GetKeyStorage() != gen.PkiAuthority_KeyStorage_tpm || c.GetKeyAlgorithm() != "ecc-secp384r1" || c.GetSerial() == "" {
 		t.Fatalf("after restart: storage %v, algorithm %q, serial %q", c.GetKeyStorage(), c.GetKeyAlgorithm(), c.GetSerial())
 	}
-	out2, err := e2.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: "router", CommonName: "router.example"})
+	out2, err := e2.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: "router", CommonName: "router.example"})
 	if err != nil {
 		t.Fatal(err)
 	}

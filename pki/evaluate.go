@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/chain"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 )

@@ -7,29 +7,28 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pkiagent/pkiagent/agent"
-	"github.com/pkiagent/pkiagent/pki/api"
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 const module = "github.com/pkiagent/pkiagent/"
 
-// TestLayering pins the direction of dependencies: agent and northbound
-// call the engine, the engine (pki and every package under it) knows them
-// only through pki/api, and pki/api is a leaf. Test files may import agent;
-// agent never imports the engine.
+// TestLayering pins the direction of dependencies over the whole module
+// (test files included, except where said):
+//   - the engine (pki and every package under it) knows the agent only
+//     through its contract, agent/api, and never imports northbound;
+//   - agent/api is a leaf: it imports nothing of the module but gen;
+//   - agent never imports the engine or northbound (its tests may);
+//   - northbound never imports the engine;
+//   - nothing imports northbound packages from outside northbound, or cmd,
+//     except cmd itself.
 func TestLayering(t *testing.T) {
-	engine := func(p string) bool {
-		return p != module+"agent" && !strings.HasPrefix(p, module+"agent/") &&
-			!strings.HasPrefix(p, module+"northbound")
-	}
-	leaf := func(p string) bool {
-		return !strings.HasPrefix(p, module) || p == module+"gen"
-	}
-	err := filepath.WalkDir(".", func(dir string, d fs.DirEntry, err error) error {
+	inModule := func(p string) bool { return strings.HasPrefix(p, module) }
+	under := func(p, dir string) bool { return p == module+dir || strings.HasPrefix(p, module+dir+"/") }
+	err := filepath.WalkDir("..", func(dir string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		if d.Name() == "testdata" {
+		if d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && d.Name() != ".." {
 			return filepath.SkipDir
 		}
 		pkg, err := build.ImportDir(dir, 0)
@@ -39,42 +38,51 @@ func TestLayering(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		allowed := engine
-		if dir == "api" {
-			allowed = leaf
+		self := pkg.ImportPath
+		if !inModule(self) {
+			rel, _ := filepath.Rel("..", dir)
+			self = module + filepath.ToSlash(rel)
 		}
-		for _, p := range pkg.Imports {
-			if !allowed(p) {
-				t.Errorf("package %s imports %s: the engine depends inward only (see the package docs)", pkg.ImportPath, p)
+		check := func(imports []string, tests bool) {
+			for _, p := range imports {
+				if !inModule(p) {
+					continue
+				}
+				var why string
+				switch {
+				case under(self, "agent/api") && !under(p, "gen"):
+					why = "agent/api is a leaf"
+				case under(self, "pki") && under(p, "agent") && !under(p, "agent/api") && !tests:
+					why = "the engine knows the agent only through agent/api"
+				case under(self, "pki") && under(p, "northbound"):
+					why = "the engine never calls the servers"
+				case under(self, "agent") && !tests && (under(p, "pki") || under(p, "northbound")):
+					why = "agent depends on neither the engine nor the servers"
+				case under(self, "northbound") && under(p, "pki") && !tests:
+					why = "the servers reach the engine only through agent/api"
+				case under(p, "northbound") && !under(self, "northbound") && !under(self, "cmd"):
+					why = "only cmd wires the servers"
+				case under(p, "cmd") && !under(self, "cmd"):
+					why = "nothing imports cmd"
+				}
+				if why != "" {
+					t.Errorf("package %s imports %s: %s (see the package docs)", self, p, why)
+				}
 			}
 		}
+		check(pkg.Imports, false)
+		check(append(pkg.TestImports, pkg.XTestImports...), true)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentPkg, err := build.Import(module+"agent", ".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range agentPkg.Imports {
-		if p == module+"pki" {
-			t.Errorf("agent imports the engine %s", p)
-		}
-	}
 }
 
-// The agent names are the api values and types, so errors.Is and
-// errors.As see one set of kinds whichever package a caller names them by.
-func TestAgentReexportsAPI(t *testing.T) {
-	if agent.ErrInvalid != api.ErrInvalid || agent.ErrExists != api.ErrExists || agent.ErrMissing != api.ErrMissing {
-		t.Fatal("agent error kinds are not the api values")
-	}
-	var _ *api.PathError = (*agent.PathError)(nil)
-	var _ api.Event = agent.Event{}
-	var _ *api.Commit = (*agent.Commit)(nil)
-	var _ agent.PKI = (*Engine)(nil)
-	var _ agent.Validator = (*Engine)(nil)
-	var _ agent.Applier = (*Engine)(nil)
-	var _ agent.StateSource = (*Engine)(nil)
-}
+// The engine implements the hooks of the contract.
+var (
+	_ api.PKI         = (*Engine)(nil)
+	_ api.Validator   = (*Engine)(nil)
+	_ api.Applier     = (*Engine)(nil)
+	_ api.StateSource = (*Engine)(nil)
+)

@@ -7,8 +7,8 @@ import (
 
 	"github.com/openconfig/ygot/ygot"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 	"github.com/pkiagent/pkiagent/pki/peer"
 )

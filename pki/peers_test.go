@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
@@ -63,9 +65,9 @@ func (p *peerFixture) peerPEM(t *testing.T, cn string, o testpki.Options) (strin
 	return string(testpki.PEM(c, p.h[1])), c
 }
 
-func (p *peerFixture) validate(t *testing.T, router, pem string) agent.ValidatePeerOutput {
+func (p *peerFixture) validate(t *testing.T, router, pem string) api.ValidatePeerOutput {
 	t.Helper()
-	out, err := p.engine.ValidatePeerCertificate(context.Background(), admin, agent.ValidatePeerInput{Router: router, Peer: "p", Certificate: pem})
+	out, err := p.engine.ValidatePeerCertificate(context.Background(), admin, api.ValidatePeerInput{Router: router, Peer: "p", Certificate: pem})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestValidatePeerCertificate(t *testing.T) {
 	stranger := testpki.Must(p.gen.Root(testpki.Options{CN: "Stranger CA"}))
 	revokedPEM, revoked := p.peerPEM(t, "peer-1", testpki.Options{})
 	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 2, Revoked: []*big.Int{revoked.Cert.SerialNumber}}))
-	if _, err := p.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{URL: p.srv.url}); err != nil {
+	if _, err := p.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{URL: p.srv.url}); err != nil {
 		t.Fatal(err)
 	}
 	valid, _ := p.peerPEM(t, "peer-1", testpki.Options{})
@@ -177,7 +179,7 @@ func TestAcceptedPeerRevokedByNewCRL(t *testing.T) {
 		t.Fatalf("%+v", out)
 	}
 	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 2, Revoked: []*big.Int{c.Cert.SerialNumber}}))
-	if _, err := p.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{}); err != nil {
+	if _, err := p.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "peer severed", func() bool { return p.peerState(t, "hard").GetStatus() == gen.PkiAuthority_PeerStatus_severed })
@@ -190,7 +192,7 @@ func TestAcceptedPeerRevokedByNewCRL(t *testing.T) {
 	// Presenting it again is refused from the cache even if the CA drops
 	// it from a later CRL.
 	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 3}))
-	p.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{})
+	p.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{})
 	if out := p.validate(t, "hard", pem); out.Result != "revoked" || !strings.Contains(out.Reason, "known bad certificate") {
 		t.Fatalf("%+v", out)
 	}
@@ -201,15 +203,15 @@ func TestValidatePeerErrors(t *testing.T) {
 	pem, c := p.peerPEM(t, "peer-1", testpki.Options{})
 	for _, tc := range []struct {
 		desc string
-		in   agent.ValidatePeerInput
+		in   api.ValidatePeerInput
 		want error
 		msg  string
 	}{
-		{desc: "router without peer-validation", in: agent.ValidatePeerInput{Router: "off", Peer: "p", Certificate: pem}, want: agent.ErrInvalid, msg: "set authority/router[name=off]/peer-validation true"},
-		{desc: "unknown router", in: agent.ValidatePeerInput{Router: "nope", Peer: "p", Certificate: pem}, want: agent.ErrMissing, msg: `router "nope" is not configured`},
-		{desc: "unknown peer", in: agent.ValidatePeerInput{Router: "soft", Peer: "q", Certificate: pem}, want: agent.ErrMissing, msg: `router "soft" has no peer "q"`},
-		{desc: "peer without identifier", in: agent.ValidatePeerInput{Router: "hard", Peer: "anon", Certificate: pem}, want: agent.ErrInvalid, msg: "no identifier configured"},
-		{desc: "private key in the input", in: agent.ValidatePeerInput{Router: "soft", Peer: "p", Certificate: pem + string(c.KeyPEM())}, want: agent.ErrInvalid, msg: "private key"},
+		{desc: "router without peer-validation", in: api.ValidatePeerInput{Router: "off", Peer: "p", Certificate: pem}, want: api.ErrInvalid, msg: "set authority/router[name=off]/peer-validation true"},
+		{desc: "unknown router", in: api.ValidatePeerInput{Router: "nope", Peer: "p", Certificate: pem}, want: api.ErrMissing, msg: `router "nope" is not configured`},
+		{desc: "unknown peer", in: api.ValidatePeerInput{Router: "soft", Peer: "q", Certificate: pem}, want: api.ErrMissing, msg: `router "soft" has no peer "q"`},
+		{desc: "peer without identifier", in: api.ValidatePeerInput{Router: "hard", Peer: "anon", Certificate: pem}, want: api.ErrInvalid, msg: "no identifier configured"},
+		{desc: "private key in the input", in: api.ValidatePeerInput{Router: "soft", Peer: "p", Certificate: pem + string(c.KeyPEM())}, want: api.ErrInvalid, msg: "private key"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, err := p.engine.ValidatePeerCertificate(context.Background(), admin, tc.in)

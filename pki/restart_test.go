@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/openconfig/ygot/ygot"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
@@ -55,7 +56,7 @@ func TestRootIssuedCertificateStaysRevokedAfterRestart(t *testing.T) {
 		t.Fatalf("before revocation: %v", got)
 	}
 	srv.serve(http.StatusOK, mustCRL(t, root, testpki.CRLOptions{Number: 2, Revoked: []*big.Int{leaf.Cert.SerialNumber}}))
-	if _, err := f.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{}); err != nil {
+	if _, err := f.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "certificate revoked", func() bool {
@@ -120,7 +121,7 @@ func TestRestartKeepsPeerVerdictsAlarmsAndCounters(t *testing.T) {
 	if out := p.validate(t, "soft", valid); out.Result != "valid" {
 		t.Fatalf("soft: %+v", out)
 	}
-	if _, err := p.engine.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: "nokey", CommonName: "x"}); err == nil {
+	if _, err := p.engine.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: "nokey", CommonName: "x"}); err == nil {
 		t.Fatal("CSR without a key")
 	}
 	before := stateJSON(t, p.fixture)
@@ -138,7 +139,7 @@ func TestRestartKeepsPeerVerdictsAlarmsAndCounters(t *testing.T) {
 
 	// The restored valid peer is re-checked against the next CRL.
 	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 2, Revoked: []*big.Int{validCert.Cert.SerialNumber}}))
-	if _, err := f.engine.RefreshCRL(ctx, admin, agent.RefreshCRLInput{}); err != nil {
+	if _, err := f.engine.RefreshCRL(ctx, admin, api.RefreshCRLInput{}); err != nil {
 		t.Fatal(err)
 	}
 	st := f.state(t)
@@ -249,14 +250,14 @@ func TestKnownBadPeerCertificateSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	pemChain, c := p.peerPEM(t, "peer-1", testpki.Options{})
 	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 2, Revoked: []*big.Int{c.Cert.SerialNumber}}))
-	if _, err := p.engine.RefreshCRL(ctx, admin, agent.RefreshCRLInput{}); err != nil {
+	if _, err := p.engine.RefreshCRL(ctx, admin, api.RefreshCRLInput{}); err != nil {
 		t.Fatal(err)
 	}
 	if out := p.validate(t, "soft", pemChain); out.Result != "revoked" {
 		t.Fatalf("first: %+v", out)
 	}
 	p.srv.serve(http.StatusOK, mustCRL(t, p.h[1], testpki.CRLOptions{Number: 3}))
-	if _, err := p.engine.RefreshCRL(ctx, admin, agent.RefreshCRLInput{}); err != nil {
+	if _, err := p.engine.RefreshCRL(ctx, admin, api.RefreshCRLInput{}); err != nil {
 		t.Fatal(err)
 	}
 	f := restart(t, p.fixture, t0.Add(time.Minute))

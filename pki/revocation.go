@@ -14,9 +14,9 @@ import (
 
 	"github.com/openconfig/ygot/ygot"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/pki/api"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 )

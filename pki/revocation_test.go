@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
@@ -128,7 +130,7 @@ func (f *fixture) notifications(name string) []map[string]any {
 	for {
 		select {
 		case ev := <-f.sub.C:
-			if ev.Kind != agent.EventNotification || ev.Notification.Name != name {
+			if ev.Kind != api.EventNotification || ev.Notification.Name != name {
 				continue
 			}
 			m := map[string]any{}
@@ -279,7 +281,7 @@ func TestCRLUpdateNotification(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "first fetch", func() bool { return f.crlState(t, srv.url).GetEntries() == 1 })
-	out, err := f.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{URL: srv.url})
+	out, err := f.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{URL: srv.url})
 	if err != nil || len(out.Result) != 1 || !out.Result[0].Success || !strings.Contains(out.Result[0].Message, "1 entries") {
 		t.Fatalf("refresh: %+v %v", out, err)
 	}
@@ -349,7 +351,7 @@ func TestCRLRefusedBodies(t *testing.T) {
 			}
 			eventually(t, "good CRL", func() bool { return f.crlState(t, srv.url).GetEntries() == 1 })
 			tc.serve(srv)
-			out, err := f.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{})
+			out, err := f.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{})
 			if err != nil || len(out.Result) != 1 || out.Result[0].Success || !strings.Contains(out.Result[0].Message, tc.words) {
 				t.Fatalf("refresh %+v %v, want failure with %q", out, err, tc.words)
 			}
@@ -426,7 +428,7 @@ func TestCRLThroughHTTPProxy(t *testing.T) {
 	}
 	// A proxy that is down is a fetch failure naming it.
 	p.srv.Close()
-	out, _ := f.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{URL: srv.url})
+	out, _ := f.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{URL: srv.url})
 	if len(out.Result) != 1 || out.Result[0].Success || !strings.Contains(out.Result[0].Message, "could not be fetched") {
 		t.Fatalf("refresh through a dead proxy: %+v", out)
 	}
@@ -468,12 +470,12 @@ func TestCRLStaleAlarm(t *testing.T) {
 func provisionWithCDP(t *testing.T, f *fixture, issuer *testpki.Cert, name, cdp string) *testpki.Cert {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := f.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: name, Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: name, Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
 		t.Fatal(err)
 	}
 	key, _ := f.keys.Signer(ctx, name)
 	leaf := testpki.Must(f.gen.Issue(issuer, testpki.Options{CN: name + ".example", Key: key, CRLDistributionPoints: []string{cdp}}))
-	if _, err := f.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: name, Certificate: string(testpki.PEM(leaf, issuer))}); err != nil {
+	if _, err := f.engine.ImportCertificate(ctx, admin, api.ImportCertificateInput{Name: name, Certificate: string(testpki.PEM(leaf, issuer))}); err != nil {
 		t.Fatal(err)
 	}
 	return leaf
@@ -509,7 +511,7 @@ func TestManagedCertificateRevokedByNewCRL(t *testing.T) {
 	}
 
 	srv.serve(http.StatusOK, mustCRL(t, h[1], testpki.CRLOptions{Number: 2, Revoked: []*big.Int{leaf.Cert.SerialNumber}}))
-	out, err := f.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{})
+	out, err := f.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{})
 	if err != nil || len(out.Result) != 1 || !out.Result[0].Success || out.Result[0].URL != srv.url {
 		t.Fatalf("refresh all: %+v %v", out, err)
 	}
@@ -524,7 +526,7 @@ func TestManagedCertificateRevokedByNewCRL(t *testing.T) {
 		t.Fatal("certificate revoked counter")
 	}
 	// Import check 3 refuses it too.
-	if _, err := f.engine.ImportCertificate(context.Background(), admin, agent.ImportCertificateInput{Name: "router", Certificate: string(testpki.PEM(leaf, h[1]))}); err == nil || !strings.Contains(err.Error(), "revoked") {
+	if _, err := f.engine.ImportCertificate(context.Background(), admin, api.ImportCertificateInput{Name: "router", Certificate: string(testpki.PEM(leaf, h[1]))}); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("re-import of a revoked certificate: %v", err)
 	}
 	f.engine.crl.Stop()
@@ -545,11 +547,11 @@ func TestManagedCertificateRevokedByNewCRL(t *testing.T) {
 
 func TestRefreshCRLErrors(t *testing.T) {
 	f := newFixture(t)
-	_, err := f.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{URL: "http://192.0.2.1/nope.crl"})
-	if !errors.Is(err, agent.ErrInvalid) || !strings.Contains(err.Error(), "neither a configured certificate-revocation-list nor a learned CRL source") {
+	_, err := f.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{URL: "http://192.0.2.1/nope.crl"})
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "neither a configured certificate-revocation-list nor a learned CRL source") {
 		t.Fatalf("unknown url: %v", err)
 	}
-	out, err := f.engine.RefreshCRL(context.Background(), admin, agent.RefreshCRLInput{})
+	out, err := f.engine.RefreshCRL(context.Background(), admin, api.RefreshCRLInput{})
 	if err != nil || len(out.Result) != 0 {
 		t.Fatalf("refresh with no sources: %+v %v", out, err)
 	}

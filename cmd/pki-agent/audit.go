@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
@@ -99,13 +100,13 @@ func setupAudit(a *app) (func(context.Context) error, error) {
 
 // auditCommit writes the record of a config event: who, the commit id and
 // the paths that changed (never their values).
-func auditCommit(a *app, al *audit.Log, ev agent.Event) {
-	if ev.Kind != agent.EventConfig {
+func auditCommit(a *app, al *audit.Log, ev api.Event) {
+	if ev.Kind != api.EventConfig {
 		return
 	}
 	var updated, deleted []string
 	for _, c := range ev.Changes {
-		p := agent.PathString(c.Path)
+		p := api.PathString(c.Path)
 		if c.Value == nil {
 			deleted = append(deleted, p)
 		} else {
@@ -113,7 +114,7 @@ func auditCommit(a *app, al *audit.Log, ev agent.Event) {
 		}
 	}
 	for _, p := range ev.WriteOnly { // passwords set or deleted: their paths only
-		updated = append(updated, agent.PathString(p))
+		updated = append(updated, api.PathString(p))
 	}
 	slices.Sort(updated)
 	slices.Sort(deleted)
@@ -185,8 +186,8 @@ type confirmAuditor struct {
 	errs *slog.Logger
 }
 
-func (c confirmAuditor) Audit(ev agent.Event) {
-	if ev.Kind != agent.EventConfirm {
+func (c confirmAuditor) Audit(ev api.Event) {
+	if ev.Kind != api.EventConfirm {
 		return
 	}
 	ch := ev.Confirm
@@ -196,7 +197,7 @@ func (c confirmAuditor) Audit(ev agent.Event) {
 	}
 	desc := fmt.Sprintf("Confirmed commit %d: %s", ch.Commit, ch.Outcome)
 	detail := map[string]any{"commit-id": ch.Commit, "confirm-event": ch.Outcome.String(), "session": ev.Owner}
-	if ch.Outcome == agent.ConfirmStarted || ch.Outcome == agent.ConfirmExtended {
+	if ch.Outcome == api.ConfirmStarted || ch.Outcome == api.ConfirmExtended {
 		desc += fmt.Sprintf(" (rolls back in %s unless confirmed)", ch.Timeout.Round(time.Second))
 		detail["timeout-seconds"] = int64(ch.Timeout.Round(time.Second) / time.Second)
 	}

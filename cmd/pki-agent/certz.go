@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"google.golang.org/grpc"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/northbound/certz"
 	"github.com/pkiagent/pkiagent/pki"
 )
@@ -49,7 +50,7 @@ func setupCertz(a *app, st serverTLS) (func(*grpc.Server), error) {
 // certzEngine gives certz the engine's rotations as its interface.
 type certzEngine struct{ *pki.Engine }
 
-func (c certzEngine) BeginRotation(name string, caller agent.Caller) (certz.Rotation, error) {
+func (c certzEngine) BeginRotation(name string, caller api.Caller) (certz.Rotation, error) {
 	r, err := c.Engine.BeginRotation(name, caller)
 	if err != nil {
 		return nil, err

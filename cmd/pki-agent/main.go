@@ -12,15 +12,19 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
+	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/pki/keystore"
 )
@@ -47,9 +51,48 @@ type options struct {
 	netconfMaxPerUser  int
 }
 
+// version is set by the Makefile (-ldflags "-X main.version=...");
+// without it the module version or VCS revision of the build is shown.
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
+			v = s.Value[:12]
+		}
+	}
+	return v
+}
+
+// errVersion asks main to print the version and exit 0, as flag.ErrHelp
+// asks for the usage.
+var errVersion = errors.New("version requested")
+
+// environment lists the variables the agent reads, for --help.
+const environment = `
+Environment:
+  ` + auth.AdminPasswordEnv + `  password of user admin on the first start with no users
+                            (without it one is generated into STATE-DIR/admin-password)
+`
+
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("pki-agent", flag.ContinueOnError)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: pki-agent [flags]\n\nThe router PKI configuration agent: gNMI and NETCONF on loopback unless an address is given.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(w, environment)
+	}
 	fs.StringVar(&o.stateDir, "state-dir", "./var", "directory for datastores, keys, certificates, CRLs and the audit log")
 	fs.StringVar(&o.gnmiAddr, "gnmi-addr", "127.0.0.1:9339", "gNMI (and gNSI certz) listen address, TLS (loopback unless told otherwise)")
 	fs.StringVar(&o.netconfAddr, "netconf-addr", "127.0.0.1:830", "NETCONF over SSH listen address (loopback unless told otherwise)")
@@ -68,8 +111,16 @@ func parseFlags(args []string) (*options, error) {
 		"end a NETCONF session that sends no rpc for this long, e.g. 10m or 1h (0: never); a session with a notification subscription is not idle")
 	fs.IntVar(&o.netconfMaxPerUser, "netconf-max-sessions-per-user", netconf.DefaultMaxSessionsPerUser,
 		"NETCONF sessions one user may have open at once")
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(os.Stdout) // asked for: not an error
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *showVersion {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -105,7 +156,7 @@ type app struct {
 	store *agent.Store
 	dir   *persist.Dir
 	// pki serves the PKI rpcs once the pki component is set up.
-	pki agent.PKI
+	pki api.PKI
 	// audit is the audit log and refusals its coalescer of refusals
 	// (openAudit).
 	audit    *audit.Log
@@ -148,7 +199,13 @@ func registered(name string) bool {
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// The usage is printed already.
+	case errors.Is(err, errVersion):
+		fmt.Println("pki-agent", versionString())
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "pki-agent:", err)
 		os.Exit(1)
 	}

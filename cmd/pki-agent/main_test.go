@@ -242,3 +242,20 @@ func TestUnconfirmedCommitRolledBackAtShutdown(t *testing.T) {
 		t.Fatalf("confirming the rolled-back commit after the restart: %s", r)
 	}
 }
+
+// TestHelpAndVersion: --help exits 0 and names the environment variables;
+// --version exits 0 with a version.
+func TestHelpAndVersion(t *testing.T) {
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PKI_AGENT_ADMIN_PASSWORD") || !strings.Contains(string(out), "-state-dir") {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "pki-agent ") || len(strings.TrimSpace(string(out))) <= len("pki-agent") {
+		t.Fatalf("--version: %v\n%s", err, out)
+	}
+}

@@ -7,7 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ops"
@@ -36,7 +37,7 @@ func setupNETCONF(a *app) (func(context.Context) error, error) {
 	}
 	// The pki component may be set up after this one: read a.pki at each
 	// rpc, once every component is set up.
-	h, err := ops.New(ops.Config{Store: a.store, PKI: func() agent.PKI { return a.pki }, Clock: a.clock, Logger: a.log})
+	h, err := ops.New(ops.Config{Store: a.store, PKI: func() api.PKI { return a.pki }, Clock: a.clock, Logger: a.log})
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/pkiagent/pkiagent/pki/pemx"
+	"github.com/pkiagent/pkiagent/internal/pemx"
 )
 
 // MaxQuoted is the most characters of a value an error quotes.

@@ -45,7 +45,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
@@ -204,7 +205,7 @@ func (u *Users) createFirstAdmin() error {
 	if err != nil {
 		return err
 	}
-	return Save(u.cfg.File, []User{{Name: "admin", Role: agent.RoleAdmin, Hash: h}})
+	return Save(u.cfg.File, []User{{Name: "admin", Role: api.RoleAdmin, Hash: h}})
 }
 
 // Save writes users to path atomically with mode 0600.
@@ -422,7 +423,7 @@ func (u *Users) RoleFor(user string) (string, bool) {
 // ValidRole reports whether role is admin, operator or viewer.
 func ValidRole(role string) bool {
 	switch role {
-	case agent.RoleAdmin, agent.RoleOperator, agent.RoleViewer:
+	case api.RoleAdmin, api.RoleOperator, api.RoleViewer:
 		return true
 	}
 	return false
@@ -432,11 +433,11 @@ func ValidRole(role string) bool {
 func CanRead(role string) bool { return ValidRole(role) }
 
 // CanWrite reports whether role may change the configuration.
-func CanWrite(role string) bool { return role == agent.RoleAdmin }
+func CanWrite(role string) bool { return role == api.RoleAdmin }
 
 // CanRunRPC reports whether role may run the PKI rpcs (key, CSR, import,
 // CRL refresh, peer validation).
-func CanRunRPC(role string) bool { return role == agent.RoleAdmin || role == agent.RoleOperator }
+func CanRunRPC(role string) bool { return role == api.RoleAdmin || role == api.RoleOperator }
 
 // randomText returns 128 random bits as URL-safe base64.
 func randomText(r io.Reader) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
 )
 
@@ -116,28 +117,28 @@ func (u *Users) set(m map[string]User) {
 
 // Validate implements agent.Validator: a commit may not leave the
 // configuration without an admin when it had one.
-func (u *Users) Validate(_ context.Context, c *agent.Commit) error {
+func (u *Users) Validate(_ context.Context, c *api.Commit) error {
 	if c.New.GetSystem() == c.Old.GetSystem() {
 		return nil
 	}
 	admins := func(root *gen.Device) int {
 		n := 0
 		for _, usr := range usersIn(root) {
-			if usr.Role == agent.RoleAdmin {
+			if usr.Role == api.RoleAdmin {
 				n++
 			}
 		}
 		return n
 	}
 	if admins(c.Old) > 0 && admins(c.New) == 0 {
-		return &agent.PathError{Op: "commit", Path: "/system/aaa/user", Err: fmt.Errorf("%w: the commit would delete or demote the last admin, and nobody could change the configuration any more; make another user admin first", agent.ErrInvalid)}
+		return &api.PathError{Op: "commit", Path: "/system/aaa/user", Err: fmt.Errorf("%w: the commit would delete or demote the last admin, and nobody could change the configuration any more; make another user admin first", api.ErrInvalid)}
 	}
 	return nil
 }
 
 // Apply implements agent.Applier: it prepares the users of c.New, put in
 // force by Finish.
-func (u *Users) Apply(_ context.Context, c *agent.Commit) error {
+func (u *Users) Apply(_ context.Context, c *api.Commit) error {
 	if c.New.GetSystem() == c.Old.GetSystem() {
 		return nil
 	}
@@ -149,7 +150,7 @@ func (u *Users) Apply(_ context.Context, c *agent.Commit) error {
 }
 
 // Finish implements agent.Finisher.
-func (u *Users) Finish(_ context.Context, _ *agent.Commit, committed bool) {
+func (u *Users) Finish(_ context.Context, _ *api.Commit, committed bool) {
 	u.mu.Lock()
 	m := u.pending
 	u.pending = nil
@@ -195,7 +196,7 @@ func (u *Users) Bootstrap(ctx context.Context, store *agent.Store) error {
 		if err != nil {
 			return err
 		}
-		users = []User{{Name: "admin", Role: agent.RoleAdmin, Hash: h}}
+		users = []User{{Name: "admin", Role: api.RoleAdmin, Hash: h}}
 	}
 	tx := store.Begin(agent.Running)
 	for _, usr := range users {

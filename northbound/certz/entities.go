@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnsi/certz"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,7 +30,7 @@ const (
 // suites maps the CSR suites the agent offers to keys: a CSR is signed with
 // SHA-256 for RSA keys and with the curve's own hash for ECDSA keys, so
 // other suites are refused rather than served with another hash.
-var suites = map[certz.CSRSuite]agent.GenerateKeyInput{
+var suites = map[certz.CSRSuite]api.GenerateKeyInput{
 	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_2048_SIGNATURE_ALGORITHM_SHA_2_256:         {Algorithm: "rsa", RSAKeySize: 2048},
 	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_3072_SIGNATURE_ALGORITHM_SHA_2_256:         {Algorithm: "rsa", RSAKeySize: 3072},
 	certz.CSRSuite_CSRSUITE_X509_KEY_TYPE_RSA_4096_SIGNATURE_ALGORITHM_SHA_2_256:         {Algorithm: "rsa", RSAKeySize: 4096},
@@ -38,24 +40,24 @@ var suites = map[certz.CSRSuite]agent.GenerateKeyInput{
 }
 
 // csrInput maps CSR parameters to a key and CSR request of the engine.
-func csrInput(p *certz.CSRParams) (agent.GenerateKeyInput, agent.GenerateCSRInput, error) {
+func csrInput(p *certz.CSRParams) (api.GenerateKeyInput, api.GenerateCSRInput, error) {
 	key, ok := suites[p.GetCsrSuite()]
 	if !ok {
-		return key, agent.GenerateCSRInput{}, status.Errorf(codes.InvalidArgument,
+		return key, api.GenerateCSRInput{}, status.Errorf(codes.InvalidArgument,
 			"params.csr_suite %s is not supported: the agent offers RSA 2048/3072/4096 with SHA-256, and ECDSA P-256 with SHA-256, P-384 with SHA-384, P-521 with SHA-512", p.GetCsrSuite())
 	}
 	if p.GetCommonName() == "" {
-		return key, agent.GenerateCSRInput{}, status.Error(codes.InvalidArgument, "params.common_name is empty")
+		return key, api.GenerateCSRInput{}, status.Error(codes.InvalidArgument, "params.common_name is empty")
 	}
 	if len(p.GetSan().GetEmails()) > 0 {
-		return key, agent.GenerateCSRInput{}, status.Error(codes.InvalidArgument, "params.san.emails: e-mail SANs are not offered; use params.email_id for the subject e-mail address")
+		return key, api.GenerateCSRInput{}, status.Error(codes.InvalidArgument, "params.san.emails: e-mail SANs are not offered; use params.email_id for the subject e-mail address")
 	}
-	in := agent.GenerateCSRInput{
+	in := api.GenerateCSRInput{
 		CommonName: p.GetCommonName(), CountryName: p.GetCountry(), StateProvinceName: p.GetState(),
 		LocalityName: p.GetCity(), OrganizationName: p.GetOrganization(),
 		OrganizationalUnitName: p.GetOrganizationalUnit(), EmailAddress: p.GetEmailId(),
 	}
-	san := &agent.SubjectAltName{DNS: p.GetSan().GetDns(), IP: p.GetSan().GetIps(), URI: p.GetSan().GetUris()}
+	san := &api.SubjectAltName{DNS: p.GetSan().GetDns(), IP: p.GetSan().GetIps(), URI: p.GetSan().GetUris()}
 	if ip := p.GetIpAddress(); ip != "" {
 		san.IP = append([]string{ip}, san.IP...)
 	}

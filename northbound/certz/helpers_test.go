@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnsi/certz"
 	"google.golang.org/grpc"
@@ -60,7 +62,7 @@ var usersOnce = sync.OnceValues(func() ([]auth.User, error) {
 // cmd/pki-agent does.
 type engineAdapter struct{ *pki.Engine }
 
-func (a engineAdapter) BeginRotation(name string, c agent.Caller) (certzsrv.Rotation, error) {
+func (a engineAdapter) BeginRotation(name string, c api.Caller) (certzsrv.Rotation, error) {
 	r, err := a.Engine.BeginRotation(name, c)
 	if err != nil {
 		return nil, err
@@ -197,16 +199,16 @@ func trustedPath(name string) *gpb.Path {
 func (e *env) provision(name string) *x509.Certificate {
 	e.t.Helper()
 	ctx := context.Background()
-	admin := agent.Caller{User: "admin", Role: agent.RoleAdmin}
-	if _, err := e.engine.GeneratePrivateKey(ctx, admin, agent.GenerateKeyInput{Name: name, Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+	admin := api.Caller{User: "admin", Role: api.RoleAdmin}
+	if _, err := e.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: name, Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
 		e.t.Fatal(err)
 	}
-	out, err := e.engine.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: name, CommonName: "localhost", SubjectAltName: &agent.SubjectAltName{DNS: []string{"localhost"}, IP: []string{"127.0.0.1"}}})
+	out, err := e.engine.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: name, CommonName: "localhost", SubjectAltName: &api.SubjectAltName{DNS: []string{"localhost"}, IP: []string{"127.0.0.1"}}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	c := signCSR(e.t, e.ca, []byte(out.CSR))
-	if _, err := e.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: name, Certificate: string(pemOf(c))}); err != nil {
+	if _, err := e.engine.ImportCertificate(ctx, admin, api.ImportCertificateInput{Name: name, Certificate: string(pemOf(c))}); err != nil {
 		e.t.Fatal(err)
 	}
 	return c

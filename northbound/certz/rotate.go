@@ -8,6 +8,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnsi/certz"
 	"google.golang.org/grpc/codes"
@@ -24,7 +26,7 @@ const rollbackTimeout = 30 * time.Second
 // rotation is the state of one Rotate stream.
 type rotation struct {
 	s       *Server
-	caller  agent.Caller
+	caller  api.Caller
 	profile string
 	name    string // the managed certificate of the profile
 
@@ -356,9 +358,9 @@ func engineStatus(err error) error {
 		return nil
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
-	case errors.Is(err, agent.ErrInvalid):
+	case errors.Is(err, api.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, agent.ErrMissing):
+	case errors.Is(err, api.ErrMissing):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, agent.ErrAccessDenied):
 		return status.Error(codes.PermissionDenied, err.Error())

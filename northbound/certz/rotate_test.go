@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnsi/certz"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	certzsrv "github.com/pkiagent/pkiagent/northbound/certz"
 )
@@ -525,13 +526,13 @@ func TestReimportHotSwaps(t *testing.T) {
 	if _, err := old.gnmi().Capabilities(ctx, &gpb.CapabilityRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	admin := agent.Caller{User: "admin", Role: agent.RoleAdmin}
-	out, err := e.engine.GenerateCSR(ctx, admin, agent.GenerateCSRInput{Name: certName, CommonName: "localhost", SubjectAltName: &agent.SubjectAltName{DNS: []string{"localhost"}}})
+	admin := api.Caller{User: "admin", Role: api.RoleAdmin}
+	out, err := e.engine.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: certName, CommonName: "localhost", SubjectAltName: &api.SubjectAltName{DNS: []string{"localhost"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	certB := signCSR(t, e.ca, []byte(out.CSR))
-	if _, err := e.engine.ImportCertificate(ctx, admin, agent.ImportCertificateInput{Name: certName, Certificate: string(pemOf(certB))}); err != nil {
+	if _, err := e.engine.ImportCertificate(ctx, admin, api.ImportCertificateInput{Name: certName, Certificate: string(pemOf(certB))}); err != nil {
 		t.Fatal(err)
 	}
 	e.serving(t, certB, e.ca)

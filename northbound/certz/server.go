@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnsi/certz"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,7 +32,7 @@ const ServerProfile = "gNxI"
 // Engine is what certz needs of the PKI engine.
 type Engine interface {
 	// BeginRotation starts a rotation of the managed certificate name.
-	BeginRotation(name string, c agent.Caller) (Rotation, error)
+	BeginRotation(name string, c api.Caller) (Rotation, error)
 	// KeyStorage is where a key generated for name would go ("file" or
 	// "tpm").
 	KeyStorage(name string) string
@@ -42,10 +44,10 @@ type Engine interface {
 type Rotation interface {
 	// GenerateCSR generates a key on the box, aside, and returns a PEM CSR
 	// signed by it.
-	GenerateCSR(ctx context.Context, key agent.GenerateKeyInput, in agent.GenerateCSRInput) (string, error)
+	GenerateCSR(ctx context.Context, key api.GenerateKeyInput, in api.GenerateCSRInput) (string, error)
 	// Install runs the three import checks and makes the certificate (with
 	// the key generated before, if any) the one in force.
-	Install(ctx context.Context, certPEM string) (agent.ImportCertificateOutput, error)
+	Install(ctx context.Context, certPEM string) (api.ImportCertificateOutput, error)
 	// Commit keeps what was installed; Rollback restores what was there.
 	Commit() error
 	Rollback(ctx context.Context) error
@@ -174,13 +176,13 @@ func (s *Server) certName(id string) (string, error) {
 	return id, nil
 }
 
-func caller(ctx context.Context, may func(string) bool, what string) (agent.Caller, error) {
+func caller(ctx context.Context, may func(string) bool, what string) (api.Caller, error) {
 	c, ok := gnmi.CallerFrom(ctx)
 	if !ok {
-		return agent.Caller{}, status.Error(codes.Unauthenticated, "authentication required")
+		return api.Caller{}, status.Error(codes.Unauthenticated, "authentication required")
 	}
 	if !may(c.Role) {
-		return agent.Caller{}, status.Errorf(codes.PermissionDenied, "user %s (role %s) may not %s", c.User, c.Role, what)
+		return api.Caller{}, status.Errorf(codes.PermissionDenied, "user %s (role %s) may not %s", c.User, c.Role, what)
 	}
 	return c.Agent(), nil
 }

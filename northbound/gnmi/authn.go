@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -15,7 +17,6 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/northbound/auth"
 )
@@ -39,7 +40,7 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 }
 
 // Agent returns the caller as the datastore and PKI rpcs see it.
-func (c Caller) Agent() agent.Caller { return agent.Caller{User: c.User, Role: c.Role} }
+func (c Caller) Agent() api.Caller { return api.Caller{User: c.User, Role: c.Role} }
 
 // gNMI methods and the check each needs. Methods of other services on the
 // same grpc.Server are authenticated here and authorised by their service.

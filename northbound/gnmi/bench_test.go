@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
@@ -127,8 +129,8 @@ func BenchmarkFanout1000(b *testing.B) {
 		d := &gen.Device{}
 		a := d.GetOrCreateAlarms().GetOrCreateAlarm("crl-unreachable")
 		a.Text = ygotString(fmt.Sprint("attempt ", n))
-		ch, _ := agent.Diff(&gen.Device{}, d)
-		e.store.Bus().Publish(agent.Event{Kind: agent.EventState, Time: time.Now(), Changes: ch[len(ch)-1:]})
+		ch, _ := api.Diff(&gen.Device{}, d)
+		e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch[len(ch)-1:]})
 		for range subs {
 			select {
 			case <-got:

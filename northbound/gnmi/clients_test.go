@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/openconfig/gnmi/client"
 	gclient "github.com/openconfig/gnmi/client/gnmi"
@@ -255,8 +257,8 @@ func TestGnmiCLIStreamAlarm(t *testing.T) {
 			a.Severity = gen.PkiAuthority_Severity_major
 			a.Text = ygotString(fmt.Sprintf("CRL unreachable (attempt %d)", n))
 			e.state.set(d)
-			ch, _ := agent.Diff(&gen.Device{}, d)
-			e.store.Bus().Publish(agent.Event{Kind: agent.EventState, Time: time.Now(), Changes: ch})
+			ch, _ := api.Diff(&gen.Device{}, d)
+			e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 		case <-deadline:
 			t.Fatalf("alarm not seen by gnmi_cli:\n%s", seen.String())
 		}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/ygot"
@@ -178,15 +180,15 @@ func keyLeafOf(elems []*gnmi.PathElem) ([]*gnmi.PathElem, bool) {
 // see what a Get shows: a new list entry brings its defaulted leaves, a
 // deleted one takes them away, and a leaf deleted from an entry (or a
 // container) that stays goes back to its default value.
-func withDefaultChanges(chs []agent.Change) []agent.Change {
+func withDefaultChanges(chs []api.Change) []api.Change {
 	inEvent := make(map[string]bool, len(chs))
 	created := map[string][]*gnmi.PathElem{}
 	deleted := map[string][]*gnmi.PathElem{}
 	for _, c := range chs {
 		elems := c.Path.GetElem()
-		inEvent[agent.PathString(c.Path)] = true
+		inEvent[api.PathString(c.Path)] = true
 		if entry, ok := keyLeafOf(elems); ok {
-			k := agent.PathString(&gnmi.Path{Elem: entry})
+			k := api.PathString(&gnmi.Path{Elem: entry})
 			if c.Value != nil {
 				created[k] = entry
 			} else {
@@ -196,17 +198,17 @@ func withDefaultChanges(chs []agent.Change) []agent.Change {
 	}
 	underDeleted := func(elems []*gnmi.PathElem) bool {
 		for i := len(elems) - 1; i > 0; i-- {
-			if _, ok := deleted[agent.PathString(&gnmi.Path{Elem: elems[:i]})]; ok {
+			if _, ok := deleted[api.PathString(&gnmi.Path{Elem: elems[:i]})]; ok {
 				return true
 			}
 		}
 		return false
 	}
-	out := make([]agent.Change, 0, len(chs))
+	out := make([]api.Change, 0, len(chs))
 	for _, c := range chs {
 		if c.Value == nil && !underDeleted(c.Path.GetElem()) {
 			if tv, ok := defaultOf(c.Path.GetElem()); ok {
-				c = agent.Change{Path: c.Path, Value: tv}
+				c = api.Change{Path: c.Path, Value: tv}
 			}
 		}
 		out = append(out, c)
@@ -215,13 +217,13 @@ func withDefaultChanges(chs []agent.Change) []agent.Change {
 		for _, k := range slices.Sorted(maps.Keys(entries)) {
 			for _, d := range defaultLeafValues(entries[k]) {
 				p := &gnmi.Path{Elem: d.path}
-				if inEvent[agent.PathString(p)] {
+				if inEvent[api.PathString(p)] {
 					continue
 				}
 				if del {
-					out = append(out, agent.Change{Path: p})
+					out = append(out, api.Change{Path: p})
 				} else {
-					out = append(out, agent.Change{Path: p, Value: d.val})
+					out = append(out, api.Change{Path: p, Value: d.val})
 				}
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -105,8 +107,8 @@ func (c *change) encoded(e gnmi.Encoding) *gnmi.TypedValue {
 	return v
 }
 
-func (d *dispatcher) deliver(ev agent.Event) {
-	if ev.Kind != agent.EventConfig && ev.Kind != agent.EventState || len(ev.Changes) == 0 {
+func (d *dispatcher) deliver(ev api.Event) {
+	if ev.Kind != api.EventConfig && ev.Kind != api.EventState || len(ev.Changes) == 0 {
 		return
 	}
 	ts := ev.Time.UnixNano()
@@ -114,7 +116,7 @@ func (d *dispatcher) deliver(ev agent.Event) {
 		ts = d.s.clock.Now().UnixNano()
 	}
 	evChanges := ev.Changes
-	if ev.Kind == agent.EventConfig {
+	if ev.Kind == api.EventConfig {
 		evChanges = withDefaultChanges(evChanges)
 	}
 	chs := make([]*change, 0, len(evChanges))
@@ -122,7 +124,7 @@ func (d *dispatcher) deliver(ev agent.Event) {
 		if c.Path == nil {
 			continue
 		}
-		chs = append(chs, &change{path: c.Path.GetElem(), key: agent.PathString(c.Path), val: c.Value, enc: map[gnmi.Encoding]*gnmi.TypedValue{}})
+		chs = append(chs, &change{path: c.Path.GetElem(), key: api.PathString(c.Path), val: c.Value, enc: map[gnmi.Encoding]*gnmi.TypedValue{}})
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
@@ -15,7 +17,6 @@ import (
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
 )
 
@@ -58,7 +59,7 @@ func getJSON(t *testing.T, c gnmi.GNMIClient, path string, enc gnmi.Encoding, ty
 	out := map[string]string{}
 	for _, n := range r.GetNotification() {
 		for _, u := range n.GetUpdate() {
-			out[agent.PathString(u.GetPath())] = valText(u.GetVal())
+			out[api.PathString(u.GetPath())] = valText(u.GetVal())
 		}
 	}
 	return out
@@ -264,7 +265,7 @@ func TestSubscribeEncodings(t *testing.T) {
 		}
 		for _, n := range r.GetNotification() {
 			for _, u := range n.GetUpdate() {
-				want[agent.PathString(u.GetPath())] = u.GetVal()
+				want[api.PathString(u.GetPath())] = u.GetVal()
 			}
 		}
 		leaves := len(getJSON(t, c, "/.../*", gnmi.Encoding_PROTO, gnmi.GetRequest_ALL))
@@ -279,7 +280,7 @@ func TestSubscribeEncodings(t *testing.T) {
 		check := func(t *testing.T, mode string, n *gnmi.Notification) {
 			t.Helper()
 			for _, u := range n.GetUpdate() {
-				k := agent.PathString(u.GetPath())
+				k := api.PathString(u.GetPath())
 				if w, ok := want[k]; ok && !proto.Equal(w, u.GetVal()) {
 					t.Errorf("%s %s: %s = %v; Get says %v", mode, enc, k, u.GetVal(), w)
 				}
@@ -343,7 +344,7 @@ func TestSubscribeEncodings(t *testing.T) {
 				}
 				r := <-onChange.msgs
 				u := r.GetUpdate().GetUpdate()
-				if len(u) != 1 || agent.PathString(u[0].GetPath()) != leaf || valText(u[0].GetVal()) != fmt.Sprint(v) {
+				if len(u) != 1 || api.PathString(u[0].GetPath()) != leaf || valText(u[0].GetVal()) != fmt.Sprint(v) {
 					t.Fatalf("ON_CHANGE %s: %v", enc, r)
 				}
 				want[leaf] = u[0].GetVal()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -99,7 +101,7 @@ func (s *Server) Get(ctx context.Context, req *gnmi.GetRequest) (*gnmi.GetRespon
 			return nil, statusFor(err)
 		}
 		if len(ups) == 0 && len(t.elems) > 0 && !hasWildcard(t.elems) && !isContainer(t.elems) {
-			return nil, status.Errorf(codes.NotFound, "nothing at %s", agent.PathString(&gnmi.Path{Elem: t.elems}))
+			return nil, status.Errorf(codes.NotFound, "nothing at %s", api.PathString(&gnmi.Path{Elem: t.elems}))
 		}
 		origin := t.orig.GetOrigin()
 		if origin == "" {
@@ -137,7 +139,7 @@ func render(root *gen.Device, pat []*gnmi.PathElem, enc gnmi.Encoding) ([]*gnmi.
 		}
 		b, err := nodeJSON(n, enc == gnmi.Encoding_JSON_IETF)
 		if err != nil {
-			return fmt.Errorf("rendering %s: %w", agent.PathString(&gnmi.Path{Elem: n.path}), err)
+			return fmt.Errorf("rendering %s: %w", api.PathString(&gnmi.Path{Elem: n.path}), err)
 		}
 		if !n.isLeaf() && string(b) == "{}" && len(n.path) > 0 {
 			return nil

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
 	"google.golang.org/grpc"
@@ -69,7 +71,7 @@ func (f *fakeState) set(d *gen.Device) {
 // remove one named "sticky".
 type failApplier struct{}
 
-func (failApplier) Apply(_ context.Context, c *agent.Commit) error {
+func (failApplier) Apply(_ context.Context, c *api.Commit) error {
 	if c.New.GetAuthority().GetTrustedCaCertificate("refuse") != nil && c.Old.GetAuthority().GetTrustedCaCertificate("refuse") == nil {
 		return errors.New("engine refuses trusted CA refuse")
 	}
@@ -122,7 +124,7 @@ func newEnvB(t testing.TB, o envOpts) *env {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	store := agent.New(agent.Config{Clock: clk, Logger: log, Appliers: []agent.Applier{failApplier{}}})
+	store := agent.New(agent.Config{Clock: clk, Logger: log, Appliers: []api.Applier{failApplier{}}})
 	st := &fakeState{root: &gen.Device{}}
 	store.AddStateSource(st)
 	cert, err := tlsboot.Bootstrap{Dir: filepath.Join(dir, "tls"), Logger: log}.Ensure()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 
@@ -81,7 +83,7 @@ func fullPath(prefix, p *gnmi.Path, wild bool) ([]*gnmi.PathElem, error) {
 	if err := checkSchema(elems, wild); err != nil {
 		return nil, err
 	}
-	if s := agent.PathString(&gnmi.Path{Elem: elems}); len(s) > maxPathString {
+	if s := api.PathString(&gnmi.Path{Elem: elems}); len(s) > maxPathString {
 		return nil, fmt.Errorf("%w: path longer than %d bytes", errPath, maxPathString)
 	}
 	return elems, nil
@@ -97,7 +99,7 @@ func checkFrom(e *yang.Entry, elems []*gnmi.PathElem, i int, wild bool) error {
 		return nil
 	}
 	pe := elems[i]
-	at := agent.PathString(&gnmi.Path{Elem: elems[:i+1]})
+	at := api.PathString(&gnmi.Path{Elem: elems[:i+1]})
 	switch pe.Name {
 	case "":
 		return fmt.Errorf("%w: %s: empty element name", errPath, at)
@@ -127,7 +129,7 @@ func checkFrom(e *yang.Entry, elems []*gnmi.PathElem, i int, wild bool) error {
 			}
 		}
 		if len(errs) == 0 {
-			return fmt.Errorf("%w: %s: nothing below %s", errPath, at, agent.PathString(&gnmi.Path{Elem: elems[:i]}))
+			return fmt.Errorf("%w: %s: nothing below %s", errPath, at, api.PathString(&gnmi.Path{Elem: elems[:i]}))
 		}
 		return errs[0]
 	}
@@ -182,10 +184,10 @@ func childNames(e *yang.Entry, at []*gnmi.PathElem) string {
 		names = append(names, n)
 	}
 	if len(names) == 0 {
-		return fmt.Sprintf("%s has no children", agent.PathString(&gnmi.Path{Elem: at}))
+		return fmt.Sprintf("%s has no children", api.PathString(&gnmi.Path{Elem: at}))
 	}
 	sort.Strings(names)
-	return fmt.Sprintf("%s has %s", agent.PathString(&gnmi.Path{Elem: at}), strings.Join(names, ", "))
+	return fmt.Sprintf("%s has %s", api.PathString(&gnmi.Path{Elem: at}), strings.Join(names, ", "))
 }
 
 // hasWildcard reports whether elems hold a wildcard or a keyless list.

@@ -11,11 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+
 	// Registers the gzip compressor: clients that send or accept
 	// grpc-encoding gzip (gnmic --gzip) are served compressed.
 	_ "google.golang.org/grpc/encoding/gzip"
@@ -320,8 +323,8 @@ func statusFor(err error) error {
 	case errors.Is(err, agent.ErrPersist):
 		// The store's message already says that nothing changed.
 		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, agent.ErrInvalid), errors.Is(err, agent.ErrUnknownPath), errors.Is(err, agent.ErrReadOnly),
-		errors.Is(err, agent.ErrExists), errors.Is(err, agent.ErrMissing):
+	case errors.Is(err, api.ErrInvalid), errors.Is(err, agent.ErrUnknownPath), errors.Is(err, agent.ErrReadOnly),
+		errors.Is(err, api.ErrExists), errors.Is(err, api.ErrMissing):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, agent.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())

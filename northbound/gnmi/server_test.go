@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
@@ -137,7 +139,7 @@ func TestSetAndGet(t *testing.T) {
 					if v == "" {
 						v = strings.ReplaceAll(u.Val.String(), " ", "")
 					}
-					got[agent.PathString(u.Path)] = v
+					got[api.PathString(u.Path)] = v
 				}
 			}
 			for k, v := range tc.want {

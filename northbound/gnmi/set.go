@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
 	"google.golang.org/grpc/codes"
@@ -135,7 +137,7 @@ func decodeSet(req *gnmi.SetRequest) ([]agent.Edit, []*gnmi.UpdateResult, error)
 			}
 			v, err := setValue(u, elems)
 			if err != nil {
-				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, agent.PathString(&gnmi.Path{Elem: elems}), err)
+				return nil, nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", group.name, api.PathString(&gnmi.Path{Elem: elems}), err)
 			}
 			edits = append(edits, agent.Edit{Op: group.op, Path: &gnmi.Path{Elem: elems}, Value: v})
 			results = append(results, &gnmi.UpdateResult{Path: u.GetPath(), Op: group.res})
@@ -218,5 +220,5 @@ func pathText(p *gnmi.Path) string {
 	if p == nil {
 		return "/"
 	}
-	return agent.PathString(p)
+	return api.PathString(p)
 }

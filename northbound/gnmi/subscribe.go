@@ -8,12 +8,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/pkiagent/pkiagent/agent"
 )
 
 // maxBatch bounds the updates of one notification a stream sends, and
@@ -170,7 +170,7 @@ func (s *Server) newStream(srv gnmi.GNMI_SubscribeServer, c Caller, list *gnmi.S
 			return nil, statusFor(err)
 		}
 		sb := &sub{pat: pat, mode: x.GetMode(), suppress: x.GetSuppressRedundant()}
-		at := agent.PathString(&gnmi.Path{Elem: pat})
+		at := api.PathString(&gnmi.Path{Elem: pat})
 		if hb := time.Duration(x.GetHeartbeatInterval()); hb > 0 {
 			if hb < min {
 				return nil, status.Errorf(codes.InvalidArgument, "subscription %s: heartbeat_interval %s is below the minimum %s", at, hb, min)
@@ -258,7 +258,7 @@ func (st *stream) snapshot() ([]map[string]seen, error) {
 		m := map[string]seen{}
 		err := walk(root, sb.pat, func(n node) error {
 			return leaves(n, func(path []*gnmi.PathElem, tv *gnmi.TypedValue) error {
-				m[agent.PathString(&gnmi.Path{Elem: path})] = seen{path, tv}
+				m[api.PathString(&gnmi.Path{Elem: path})] = seen{path, tv}
 				return st.putLeaf(path, tv, ts)
 			})
 		})
@@ -275,7 +275,7 @@ func (st *stream) putLeaf(path []*gnmi.PathElem, tv *gnmi.TypedValue, ts int64) 
 	if err != nil {
 		return err
 	}
-	if !st.q.put(item{key: agent.PathString(&gnmi.Path{Elem: path}), path: path, val: v, ts: ts}) {
+	if !st.q.put(item{key: api.PathString(&gnmi.Path{Elem: path}), path: path, val: v, ts: ts}) {
 		return st.overflowErr()
 	}
 	return nil
@@ -347,7 +347,7 @@ func (st *stream) sample(sb *sub, ts int64, full bool, last map[string]seen) (ma
 	cur := map[string]seen{}
 	err = walk(root, sb.pat, func(n node) error {
 		return leaves(n, func(path []*gnmi.PathElem, tv *gnmi.TypedValue) error {
-			k := agent.PathString(&gnmi.Path{Elem: path})
+			k := api.PathString(&gnmi.Path{Elem: path})
 			cur[k] = seen{path, tv}
 			if !full && proto.Equal(last[k].val, tv) {
 				return nil

@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
 )
 
@@ -87,10 +88,10 @@ func (c *collector) until(desc string, pred func([]leafUpdate, bool) bool) []lea
 			}
 			n := r.GetUpdate()
 			for _, d := range n.GetDelete() {
-				got = append(got, leafUpdate{path: agent.PathString(d)})
+				got = append(got, leafUpdate{path: api.PathString(d)})
 			}
 			for _, u := range n.GetUpdate() {
-				got = append(got, leafUpdate{path: agent.PathString(u.Path), val: valText(u.Val)})
+				got = append(got, leafUpdate{path: api.PathString(u.Path), val: valText(u.Val)})
 			}
 		case <-timeout:
 			c.t.Fatalf("%s: timed out; got %v", desc, got)
@@ -187,17 +188,17 @@ func TestSubscribeStreamOnChange(t *testing.T) {
 	// The engine raises an alarm: state changes on the bus.
 	raised := alarmState("cert-expiring:router", "major")
 	e.state.set(raised)
-	ch, err := agent.Diff(&gen.Device{}, raised)
+	ch, err := api.Diff(&gen.Device{}, raised)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.store.Bus().Publish(agent.Event{Kind: agent.EventState, Time: time.Now(), Changes: ch})
+	e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 	col.until("alarm raised", hasUpdate("/alarms/alarm[id=cert-expiring:router]/severity", `"major"`))
 
 	// Cleared: deletes.
 	e.state.set(&gen.Device{})
-	ch, _ = agent.Diff(raised, &gen.Device{})
-	e.store.Bus().Publish(agent.Event{Kind: agent.EventState, Time: time.Now(), Changes: ch})
+	ch, _ = api.Diff(raised, &gen.Device{})
+	e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 	col.until("alarm cleared", func(g []leafUpdate, _ bool) bool {
 		for _, u := range g {
 			if strings.HasPrefix(u.path, "/alarms/alarm[id=cert-expiring:router]") && u.val == "" {
@@ -283,11 +284,11 @@ func TestSubscribeUpdatesOnlyAndLimits(t *testing.T) {
 		t.Errorf("third stream: %v", err)
 	}
 	// More distinct paths at once than the stream may queue: disconnected.
-	var ch []agent.Change
+	var ch []api.Change
 	for i := range 50 {
-		ch = append(ch, agent.Change{Path: p(t, fmt.Sprintf("/alarms/alarm[id=x%d]/text", i)), Value: strVal("t")})
+		ch = append(ch, api.Change{Path: p(t, fmt.Sprintf("/alarms/alarm[id=x%d]/text", i)), Value: strVal("t")})
 	}
-	e.store.Bus().Publish(agent.Event{Kind: agent.EventState, Time: time.Now(), Changes: ch})
+	e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 	for range col.msgs {
 	}
 	if err := <-col.errc; code(err) != "ResourceExhausted" || !strings.Contains(err.Error(), "too slow") {
@@ -318,7 +319,7 @@ func TestSubscribeStalledClient(t *testing.T) {
 	// transport's flow-control windows.
 	big := strings.Repeat("x", 256<<10)
 	for i := range 40 {
-		e.store.Bus().Publish(agent.Event{Kind: agent.EventState, Time: time.Now(), Changes: []agent.Change{{Path: p(t, fmt.Sprintf("/alarms/alarm[id=x%d]/text", i)), Value: strVal(big)}}})
+		e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: []api.Change{{Path: p(t, fmt.Sprintf("/alarms/alarm[id=x%d]/text", i)), Value: strVal(big)}}})
 	}
 	time.Sleep(time.Second)
 	for {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 
@@ -47,7 +49,7 @@ func checkJSONValue(elems []*gnmi.PathElem, data []byte) error {
 func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 	switch x := v.(type) {
 	case nil:
-		return fmt.Errorf("%w: %s is null in the value: a value is required; to delete use delete", errValue, agent.PathString(&gnmi.Path{Elem: at}))
+		return fmt.Errorf("%w: %s is null in the value: a value is required; to delete use delete", errValue, api.PathString(&gnmi.Path{Elem: at}))
 	case []any:
 		if e != nil && e.IsLeaf() && e.Type != nil && e.Type.Kind == yang.Yempty && len(x) == 1 && x[0] == nil {
 			return nil
@@ -62,7 +64,7 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 			name := k
 			if mod, local, ok := strings.Cut(k, ":"); ok {
 				if !dataModule(mod) {
-					return fmt.Errorf("%w: member %s under %s: module %s is not served; use %q or no module name", errValue, quoteName(k), agent.PathString(&gnmi.Path{Elem: at}), quoteName(mod), yangmod.Main.Name)
+					return fmt.Errorf("%w: member %s under %s: module %s is not served; use %q or no module name", errValue, quoteName(k), api.PathString(&gnmi.Path{Elem: at}), quoteName(mod), yangmod.Main.Name)
 				}
 				name = local
 			}
@@ -72,10 +74,10 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 			}
 			child := append(slices.Clip(at), &gnmi.PathElem{Name: name})
 			if ce == nil && e != nil && e.IsDir() {
-				return fmt.Errorf("%w: unknown element %s in the value under %s; %s", errValue, quoteName(name), agent.PathString(&gnmi.Path{Elem: at}), childNames(e, at))
+				return fmt.Errorf("%w: unknown element %s in the value under %s; %s", errValue, quoteName(name), api.PathString(&gnmi.Path{Elem: at}), childNames(e, at))
 			}
 			if ce != nil && ce.ReadOnly() && !e.ReadOnly() {
-				return fmt.Errorf("%w: %s is state (config false) and cannot be written; a Set value holds config only (a Get of type CONFIG returns what can be written back)", errValue, agent.PathString(&gnmi.Path{Elem: child}))
+				return fmt.Errorf("%w: %s is state (config false) and cannot be written; a Set value holds config only (a Get of type CONFIG returns what can be written back)", errValue, api.PathString(&gnmi.Path{Elem: child}))
 			}
 			if ce != nil && ce.IsList() {
 				if entries, ok := x[k].([]any); ok {
@@ -141,9 +143,9 @@ func listEntries(prefix *gnmi.Path, u *gnmi.Update, op agent.Op) (edits []agent.
 	if le == nil || !le.IsList() || len(last.GetKey()) > 0 {
 		return nil, false, nil
 	}
-	at := agent.PathString(&gnmi.Path{Elem: elems})
+	at := api.PathString(&gnmi.Path{Elem: elems})
 	if op != agent.OpMerge {
-		parent := agent.PathString(&gnmi.Path{Elem: elems[:len(elems)-1]})
+		parent := api.PathString(&gnmi.Path{Elem: elems[:len(elems)-1]})
 		return nil, true, fmt.Errorf("%w: %s is a whole list: replace its parent %s, or each entry %s[%s=...]", errPath, at, parent, at, le.Key)
 	}
 	var data []byte

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/ygot"
@@ -70,7 +72,7 @@ func walk(root *gen.Device, pat []*gnmi.PathElem, fn func(node) error) error {
 	var rec func(v reflect.Value, e *yang.Entry, pat, cur []*gnmi.PathElem) error
 	emit := func(n node) error {
 		if hasDots(pat) {
-			k := agent.PathString(&gnmi.Path{Elem: n.path})
+			k := api.PathString(&gnmi.Path{Elem: n.path})
 			if seen[k] {
 				return nil
 			}
@@ -222,7 +224,7 @@ func nodeJSON(n node, ietf bool) ([]byte, error) {
 	if !n.isLeaf() {
 		gs, ok := n.v.Interface().(ygot.GoStruct)
 		if !ok {
-			return nil, fmt.Errorf("node %s is not a generated struct", agent.PathString(&gnmi.Path{Elem: n.path}))
+			return nil, fmt.Errorf("node %s is not a generated struct", api.PathString(&gnmi.Path{Elem: n.path}))
 		}
 		return emit(gs, ietf)
 	}
@@ -242,7 +244,7 @@ func nodeJSON(n node, ietf bool) ([]byte, error) {
 	for _, raw := range m {
 		return raw, nil
 	}
-	return nil, fmt.Errorf("leaf %s rendered empty", agent.PathString(&gnmi.Path{Elem: n.path}))
+	return nil, fmt.Errorf("leaf %s rendered empty", api.PathString(&gnmi.Path{Elem: n.path}))
 }
 
 func emit(gs ygot.GoStruct, ietf bool) ([]byte, error) {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/audit"
 )
 
@@ -44,16 +44,16 @@ func (s *Sender) eventLoop(ctx context.Context) {
 				continue
 			}
 			switch {
-			case ev.Kind == agent.EventNotification && ev.Notification != nil && ev.Notification.Name == "alarm-notification":
+			case ev.Kind == api.EventNotification && ev.Notification != nil && ev.Notification.Name == "alarm-notification":
 				s.alarm(ev.Notification, active)
-			case ev.Kind == agent.EventState && touchesCertificates(ev):
+			case ev.Kind == api.EventState && touchesCertificates(ev):
 				s.checkExpiry()
 			}
 		}
 	}
 }
 
-func touchesCertificates(ev agent.Event) bool {
+func touchesCertificates(ev api.Event) bool {
 	for _, c := range ev.Changes {
 		if el := c.Path.GetElem(); len(el) > 0 && el[0].GetName() == "certificates" {
 			return true
@@ -64,7 +64,7 @@ func touchesCertificates(ev agent.Event) bool {
 
 // alarm sends an alarm raised, cleared or re-graded (raised again with
 // another severity).
-func (s *Sender) alarm(n *agent.Notification, active map[string]string) {
+func (s *Sender) alarm(n *api.Notification, active map[string]string) {
 	f := map[string]string{}
 	for _, l := range n.Leaves {
 		if v, ok := l.Value.(string); ok {

@@ -18,6 +18,7 @@ import (
 	"github.com/leodido/go-syslog/v4/rfc5424"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
@@ -55,9 +56,9 @@ func newStore(clk clock.Clock, c *certs) *agent.Store {
 	return st
 }
 
-func alarmEvent(action, id, severity string) agent.Event {
-	return agent.Event{Kind: agent.EventNotification, Notification: &agent.Notification{Module: "pki-authority", Name: "alarm-notification",
-		Leaves: []agent.Leaf{{Name: "action", Value: action}, {Name: "id", Value: id}, {Name: "resource", Value: "router"},
+func alarmEvent(action, id, severity string) api.Event {
+	return api.Event{Kind: api.EventNotification, Notification: &api.Notification{Module: "pki-authority", Name: "alarm-notification",
+		Leaves: []api.Leaf{{Name: "action", Value: action}, {Name: "id", Value: id}, {Name: "resource", Value: "router"},
 			{Name: "category", Value: "certificate-expiring"}, {Name: "severity", Value: severity},
 			{Name: "text", Value: "certificate router: expires in 6 days"}, {Name: "time-raised", Value: "2026-11-01T12:00:00Z"}}}}
 }

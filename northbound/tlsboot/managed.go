@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/pkiagent/pkiagent/agent"
 )
 
@@ -41,7 +43,7 @@ func (m *Managed) Reload(ctx context.Context) error {
 	}
 	c, err := m.Load(ctx, m.Name)
 	switch {
-	case errors.Is(err, agent.ErrMissing):
+	case errors.Is(err, api.ErrMissing):
 		if m.serving != "" || m.Holder.Current() == nil {
 			m.Holder.Set(m.Fallback)
 		}
@@ -98,7 +100,7 @@ func (m *Managed) watch(ctx context.Context, sub *agent.Subscription) error {
 	}
 }
 
-func leaf(n *agent.Notification, name string) any {
+func leaf(n *api.Notification, name string) any {
 	for _, l := range n.Leaves {
 		if l.Name == name {
 			return l.Value

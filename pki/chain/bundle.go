@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pkiagent/pkiagent/pki/pemx"
+	"github.com/pkiagent/pkiagent/internal/pemx"
 )
 
 // MaxTiers is the deepest CA hierarchy accepted: 8 CA certificates from

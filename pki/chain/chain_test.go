@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pkiagent/pkiagent/internal/pemx"
 	"github.com/pkiagent/pkiagent/internal/testpki"
-	"github.com/pkiagent/pkiagent/pki/pemx"
 )
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)

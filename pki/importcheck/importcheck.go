@@ -26,8 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pkiagent/pkiagent/internal/pemx"
 	"github.com/pkiagent/pkiagent/pki/chain"
-	"github.com/pkiagent/pkiagent/pki/pemx"
 )
 
 // MinRSABits is the smallest RSA key accepted.

@@ -32,8 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pkiagent/pkiagent/internal/pemx"
 	"github.com/pkiagent/pkiagent/pki/chain"
-	"github.com/pkiagent/pkiagent/pki/pemx"
 )
 
 // Result of one validation, as the validate-peer-certificate output says.

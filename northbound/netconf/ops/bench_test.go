@@ -37,3 +37,24 @@ func BenchmarkGetConfig1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEditCommitWith1000 is BenchmarkEditCommit with 1,000 routers in
+// running: an edit of one router must cost what it changes, not what the
+// list holds.
+func BenchmarkEditCommitWith1000(b *testing.B) {
+	e := newEnv(b)
+	c := dial(b, e.addr, "alice", "secret")
+	var sb strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&sb, `<router><name>big%d</name><peer-validation>true</peer-validation><peer><name>p</name><identifier>cn%d</identifier></peer></router>`, i, i)
+	}
+	c.mustOK(editCand(sb.String()))
+	c.mustOK(`<commit/>`)
+	i := 0
+	for b.Loop() {
+		i++
+		c.mustOK(editCand(fmt.Sprintf(`<router><name>r%d</name><peer-validation>%t</peer-validation></router>`, i%50, i%2 == 0)))
+		c.mustOK(`<commit/>`)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
+}

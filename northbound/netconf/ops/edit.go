@@ -9,6 +9,7 @@ import (
 	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 )
 
@@ -22,7 +23,11 @@ var editOps = map[string]agent.Op{
 // (RFC 6241 section 7.2): every element with an operation attribute, and
 // each top-level element unless default-operation is none, becomes one
 // edit whose value is its subtree minus the descendants that carry their
-// own operation (those follow as edits of their own).
+// own operation (those follow as edits of their own). A merge of a
+// container is the merge of each of its children, so an edit carries the
+// finest path it touches: merging one router under <authority> is an edit
+// of that router, and the commit validates and diffs that entry, not every
+// list of the container.
 type editConv struct {
 	defaultOp string // merge, replace or none
 	// exists reports whether a node is in the target datastore (for the
@@ -80,10 +85,13 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 		return nil
 	}
 	aop := editOps[op]
+	if aop == agent.OpMerge && mergesByChild(n, e) {
+		return c.mergeChildren(n, e, path)
+	}
 	if c.defaultOp == "none" && c.exists != nil && (aop == agent.OpMerge || aop == agent.OpReplace || aop == agent.OpCreate) &&
 		len(path) > 1 && !c.exists(path[:len(path)-1]) {
 		return ncxml.DataMissing(fmt.Sprintf("%s does not exist, and default-operation none does not create it: add operation=\"merge\" on an ancestor",
-			agent.PathString(&gnmi.Path{Elem: path[:len(path)-1]}))).WithPath(xpathOf(path[:len(path)-1]), pathNS)
+			api.PathString(&gnmi.Path{Elem: path[:len(path)-1]}))).WithPath(xpathOf(path[:len(path)-1]), pathNS)
 	}
 	if aop == agent.OpDelete || aop == agent.OpRemove {
 		c.edits = append(c.edits, agent.Edit{Op: aop, Path: &gnmi.Path{Elem: path}})
@@ -96,12 +104,65 @@ func (c *editConv) walk(n *node, e *yang.Entry, path []*gnmi.PathElem, op string
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode value of %s: %w", agent.PathString(&gnmi.Path{Elem: path}), err)
+		return fmt.Errorf("encode value of %s: %w", api.PathString(&gnmi.Path{Elem: path}), err)
 	}
 	c.edits = append(c.edits, agent.Edit{Op: aop, Path: &gnmi.Path{Elem: path},
 		Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_JsonIetfVal{JsonIetfVal: raw}}})
 	for _, d := range deferred {
 		if err := c.walk(d.n, d.e, d.path, d.op, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergesByChild reports whether a merge of element n (schema e) is the
+// merge of each of its children: n is a container without presence whose
+// children are each one edit of their own, that is not a leaf-list (its
+// elements are merged as one value).
+func mergesByChild(n *node, e *yang.Entry) bool {
+	if !e.IsContainer() || e.Extra["presence"] != nil || n.hasText() {
+		return false
+	}
+	for _, ch := range n.children {
+		if ce := e.Dir[ch.name.Local]; ce != nil && ce.IsLeafList() {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeChildren edits each child of container n (at path) as a merge, or
+// with its own operation. A child that appears twice is refused, as in a
+// value. The container exists or is created by this merge, so the
+// data-missing rule of default-operation none does not apply below it.
+func (c *editConv) mergeChildren(n *node, e *yang.Entry, path []*gnmi.PathElem) error {
+	exists := c.exists
+	c.exists = nil
+	defer func() { c.exists = exists }()
+	seen := map[string]bool{}
+	for _, ch := range n.children {
+		ce, elem, err := resolveChild(ch, e, path)
+		if err != nil {
+			return err
+		}
+		cpath := appendElem(path, elem)
+		id := api.PathString(&gnmi.Path{Elem: cpath})
+		if seen[id] {
+			return ncxml.BadElement(ncxml.Application, ce.Name,
+				fmt.Sprintf("%s appears more than once", id)).WithPath(xpathOf(cpath), pathNS)
+		}
+		seen[id] = true
+		op, explicit, err := operationOf(ch)
+		if err != nil {
+			return err
+		}
+		if !explicit {
+			op = "merge"
+		} else if op != "merge" && isKeyOf(e, ch.name.Local) {
+			return keyOperation(op, cpath)
+		}
+		if err := c.walk(ch, ce, cpath, op, true); err != nil {
 			return err
 		}
 	}
@@ -119,7 +180,7 @@ func isKeyOf(e *yang.Entry, name string) bool {
 // name, which changes nothing.
 func keyOperation(op string, path []*gnmi.PathElem) error {
 	key := path[len(path)-1].Name
-	ke := &agent.KeyLeafError{Key: key, Entry: agent.PathString(&gnmi.Path{Elem: path[:len(path)-1]})}
+	ke := &agent.KeyLeafError{Key: key, Entry: api.PathString(&gnmi.Path{Elem: path[:len(path)-1]})}
 	return ncxml.OperationNotSupported(ncxml.Application,
 		fmt.Sprintf("operation %q on key <%s>: %v (put the operation on the <%s> element)", op, key, ke, path[len(path)-2].Name)).
 		WithPath(xpathOf(path), pathNS)
@@ -174,14 +235,14 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 	if e == nil || !isData(e) {
 		where := "the top level"
 		if len(parent) > 0 {
-			where = agent.PathString(&gnmi.Path{Elem: parent})
+			where = api.PathString(&gnmi.Path{Elem: parent})
 		}
 		return nil, nil, ncxml.UnknownElement(ncxml.Application, n.name.Local,
 			fmt.Sprintf("%s has no element <%s> in the data model", where, n.name.Local)).WithPath(xpathOf(here), pathNS)
 	}
 	if e.ReadOnly() {
 		return nil, nil, ncxml.InvalidValue(ncxml.Application,
-			fmt.Sprintf("%s is state (config false) and cannot be configured", agent.PathString(&gnmi.Path{Elem: here}))).WithPath(xpathOf(here), pathNS)
+			fmt.Sprintf("%s is state (config false) and cannot be configured", api.PathString(&gnmi.Path{Elem: here}))).WithPath(xpathOf(here), pathNS)
 	}
 	elem := &gnmi.PathElem{Name: n.name.Local}
 	if e.IsList() {
@@ -190,7 +251,7 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 			kn := n.child(k)
 			if kn == nil || len(kn.children) > 0 {
 				return nil, nil, ncxml.MissingElement(ncxml.Application, k,
-					fmt.Sprintf("list entry %s has no key <%s>; every entry needs its key", agent.PathString(&gnmi.Path{Elem: here}), k)).
+					fmt.Sprintf("list entry %s has no key <%s>; every entry needs its key", api.PathString(&gnmi.Path{Elem: here}), k)).
 					WithPath(xpathOf(here), pathNS)
 			}
 			if kn.name.Space != nsOf(e) {
@@ -198,7 +259,7 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 			}
 			v, err := leafValue(e.Dir[k].Type, kn.text)
 			if err != nil {
-				return nil, nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("key %s of %s: %v", k, agent.PathString(&gnmi.Path{Elem: here}), err)).
+				return nil, nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("key %s of %s: %v", k, api.PathString(&gnmi.Path{Elem: here}), err)).
 					WithPath(xpathOf(append(here, &gnmi.PathElem{Name: k})), pathNS)
 			}
 			elem.Key[k] = jsonText(v)
@@ -214,17 +275,17 @@ func toJSON(n *node, e *yang.Entry, path []*gnmi.PathElem, deferred *[]pending) 
 	if e.IsLeaf() || e.IsLeafList() {
 		if len(n.children) > 0 {
 			return nil, ncxml.BadElement(ncxml.Application, n.name.Local,
-				fmt.Sprintf("%s is a leaf and holds a value, not elements", agent.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
+				fmt.Sprintf("%s is a leaf and holds a value, not elements", api.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
 		}
 		v, err := leafValue(e.Type, n.text)
 		if err != nil {
-			return nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("%s: %v", agent.PathString(&gnmi.Path{Elem: path}), err)).WithPath(xpathOf(path), pathNS)
+			return nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("%s: %v", api.PathString(&gnmi.Path{Elem: path}), err)).WithPath(xpathOf(path), pathNS)
 		}
 		return v, nil
 	}
 	if n.hasText() {
 		return nil, ncxml.BadElement(ncxml.Application, n.name.Local,
-			fmt.Sprintf("%s holds elements, not text", agent.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
+			fmt.Sprintf("%s holds elements, not text", api.PathString(&gnmi.Path{Elem: path}))).WithPath(xpathOf(path), pathNS)
 	}
 	obj := map[string]any{}
 	for _, ch := range n.children {
@@ -259,7 +320,7 @@ func toJSON(n *node, e *yang.Entry, path []*gnmi.PathElem, deferred *[]pending) 
 		default:
 			if _, dup := obj[ce.Name]; dup {
 				return nil, ncxml.BadElement(ncxml.Application, ce.Name,
-					fmt.Sprintf("%s appears more than once", agent.PathString(&gnmi.Path{Elem: cpath}))).WithPath(xpathOf(cpath), pathNS)
+					fmt.Sprintf("%s appears more than once", api.PathString(&gnmi.Path{Elem: cpath}))).WithPath(xpathOf(cpath), pathNS)
 			}
 			obj[ce.Name] = v
 		}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
@@ -34,7 +36,7 @@ type Config struct {
 	Store *agent.Store
 	// PKI returns the engine behind the pki-authority rpcs, read at each
 	// call; nil (or a nil result) makes them fail with operation-failed.
-	PKI func() agent.PKI
+	PKI func() api.PKI
 	// Clock stamps the notifications the handler makes (the store's clock
 	// when nil).
 	Clock clock.Clock
@@ -62,7 +64,7 @@ type Handler struct {
 	locks   map[agent.Datastore]lockRecord
 
 	store  *agent.Store
-	pki    func() agent.PKI
+	pki    func() api.PKI
 	clock  clock.Clock
 	log    *slog.Logger
 	replay *replay
@@ -90,7 +92,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("netconf handler: %w", err)
 	}
 	if cfg.PKI == nil {
-		cfg.PKI = func() agent.PKI { return nil }
+		cfg.PKI = func() api.PKI { return nil }
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = cfg.Store.Clock()
@@ -269,7 +271,7 @@ func datastoreArg(ps map[string]*node, param string, inline bool) (agent.Datasto
 
 // canWrite checks that the session's role may change configuration.
 func canWrite(s *netconf.Session, what string) error {
-	if s.Role() == agent.RoleAdmin {
+	if s.Role() == api.RoleAdmin {
 		return nil
 	}
 	return ncxml.AccessDenied(ncxml.Application,
@@ -312,9 +314,9 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 		return e
 	}
 	switch {
-	case errors.Is(err, agent.ErrExists):
+	case errors.Is(err, api.ErrExists):
 		return withPath(ncxml.DataExists(msg + "; use merge or replace to change it"))
-	case errors.Is(err, agent.ErrMissing):
+	case errors.Is(err, api.ErrMissing):
 		return withPath(ncxml.DataMissing(msg + "; use remove to delete it only if present"))
 	case errors.Is(err, agent.ErrUnknownPath):
 		bad := ""
@@ -326,7 +328,7 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 		return ncxml.AccessDenied(ncxml.Application, msg)
 	case errors.Is(err, agent.ErrKeyLeaf):
 		return withPath(ncxml.OperationNotSupported(ncxml.Application, msg))
-	case errors.Is(err, agent.ErrReadOnly), errors.Is(err, agent.ErrInvalid):
+	case errors.Is(err, agent.ErrReadOnly), errors.Is(err, api.ErrInvalid):
 		return withPath(ncxml.InvalidValue(ncxml.Application, msg))
 	case errors.Is(err, agent.ErrPendingCommit):
 		return ncxml.InUse(ncxml.Protocol, msg)
@@ -345,7 +347,7 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 
 // parsePathOf returns the path of an *agent.PathError in err, if any.
 func parsePathOf(err error) []*gnmi.PathElem {
-	var pe *agent.PathError
+	var pe *api.PathError
 	if errors.As(err, &pe) && pe.Path != "" && pe.Path != "/" {
 		return parsePath(pe.Path)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pkiagent/pkiagent/agent"
@@ -30,11 +32,11 @@ type fakeAuth struct{}
 func (fakeAuth) Authenticate(_ context.Context, user, password string, _ net.Addr) (string, error) {
 	switch {
 	case (user == "alice" || user == "bob") && password == "secret":
-		return agent.RoleAdmin, nil
+		return api.RoleAdmin, nil
 	case user == "olga" && password == "pw":
-		return agent.RoleOperator, nil
+		return api.RoleOperator, nil
 	case user == "victor" && password == "pw":
-		return agent.RoleViewer, nil
+		return api.RoleViewer, nil
 	}
 	return "", errors.New("bad user or password")
 }
@@ -45,41 +47,41 @@ func (fakeAuth) Authenticate(_ context.Context, user, password string, _ net.Add
 type fakePKI struct {
 	mu    sync.Mutex
 	calls []string
-	keys  map[string]agent.GenerateKeyInput
+	keys  map[string]api.GenerateKeyInput
 }
 
-func (f *fakePKI) GeneratePrivateKey(_ context.Context, c agent.Caller, in agent.GenerateKeyInput) (agent.GenerateKeyOutput, error) {
+func (f *fakePKI) GeneratePrivateKey(_ context.Context, c api.Caller, in api.GenerateKeyInput) (api.GenerateKeyOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, c.User+":generate-private-key")
 	if f.keys == nil {
-		f.keys = map[string]agent.GenerateKeyInput{}
+		f.keys = map[string]api.GenerateKeyInput{}
 	}
 	if _, ok := f.keys[in.Name]; ok {
-		return agent.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists", agent.ErrInvalid, in.Name)
+		return api.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists", api.ErrInvalid, in.Name)
 	}
 	f.keys[in.Name] = in
-	return agent.GenerateKeyOutput{Name: in.Name, KeyAlgorithm: in.Algorithm + "-" + in.ECCCurve, KeyStorage: in.KeyStorage}, nil
+	return api.GenerateKeyOutput{Name: in.Name, KeyAlgorithm: in.Algorithm + "-" + in.ECCCurve, KeyStorage: in.KeyStorage}, nil
 }
 
-func (f *fakePKI) GenerateCSR(_ context.Context, c agent.Caller, in agent.GenerateCSRInput) (agent.GenerateCSROutput, error) {
+func (f *fakePKI) GenerateCSR(_ context.Context, c api.Caller, in api.GenerateCSRInput) (api.GenerateCSROutput, error) {
 	var sans []string
 	if in.SubjectAltName != nil {
 		sans = in.SubjectAltName.DNS
 	}
-	return agent.GenerateCSROutput{CSR: "CSR for " + in.CommonName + " " + strings.Join(sans, ",")}, nil
+	return api.GenerateCSROutput{CSR: "CSR for " + in.CommonName + " " + strings.Join(sans, ",")}, nil
 }
 
-func (f *fakePKI) ImportCertificate(context.Context, agent.Caller, agent.ImportCertificateInput) (agent.ImportCertificateOutput, error) {
-	return agent.ImportCertificateOutput{}, fmt.Errorf("%w: certificate: no PEM block found", agent.ErrInvalid)
+func (f *fakePKI) ImportCertificate(context.Context, api.Caller, api.ImportCertificateInput) (api.ImportCertificateOutput, error) {
+	return api.ImportCertificateOutput{}, fmt.Errorf("%w: certificate: no PEM block found", api.ErrInvalid)
 }
 
-func (f *fakePKI) RefreshCRL(context.Context, agent.Caller, agent.RefreshCRLInput) (agent.RefreshCRLOutput, error) {
-	return agent.RefreshCRLOutput{Result: []agent.RefreshCRLResult{{URL: "http://a/x.crl", Success: true}, {URL: "http://b/y.crl", Message: "timeout"}}}, nil
+func (f *fakePKI) RefreshCRL(context.Context, api.Caller, api.RefreshCRLInput) (api.RefreshCRLOutput, error) {
+	return api.RefreshCRLOutput{Result: []api.RefreshCRLResult{{URL: "http://a/x.crl", Success: true}, {URL: "http://b/y.crl", Message: "timeout"}}}, nil
 }
 
-func (f *fakePKI) ValidatePeerCertificate(context.Context, agent.Caller, agent.ValidatePeerInput) (agent.ValidatePeerOutput, error) {
-	return agent.ValidatePeerOutput{Result: "invalid", Reason: "no chain"}, nil
+func (f *fakePKI) ValidatePeerCertificate(context.Context, api.Caller, api.ValidatePeerInput) (api.ValidatePeerOutput, error) {
+	return api.ValidatePeerOutput{Result: "invalid", Reason: "no chain"}, nil
 }
 
 type env struct {
@@ -95,7 +97,7 @@ func newEnv(t testing.TB) *env {
 	log := slog.New(slog.DiscardHandler)
 	store := agent.New(agent.Config{Logger: log})
 	e := &env{store: store, pki: &fakePKI{}}
-	h, err := New(Config{Store: store, PKI: func() agent.PKI { return e.pki }, Logger: log})
+	h, err := New(Config{Store: store, PKI: func() api.PKI { return e.pki }, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/agent"
@@ -244,13 +246,13 @@ func (h *Handler) Run(ctx context.Context) error {
 	}
 }
 
-func (h *Handler) event(ev agent.Event) {
+func (h *Handler) event(ev api.Event) {
 	switch ev.Kind {
-	case agent.EventConfig:
+	case api.EventConfig:
 		h.replay.add(ev.Time, h.configChange(ev))
-	case agent.EventConfirm:
+	case api.EventConfirm:
 		h.replay.add(ev.Time, h.confirmedCommit(ev))
-	case agent.EventNotification:
+	case api.EventNotification:
 		if n := notificationNode(ev.Notification); n != nil {
 			h.replay.add(ev.Time, n)
 		} else {
@@ -263,7 +265,7 @@ func (h *Handler) event(ev agent.Event) {
 const maxEdits = 64
 
 // configChange is the RFC 6470 netconf-config-change of a commit.
-func (h *Handler) configChange(ev agent.Event) *node {
+func (h *Handler) configChange(ev api.Event) *node {
 	n := &node{name: xmlName(ncnNS, "netconf-config-change")}
 	by := &node{name: xmlName(ncnNS, "changed-by")}
 	if ev.System {
@@ -279,7 +281,7 @@ func (h *Handler) configChange(ev agent.Event) *node {
 	for _, p := range ev.WriteOnly {
 		// A password set (its value is never published): a replace,
 		// unless its user's deletion covers it.
-		changes = append(slices.Clip(changes), agent.Change{Path: p, Value: &gnmi.TypedValue{}})
+		changes = append(slices.Clip(changes), api.Change{Path: p, Value: &gnmi.TypedValue{}})
 	}
 	for i, e := range topmostEdits(changes) {
 		if i == maxEdits {
@@ -302,7 +304,7 @@ type configEdit struct {
 // topmostEdits turns leaf-level changes into the topmost nodes RFC 6470
 // asks for: a list entry whose key leaf appeared or vanished was created or
 // deleted as a whole, and the changes below it are part of that edit.
-func topmostEdits(changes []agent.Change) []configEdit {
+func topmostEdits(changes []api.Change) []configEdit {
 	var created []configEdit // entries created or deleted
 	for _, c := range changes {
 		elems := c.Path.GetElem()
@@ -362,10 +364,10 @@ func underEntry(path, entry []*gnmi.PathElem) bool {
 // acted: a NETCONF session (its source-host while it lives), or session-id
 // 0 for a client of another protocol; none on timeout, as RFC 6470 says,
 // nor when the agent itself rolled back.
-func (h *Handler) confirmedCommit(ev agent.Event) *node {
+func (h *Handler) confirmedCommit(ev api.Event) *node {
 	n := &node{name: xmlName(ncnNS, "netconf-confirmed-commit")}
 	o := ev.Confirm.Outcome
-	if o != agent.ConfirmTimedOut && !ev.System {
+	if o != api.ConfirmTimedOut && !ev.System {
 		h.mu.Lock()
 		var by *netconf.Session
 		for _, st := range h.sessions {
@@ -384,7 +386,7 @@ func (h *Handler) confirmedCommit(ev agent.Event) *node {
 		}
 	}
 	n.children = append(n.children, &node{name: xmlName(ncnNS, "confirm-event"), text: o.String()})
-	if o == agent.ConfirmStarted || o == agent.ConfirmExtended {
+	if o == api.ConfirmStarted || o == api.ConfirmExtended {
 		secs := (ev.Confirm.Timeout + time.Second - 1) / time.Second
 		n.children = append(n.children, &node{name: xmlName(ncnNS, "timeout"), text: strconv.FormatInt(int64(secs), 10)})
 	}
@@ -416,7 +418,7 @@ func splitHost(s *netconf.Session) (string, string, error) {
 
 // notificationNode renders a YANG notification of the bus in its module's
 // namespace; nil for a module the agent does not serve.
-func notificationNode(n *agent.Notification) *node {
+func notificationNode(n *api.Notification) *node {
 	if n == nil {
 		return nil
 	}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 
@@ -58,13 +60,13 @@ func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxm
 	if pki == nil {
 		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, fmt.Sprintf("rpc %s: the PKI engine is not running on this agent", e.Name)))
 	}
-	out, err := agent.InvokeRPC(ctx, pki, agent.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
+	out, err := agent.InvokeRPC(ctx, pki, api.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
 	if err != nil {
 		msg := fmt.Sprintf("rpc %s: %v", e.Name, err)
 		switch {
 		case errors.Is(err, agent.ErrAccessDenied):
 			return ncxml.Error(ncxml.AccessDenied(ncxml.Application, msg))
-		case errors.Is(err, agent.ErrInvalid):
+		case errors.Is(err, api.ErrInvalid):
 			return ncxml.Error(ncxml.InvalidValue(ncxml.Application, msg).WithPath(rpcErrorPath(e, err), pathNS))
 		}
 		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, msg))

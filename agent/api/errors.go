@@ -6,8 +6,8 @@ import (
 )
 
 // Error kinds the engine returns. Northbound servers map them to gRPC codes
-// and NETCONF error-tags with errors.Is; package agent re-exports them and
-// defines the kinds only the datastore returns.
+// and NETCONF error-tags with errors.Is; package agent defines the kinds only
+// the datastore returns.
 var (
 	// ErrInvalid: a value breaks the YANG model (type, range, pattern,
 	// mandatory, key) or a semantic rule of a validator.
