@@ -128,7 +128,7 @@ type Store struct {
 	closed       bool
 	stateSources []api.StateSource
 
-	sealer Sealer // guarded by commitMu
+	sealer Sealer // guarded by mu
 	// views are the redacted trees readers get (secrets.go).
 	views redactCache
 }

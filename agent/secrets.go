@@ -34,9 +34,15 @@ type Sealer interface {
 // SetSealer registers the password hasher. Without one, a commit that sets
 // a password that is not already a hash is refused.
 func (s *Store) SetSealer(sl Sealer) {
-	s.commitMu.Lock()
+	s.mu.Lock()
 	s.sealer = sl
-	s.commitMu.Unlock()
+	s.mu.Unlock()
+}
+
+func (s *Store) currentSealer() Sealer {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sealer
 }
 
 // ErrPassword: a password is refused (weak, empty, missing, or too many set
@@ -134,9 +140,7 @@ type sealMemo map[[2]string]string
 // preseal hashes, without any lock held, the cleartext passwords of root
 // (the tree about to be committed).
 func (s *Store) preseal(ctx context.Context, root *gen.Device) (sealMemo, error) {
-	s.commitMu.Lock()
-	sl := s.sealer
-	s.commitMu.Unlock()
+	sl := s.currentSealer()
 	memo := sealMemo{}
 	if root.GetSystem() == s.runningTree().GetSystem() {
 		return memo, nil
@@ -185,6 +189,7 @@ func (s *Store) seal(ctx context.Context, tx *Tx, old *gen.Device, memo sealMemo
 		return nil
 	}
 	oldUsers := usersOf(old)
+	sl := s.currentSealer()
 	var edits []Edit
 	for name, u := range usersOf(tx.Root()) {
 		var v string
@@ -195,10 +200,10 @@ func (s *Store) seal(ctx context.Context, tx *Tx, old *gen.Device, memo sealMemo
 				return usersError(name, fmt.Errorf("%w: user %s has no password; a new user needs one", ErrPassword, name))
 			}
 			v = *prev.Password
-		case s.sealer != nil && s.sealer.Sealed(*u.Password):
+		case sl != nil && sl.Sealed(*u.Password):
 			continue
 		default:
-			if err := s.sealOne(ctx, s.sealer, memo, name, *u.Password); err != nil {
+			if err := s.sealOne(ctx, sl, memo, name, *u.Password); err != nil {
 				return err
 			}
 			v = memo[[2]string{name, *u.Password}]
