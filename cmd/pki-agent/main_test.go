@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -196,6 +197,32 @@ func TestUnreachableTPMIsAStartupError(t *testing.T) {
 	err := run([]string{"--state-dir", dir, "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", "127.0.0.1:0", "--tpm", "tcp://127.0.0.1:1"})
 	if err == nil || !strings.Contains(err.Error(), "--tpm tcp://127.0.0.1:1") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestStartupFailureReleasesWhatItOpened: run fails on a busy NETCONF
+// port after it has opened the state directory (locked), the audit log,
+// the engine, the users and the gNMI listener; a second run in the same
+// process gets just as far, so the first released them all.
+func TestStartupFailureReleasesWhatItOpened(t *testing.T) {
+	dir := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gnmiAddr := free.Addr().String()
+	free.Close()
+	t.Setenv("PKI_AGENT_ADMIN_PASSWORD", adminPassword)
+	for i := range 2 {
+		err := run([]string{"--state-dir", dir, "--gnmi-addr", gnmiAddr, "--netconf-addr", busy.Addr().String()})
+		if err == nil || !strings.Contains(err.Error(), "--netconf-addr "+busy.Addr().String()) {
+			t.Fatalf("run %d: %v, want the busy --netconf-addr", i+1, err)
+		}
 	}
 }
 

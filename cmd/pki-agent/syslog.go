@@ -1,24 +1,19 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/northbound/syslog"
 )
-
-// Syslog on --syslog, when given: the alarms of the bus, every audit
-// record (a tee of the audit log) and the certificates' expiry alerts, as
-// RFC 5424 messages; its counters in /system/syslog/state.
-func init() {
-	components = append(components, component{name: "syslog", setup: setupSyslog})
-}
 
 func checkSyslogFlags(o *options) error {
 	if o.syslog == "" {
@@ -37,36 +32,36 @@ func checkSyslogFlags(o *options) error {
 	return nil
 }
 
-func setupSyslog(a *app) (func(context.Context) error, error) {
-	if a.opts.syslog == "" {
+// openSyslog makes the syslog sender of --syslog (nil without it): the
+// alarms of the store's bus, every record of the audit log (a tee) and the
+// certificates' expiry alerts, as RFC 5424 messages; its counters in
+// /system/syslog/state.
+func openSyslog(opts *options, store *agent.Store, auditLog *audit.Log, clk clock.Clock, log *slog.Logger) (*syslog.Sender, error) {
+	if opts.syslog == "" {
 		return nil, nil
 	}
 	var tlsCfg *tls.Config
-	if a.opts.syslogCA != "" {
-		pemBytes, err := os.ReadFile(a.opts.syslogCA)
+	if opts.syslogCA != "" {
+		pemBytes, err := os.ReadFile(opts.syslogCA)
 		if err != nil {
 			return nil, fmt.Errorf("--syslog-ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("--syslog-ca %s: no PEM certificate in it", a.opts.syslogCA)
+			return nil, fmt.Errorf("--syslog-ca %s: no PEM certificate in it", opts.syslogCA)
 		}
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	s, err := syslog.New(syslog.Config{
-		Addr: a.opts.syslog, TLS: tlsCfg, Source: a.store,
-		MarksFile: filepath.Join(a.opts.stateDir, "syslog-expiry-alerts.json"),
-		Clock:     a.clock, Logger: a.log,
+		Addr: opts.syslog, TLS: tlsCfg, Source: store,
+		MarksFile: filepath.Join(opts.stateDir, "syslog-expiry-alerts.json"),
+		Clock:     clk, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--syslog: %w", err)
 	}
-	al, _, err := a.openAudit()
-	if err != nil {
-		return nil, err
-	}
-	al.Tee(s.Audit)
-	a.store.AddStateSource(s)
-	a.log.Info("syslog to "+strings.SplitN(a.opts.syslog, "://", 2)[0], "server", a.opts.syslog)
-	return s.Run, nil
+	auditLog.Tee(s.Audit)
+	store.AddStateSource(s)
+	log.Info("sending syslog", "server", opts.syslog)
+	return s, nil
 }

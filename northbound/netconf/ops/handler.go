@@ -34,9 +34,9 @@ const (
 // Config configures a Handler. Store is required.
 type Config struct {
 	Store *agent.Store
-	// PKI returns the engine behind the pki-authority rpcs, read at each
-	// call; nil (or a nil result) makes them fail with operation-failed.
-	PKI func() api.PKI
+	// PKI is the engine behind the pki-authority rpcs; nil makes them
+	// fail with operation-failed.
+	PKI api.PKI
 	// Clock stamps the notifications the handler makes (the store's clock
 	// when nil).
 	Clock clock.Clock
@@ -64,7 +64,7 @@ type Handler struct {
 	locks   map[agent.Datastore]lockRecord
 
 	store  *agent.Store
-	pki    func() api.PKI
+	pki    api.PKI
 	clock  clock.Clock
 	log    *slog.Logger
 	replay *replay
@@ -90,9 +90,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if _, err := module(); err != nil {
 		return nil, fmt.Errorf("netconf handler: %w", err)
-	}
-	if cfg.PKI == nil {
-		cfg.PKI = func() api.PKI { return nil }
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = cfg.Store.Clock()

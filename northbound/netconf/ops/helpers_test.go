@@ -97,7 +97,7 @@ func newEnv(t testing.TB) *env {
 	log := slog.New(slog.DiscardHandler)
 	store := agent.New(agent.Config{Logger: log})
 	e := &env{store: store, pki: &fakePKI{}}
-	h, err := New(Config{Store: store, PKI: func() api.PKI { return e.pki }, Logger: log})
+	h, err := New(Config{Store: store, PKI: e.pki, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent/api"
+	jnc "github.com/Juniper/go-netconf/netconf"
 
 	"github.com/pkiagent/pkiagent/agent"
-	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // TestGoNetconfClient runs the candidate workflow with go-netconf v0.1.1
