@@ -12,6 +12,7 @@ import (
 	"github.com/openconfig/ygot/ygot"
 
 	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // sealer is a password hasher that marks its output with "sealed:" and
@@ -63,9 +64,10 @@ func emit(t *testing.T, s ygot.GoStruct) string {
 // read of the store shows it, and the commit's event carries only its
 // path.
 func TestPasswordsSealedAndNeverRead(t *testing.T) {
-	s, dir := newTestStore(t, Config{})
+	bus := telemetry.NewBus()
+	s, dir := newTestStore(t, Config{Bus: bus})
 	s.SetSealer(&sealer{})
-	sub := s.Bus().Subscribe(16)
+	sub := bus.Subscribe(16)
 	if _, err := commitEdits(t, s, userEdit(t, "alice", "admin", "cleartext-1")); err != nil {
 		t.Fatal(err)
 	}

@@ -15,13 +15,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ops"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // maxAuditedPaths bounds the paths listed in the record of one commit.
@@ -30,15 +30,15 @@ const maxAuditedPaths = 64
 // commitAuditor writes a record of every commit to the audit log, from the
 // config events of the hub.
 type commitAuditor struct {
-	hub  *agent.Bus
-	sub  *agent.Subscription
+	hub  *telemetry.Bus
+	sub  *telemetry.Subscription
 	log  *audit.Log
 	errs *slog.Logger
 }
 
 // newCommitAuditor subscribes to hub now, so that no commit made after it
 // returns is missed.
-func newCommitAuditor(hub *agent.Bus, al *audit.Log, errs *slog.Logger) *commitAuditor {
+func newCommitAuditor(hub *telemetry.Bus, al *audit.Log, errs *slog.Logger) *commitAuditor {
 	return &commitAuditor{hub: hub, sub: hub.Subscribe(4096), log: al, errs: errs}
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/pkiagent/pkiagent/northbound/netconf/ops"
 	"github.com/pkiagent/pkiagent/pki"
 	"github.com/pkiagent/pkiagent/pki/keystore"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // options are the command-line flags of SPEC.md.
@@ -183,15 +184,18 @@ func run(args []string) error {
 	node, _ := os.Hostname()
 	ctx := context.Background()
 
-	// The datastore: running and the commit history, from STATE-DIR. Its
-	// bus is the telemetry hub: commits, state and alarms fan out from it
-	// to gNMI Subscribe, NETCONF notifications and the audit log.
-	store, dir, err := agent.OpenStore(opts.stateDir, agent.Config{Clock: clk, Logger: log})
+	// The telemetry hub: commits, state and alarms fan out from it to gNMI
+	// Subscribe, NETCONF notifications and the audit log. Closed after the
+	// store and the engine, which publish on it.
+	hub := telemetry.NewBus()
+	defer hub.Close()
+
+	// The datastore: running and the commit history, from STATE-DIR.
+	store, dir, err := agent.OpenStore(opts.stateDir, agent.Config{Clock: clk, Logger: log, Bus: hub})
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	hub := store.Bus()
 
 	// The audit log, closed last: everything below writes to it. Refusals
 	// (logins, operations denied to the caller's role) go through one
@@ -257,7 +261,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("gnmi: %w", err)
 	}
-	gnmiSrv, err := gnmi.New(gnmi.Config{Store: store, Auth: users, Audit: refusals, Clock: clk, Logger: log})
+	gnmiSrv, err := gnmi.New(gnmi.Config{Store: store, Bus: hub, Auth: users, Audit: refusals, Clock: clk, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -272,7 +276,7 @@ func run(args []string) error {
 	defer gnmiLis.Close()
 
 	// NETCONF over SSH, its operations over the datastore and the engine.
-	ncOps, err := ops.New(ops.Config{Store: store, PKI: engine, Clock: clk, Logger: log})
+	ncOps, err := ops.New(ops.Config{Store: store, Bus: hub, PKI: engine, Clock: clk, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -298,7 +302,7 @@ func run(args []string) error {
 	}
 
 	// Syslog of alarms, audit records and expiry alerts, when asked for.
-	syslogSender, err := openSyslog(opts, store, auditLog, clk, log)
+	syslogSender, err := openSyslog(opts, store, hub, auditLog, clk, log)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/northbound/syslog"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 func checkSyslogFlags(o *options) error {
@@ -36,7 +37,7 @@ func checkSyslogFlags(o *options) error {
 // alarms of the store's bus, every record of the audit log (a tee) and the
 // certificates' expiry alerts, as RFC 5424 messages; its counters in
 // /system/syslog/state.
-func openSyslog(opts *options, store *agent.Store, auditLog *audit.Log, clk clock.Clock, log *slog.Logger) (*syslog.Sender, error) {
+func openSyslog(opts *options, store *agent.Store, hub *telemetry.Bus, auditLog *audit.Log, clk clock.Clock, log *slog.Logger) (*syslog.Sender, error) {
 	if opts.syslog == "" {
 		return nil, nil
 	}
@@ -53,7 +54,7 @@ func openSyslog(opts *options, store *agent.Store, auditLog *audit.Log, clk cloc
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	s, err := syslog.New(syslog.Config{
-		Addr: opts.syslog, TLS: tlsCfg, Source: store,
+		Addr: opts.syslog, TLS: tlsCfg, Bus: hub, State: store,
 		MarksFile: filepath.Join(opts.stateDir, "syslog-expiry-alerts.json"),
 		Clock:     clk, Logger: log,
 	})

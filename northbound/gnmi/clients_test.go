@@ -266,7 +266,7 @@ func TestGnmiCLIStreamAlarm(t *testing.T) {
 			a.Text = ygotString(fmt.Sprintf("CRL unreachable (attempt %d)", n))
 			e.state.set(d)
 			ch, _ := api.Diff(&gen.Device{}, d)
-			e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
+			e.bus.Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 		case <-deadline:
 			t.Fatalf("alarm not seen by gnmi_cli:\n%s", seen.String())
 		}

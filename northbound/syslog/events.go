@@ -20,8 +20,7 @@ const (
 // eventLoop follows the bus: alarms become messages, a change of the
 // certificates (and an hourly tick) checks the expiry alerts.
 func (s *Sender) eventLoop(ctx context.Context) {
-	bus := s.cfg.Source.Bus()
-	sub := bus.Subscribe(4096)
+	sub := s.sub
 	defer func() { sub.Close() }()
 	active := map[string]string{} // alarm id -> severity, to tell a re-grade
 	s.checkExpiry()
@@ -40,7 +39,7 @@ func (s *Sender) eventLoop(ctx context.Context) {
 					return
 				}
 				s.cfg.Logger.Error("syslog: fell behind the agent's events; some alarms were not sent", "err", sub.Err())
-				sub = bus.Subscribe(4096)
+				sub = s.cfg.Bus.Subscribe(4096)
 				continue
 			}
 			switch {

@@ -81,7 +81,7 @@ func (x *expiryAlerts) save() error {
 
 // checkExpiry sends the expiry alerts due now.
 func (s *Sender) checkExpiry() {
-	st, err := s.cfg.Source.State()
+	st, err := s.cfg.State.State()
 	if err != nil {
 		s.cfg.Logger.Error("syslog: reading the certificates for expiry alerts", "err", err)
 		return

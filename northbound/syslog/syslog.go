@@ -22,16 +22,14 @@ import (
 
 	"github.com/leodido/go-syslog/v4/rfc5424"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
-// Source is what the sender reads of the agent: its bus (alarms,
-// certificate changes) and its state (the certificates of expiry alerts).
-// agent.Store implements it.
-type Source interface {
-	Bus() *agent.Bus
+// StateReader is the part of agent.Store the sender reads: the state of
+// the certificates, for the expiry alerts.
+type StateReader interface {
 	State() (*gen.Device, error)
 }
 
@@ -43,8 +41,11 @@ type Config struct {
 	// TLS is the client configuration of tls:// (its RootCAs verify the
 	// receiver; ServerName defaults to HOST).
 	TLS *tls.Config
-	// Source is the agent (nil: only what Audit is given is sent).
-	Source Source
+	// Bus carries the alarms and the changes of the certificates; State
+	// reads the certificates. Without them only what Audit is given is
+	// sent.
+	Bus   *telemetry.Bus
+	State StateReader
 	// MarksFile keeps the expiry alerts sent, so a restart sends none
 	// twice (empty: not kept).
 	MarksFile string
@@ -102,6 +103,9 @@ type Sender struct {
 	unreported uint64
 
 	expiry *expiryAlerts
+	// sub follows the bus from New on, so nothing published before Run
+	// is missed.
+	sub *telemetry.Subscription
 }
 
 // ErrAddr: the --syslog address is not udp://, tcp:// or tls://HOST:PORT.
@@ -131,6 +135,9 @@ func New(cfg Config) (*Sender, error) {
 	s := &Sender{cfg: cfg, network: network, host: host, queue: make(chan message, cfg.QueueSize)}
 	if s.expiry, err = loadMarks(cfg.MarksFile); err != nil {
 		return nil, err
+	}
+	if cfg.Bus != nil && cfg.State != nil {
+		s.sub = cfg.Bus.Subscribe(4096)
 	}
 	return s, nil
 }
@@ -248,7 +255,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.writeLoop(ctx) })
-	if s.cfg.Source != nil {
+	if s.sub != nil {
 		wg.Go(func() { s.eventLoop(ctx) })
 	}
 	wg.Wait()

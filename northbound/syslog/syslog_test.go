@@ -23,6 +23,7 @@ import (
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/rsyslogtest"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 var start = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -50,10 +51,17 @@ func (c *certs) State() *gen.Device {
 	return &gen.Device{Certificates: &gen.PkiAuthority_Certificates{Certificate: c.m}}
 }
 
-func newStore(clk clock.Clock, c *certs) *agent.Store {
-	st := agent.New(agent.Config{Clock: clk, Logger: slog.New(slog.DiscardHandler)})
+// agentOf is a store with the certificates of c as its state, and its bus.
+type agentOf struct {
+	*agent.Store
+	bus *telemetry.Bus
+}
+
+func newStore(clk clock.Clock, c *certs) agentOf {
+	bus := telemetry.NewBus()
+	st := agent.New(agent.Config{Clock: clk, Logger: slog.New(slog.DiscardHandler), Bus: bus})
 	st.AddStateSource(c)
-	return st
+	return agentOf{st, bus}
 }
 
 func alarmEvent(action, id, severity string) api.Event {
@@ -94,7 +102,7 @@ func TestRsyslogReceivesAndParses(t *testing.T) {
 			c := &certs{}
 			c.set("router", "ab12", start.Add(5*24*time.Hour+time.Hour))
 			st := newStore(clk, c)
-			s, err := New(Config{Addr: tc.addr, TLS: &tls.Config{RootCAs: pool}, Source: st, Clock: clk, Hostname: "r1",
+			s, err := New(Config{Addr: tc.addr, TLS: &tls.Config{RootCAs: pool}, Bus: st.bus, State: st, Clock: clk, Hostname: "r1",
 				MarksFile: filepath.Join(t.TempDir(), "marks.json")})
 			if err != nil {
 				t.Fatal(err)
@@ -109,11 +117,8 @@ func TestRsyslogReceivesAndParses(t *testing.T) {
 			done := make(chan struct{})
 			go func() { defer close(done); s.Run(ctx) }()
 			defer func() { cancel(); <-done }()
-			for st.Bus().Subscribers() == 0 {
-				time.Sleep(time.Millisecond)
-			}
-			st.Bus().Publish(alarmEvent("raised", "certificate:router", "minor"))
-			st.Bus().Publish(alarmEvent("raised", "certificate:router", "major"))
+			st.bus.Publish(alarmEvent("raised", "certificate:router", "minor"))
+			st.bus.Publish(alarmEvent("raised", "certificate:router", "major"))
 			if err := al.Write(audit.Event{Time: start, User: "admin", Type: "system.commit", Description: "commit 7 by admin: 1 leaves updated, 0 deleted",
 				Detail: map[string]any{"commit-id": 7}, Permitted: true}); err != nil {
 				t.Fatal(err)
@@ -186,7 +191,7 @@ func TestExpiryAlertSchedule(t *testing.T) {
 	st := newStore(clk, c)
 	marks := filepath.Join(t.TempDir(), "marks.json")
 	open := func() *Sender {
-		s, err := New(Config{Addr: "udp://127.0.0.1:9", Source: st, Clock: clk, MarksFile: marks})
+		s, err := New(Config{Addr: "udp://127.0.0.1:9", Bus: st.bus, State: st, Clock: clk, MarksFile: marks})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +285,7 @@ func TestReceiverDownOrSlowNeverBlocks(t *testing.T) {
 			clk := clock.NewFake(start)
 			var logs syncBuffer
 			st := newStore(clk, &certs{})
-			s, err := New(Config{Addr: tc.addr, Source: st, Clock: clk, QueueSize: 64, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			s, err := New(Config{Addr: tc.addr, Bus: st.bus, State: st, Clock: clk, QueueSize: 64, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}
