@@ -76,7 +76,12 @@ func (s *Store) EditCandidate(owner api.Owner, edits ...Edit) error {
 // tree is then the candidate's edit: a commit of it is refused when running
 // changed after the replace, since it would undo that change.
 func (s *Store) ReplaceCandidate(owner api.Owner, root *gen.Device) error {
-	if root != s.Running() {
+	if root == s.Running() {
+		// The reader's view of running (copy-config running to
+		// candidate): running itself, with its secrets.
+		root = s.runningTree()
+	}
+	if root != s.runningTree() {
 		if err := screenTree(root); err != nil {
 			return err
 		}
