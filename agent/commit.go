@@ -34,6 +34,9 @@ type Record struct {
 	// Whole is true when the whole tree should be written out (rollback,
 	// root replace), not only the scopes.
 	Whole bool
+	// History is the commits retained before this one, oldest first, which
+	// a snapshot keeps so the history survives the journal's compaction.
+	History []CommitInfo
 }
 
 // CommitOptions describe who commits and how.
@@ -231,7 +234,7 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	id := s.lastID + 1
 	old := s.running
 	s.mu.RUnlock()
-	info := CommitInfo{ID: id, User: opts.User, Time: s.clock.Now().UTC(), Comment: opts.Comment}
+	info := CommitInfo{ID: id, User: opts.User, Owner: opts.Owner.String(), Time: s.clock.Now().UTC(), Comment: opts.Comment, Changes: len(changes)}
 	c := &api.Commit{ID: id, User: opts.User, Old: old, New: tx.Root(), Changes: changes}
 	for _, v := range s.valids {
 		if err := v.Validate(ctx, c); err != nil {
@@ -261,7 +264,7 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 		applied++
 	}
 	if s.persister != nil {
-		rec := &Record{Info: info, Root: tx.Root(), Scopes: tx.scopes(), Whole: tx.wholeTree}
+		rec := &Record{Info: info, Root: tx.Root(), Scopes: tx.scopes(), Whole: tx.wholeTree, History: s.retainedBefore()}
 		if err := s.persister.Save(ctx, rec); err != nil {
 			undo()
 			return CommitInfo{}, withKind(ErrPersist, fmt.Errorf("commit %d not saved, nothing changed: %w", id, err))
