@@ -37,6 +37,10 @@ type Record struct {
 	// History is the commits retained before this one, oldest first, which
 	// a snapshot keeps so the history survives the journal's compaction.
 	History []CommitInfo
+	// Snapshot is set by a persister that saved the whole tree and kept
+	// no earlier tree: the history's earlier commits lose their rollback
+	// point now, as they would at the next start.
+	Snapshot bool
 }
 
 // CommitOptions describe who commits and how.
@@ -263,8 +267,9 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 		}
 		applied++
 	}
+	var rec *Record
 	if s.persister != nil {
-		rec := &Record{Info: info, Root: tx.Root(), Scopes: tx.scopes(), Whole: tx.wholeTree, History: s.retainedBefore()}
+		rec = &Record{Info: info, Root: tx.Root(), Scopes: tx.scopes(), Whole: tx.wholeTree, History: s.retainedBefore()}
 		if err := s.persister.Save(ctx, rec); err != nil {
 			undo()
 			return CommitInfo{}, withKind(ErrPersist, fmt.Errorf("commit %d not saved, nothing changed: %w", id, err))
@@ -279,6 +284,11 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	}
 	s.running = tx.Root()
 	s.lastID = id
+	if rec != nil && rec.Snapshot {
+		for i := range s.history {
+			s.history[i].root = nil
+		}
+	}
 	s.history = append(s.history, historyEntry{info: info, root: tx.Root()})
 	if len(s.history) > s.maxHist {
 		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)

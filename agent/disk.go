@@ -254,6 +254,7 @@ func (p *DiskPersister) snapshot(rec *Record) error {
 		return err
 	}
 	p.last = rec.Root
+	rec.Snapshot = true
 	meta, _ := json.Marshal(journalRecord{CommitInfo: rec.Info, History: rec.History})
 	return p.dir.Append(meta)
 }

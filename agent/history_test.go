@@ -174,4 +174,3 @@ func TestRollbackRPC(t *testing.T) {
 		t.Fatalf("rollback commit recorded as %+v", h[len(h)-1])
 	}
 }
-

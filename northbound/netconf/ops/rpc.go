@@ -50,7 +50,7 @@ func rpcInput(op *node, e *yang.Entry) ([]byte, error) {
 // session's user and role.
 func (h *Handler) agentRPC(ctx context.Context, s *netconf.Session, op *node) ncxml.Reply {
 	e := schemaRoot().Dir[op.name.Local]
-	if e == nil || e.RPC == nil || nsOf(e) != op.name.Space {
+	if e == nil || e.RPC == nil {
 		return ncxml.Error(ncxml.OperationNotSupported(ncxml.Protocol, fmt.Sprintf("rpc %s is not in namespace %q", op.name.Local, op.name.Space)))
 	}
 	input, err := rpcInput(op, e)
