@@ -19,6 +19,7 @@ var ErrAccessDenied = errors.New("access denied")
 var RPCNames = []string{
 	"generate-private-key", "generate-csr", "import-certificate",
 	"refresh-certificate-revocation-list", "validate-peer-certificate",
+	"enroll-certificate", "delete-private-key",
 }
 
 // MaxRPCInput bounds the JSON input of one rpc.
@@ -105,6 +106,18 @@ func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input 
 			return nil, err
 		}
 		out, err = p.ValidatePeerCertificate(ctx, c, in)
+	case "enroll-certificate":
+		var in api.EnrollCertificateInput
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		out, err = p.EnrollCertificate(ctx, c, in)
+	case "delete-private-key":
+		var in api.DeletePrivateKeyInput
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		out, err = struct{}{}, p.DeletePrivateKey(ctx, c, in)
 	default:
 		return nil, fmt.Errorf("%w: no rpc %q in module pki-authority", ErrUnknownPath, name)
 	}

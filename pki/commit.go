@@ -38,6 +38,7 @@ type prepared struct {
 	statuses    map[string]string
 	published   *gen.Device
 	counters    [6]uint64
+	windows     expiry.Windows
 }
 
 // counters are the statistics an evaluation moves.
@@ -60,6 +61,7 @@ func (e *Engine) prepareLocked(c *api.Commit) *prepared {
 		crlConfig: e.crlConfig, crlProxy: e.crlProxy, crlDiscover: e.crlDiscover, learned: e.learned,
 		routers: e.routers, peerTrust: e.peerTrust, peerStates: maps.Clone(e.peerStates),
 		alarms: e.alarms.Active(), statuses: map[string]string{}, published: e.published, counters: e.counters(),
+		windows: e.windows,
 	}
 	for name, mc := range e.certs {
 		p.statuses[name] = mc.status
@@ -95,6 +97,7 @@ func (e *Engine) Finish(_ context.Context, c *api.Commit, committed bool) {
 	}
 	defer e.mu.Unlock()
 	e.prep = nil
+	e.enroll.finish(committed)
 	if committed {
 		e.saveLocked() // DIR/pki-state: on disk before the store publishes
 		for _, tr := range p.logs {
@@ -114,6 +117,7 @@ func (e *Engine) Finish(_ context.Context, c *api.Commit, committed bool) {
 	}
 	e.published = p.published
 	e.setCounters(p.counters)
+	e.windows = p.windows
 }
 
 var _ api.Finisher = (*Engine)(nil)

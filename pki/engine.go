@@ -82,6 +82,9 @@ type Config struct {
 	PeerCacheSize int
 	// EvaluateEvery is how often expiry is re-graded (default 1h).
 	EvaluateEvery time.Duration
+	// ServerCertName is the certificate the gNMI server serves
+	// (--tls-cert-name), whose key delete-private-key refuses to destroy.
+	ServerCertName string
 }
 
 // Engine implements api.Validator, api.Finisher, api.StateSource and
@@ -125,6 +128,10 @@ type Engine struct {
 	peerStates map[peerKey]peer.State
 
 	stats stats
+	// enroll enrolls and renews client certificates from CA profiles
+	// (enroll.go); windows are the expiry alarm thresholds.
+	enroll  *enroller
+	windows expiry.Windows
 	// durable is DIR/pki-state.*: alarms, peer verdicts, counters and CRL
 	// schedules survive a restart (durable.go); nil once Run has ended.
 	durable *durable
@@ -185,6 +192,7 @@ type stats struct {
 	csrOK, csrFail, importOK, importFail  atomic.Uint64
 	certExpired, certInvalid, certRevoked atomic.Uint64
 	peerExpired, peerInvalid, peerRevoked atomic.Uint64
+	enrollOK, enrollFail                  atomic.Uint64
 }
 
 // New returns an engine that has loaded the keys and certificates in
@@ -226,7 +234,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		crlStates:   map[string]crl.SourceState{},
 		routers:     map[string]*routerConfig{},
 		peerStates:  map[peerKey]peer.State{},
+		windows:     expiry.DefaultWindows,
 	}
+	e.enroll = newEnroller(e)
 	d, saved, err := openDurable(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -285,6 +295,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	defer e.crl.Stop()
+	enrollDone := make(chan struct{})
+	enrollCtx, stopEnroll := context.WithCancel(ctx)
+	go func() {
+		defer close(enrollDone)
+		e.enroll.run(enrollCtx)
+	}()
+	defer func() { stopEnroll(); <-enrollDone }()
 	t := e.clock.NewTimer(e.cfg.EvaluateEvery)
 	defer t.Stop()
 	for {
@@ -395,6 +412,9 @@ func (e *Engine) Validate(_ context.Context, c *api.Commit) error {
 	if _, err := crlSourcesOf(c.New.GetAuthority()); err != nil {
 		errs = append(errs, err)
 	}
+	if err := e.validateEnrollment(c); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -473,6 +493,10 @@ func (e *Engine) Apply(_ context.Context, c *api.Commit) error {
 		return err
 	}
 	routers := routersOf(auth)
+	enrolls, windows, err := enrollConfigOf(auth)
+	if err != nil {
+		return err
+	}
 	// e.mu stays held until Finish: readers (State) and background loops
 	// wait, so nobody sees a change the store may still undo.
 	e.mu.Lock()
@@ -483,6 +507,8 @@ func (e *Engine) Apply(_ context.Context, c *api.Commit) error {
 	e.crlDiscover = auth.GetCrlSettings().GetDiscoverFromCertificates()
 	e.routers, e.peerTrust = routers, anchors
 	e.retainPeersLocked()
+	e.windows = windows
+	e.enroll.stage(enrolls)
 	e.prep.crl = e.planCRLLocked()
 	e.evaluateLocked()
 	return nil

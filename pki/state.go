@@ -79,6 +79,7 @@ func (e *Engine) stateLocked() *gen.Device {
 	}
 	e.crlStateLocked(d)
 	e.peerStateLocked(d)
+	e.enroll.enrollStateLocked(d)
 	d.Stats = e.statsTree()
 	return d
 }
@@ -93,6 +94,7 @@ func (e *Engine) statsTree() *gen.PkiAuthority_Stats {
 		CrlIngestion:      &gen.PkiAuthority_Stats_Security_CrlIngestion{Success: ygot.Uint64(cs.IngestionSuccess), Failure: ygot.Uint64(cs.IngestionFailure)},
 		Certificate:       &gen.PkiAuthority_Stats_Security_Certificate{Expired: ygot.Uint64(s.certExpired.Load()), Invalid: ygot.Uint64(s.certInvalid.Load()), Revoked: ygot.Uint64(s.certRevoked.Load())},
 		PeerCertificate:   &gen.PkiAuthority_Stats_Security_PeerCertificate{Expired: ygot.Uint64(s.peerExpired.Load()), Invalid: ygot.Uint64(s.peerInvalid.Load()), Revoked: ygot.Uint64(s.peerRevoked.Load())},
+		Enrollment:        &gen.PkiAuthority_Stats_Security_Enrollment{Success: ygot.Uint64(s.enrollOK.Load()), Failure: ygot.Uint64(s.enrollFail.Load())},
 	}
 	return &gen.PkiAuthority_Stats{Security: sec}
 }

@@ -36,7 +36,7 @@ func setupPKI(a *app) (func(context.Context) error, error) {
 	}
 	e, err := pki.New(context.Background(), pki.Config{
 		StateDir: a.opts.stateDir, Node: node, Clock: a.clock, Logger: a.log,
-		Bus: a.store.Bus(), Audit: al, Keys: keys,
+		Bus: a.store.Bus(), Audit: al, Keys: keys, ServerCertName: a.opts.tlsCertName,
 	})
 	if err != nil {
 		closeAll()

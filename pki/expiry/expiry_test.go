@@ -1,6 +1,7 @@
 package expiry
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -191,5 +192,31 @@ func TestStrings(t *testing.T) {
 	want := []string{"none", "minor", "major", "critical", "raised", "regraded", "cleared"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestWindowsGradeAt(t *testing.T) {
+	nb := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	na := nb.Add(365 * 24 * time.Hour)
+	w := Windows{Minor: 60 * 24 * time.Hour, Major: 14 * 24 * time.Hour}
+	for _, tc := range []struct {
+		left time.Duration
+		want Status
+		sev  Severity
+	}{
+		{61 * 24 * time.Hour, StatusValid, SeverityNone},
+		{45 * 24 * time.Hour, StatusExpiringWithinMonth, SeverityMinor},
+		{10 * 24 * time.Hour, StatusExpiringWithinWeek, SeverityMajor},
+	} {
+		g := w.GradeAt(nb, na, na.Add(-tc.left))
+		if g.Status != tc.want || g.Severity != tc.sev {
+			t.Errorf("%v left: got %s %s, want %s %s", tc.left, g.Status, g.Severity, tc.want, tc.sev)
+		}
+	}
+	if g := (Windows{}).GradeAt(nb, na, na.Add(-20*24*time.Hour)); g.Status != StatusExpiringWithinMonth {
+		t.Errorf("zero windows: got %s, want the defaults' expiring-within-month", g.Status)
+	}
+	if err := (Windows{Minor: 7 * 24 * time.Hour, Major: 30 * 24 * time.Hour}).Check(); err == nil || !strings.Contains(err.Error(), "major-days") {
+		t.Errorf("major beyond minor: got %v", err)
 	}
 }
