@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/telemetry"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
@@ -440,8 +441,9 @@ func TestRollbackToEarlierCommit(t *testing.T) {
 }
 
 func TestConcurrentTransactions(t *testing.T) {
-	s, dir := newTestStore(t, Config{})
-	sub := s.Bus().Subscribe(10000)
+	bus := telemetry.NewBus()
+	s, dir := newTestStore(t, Config{Bus: bus})
+	sub := bus.Subscribe(10000)
 	var wg sync.WaitGroup
 	const workers, each = 8, 20
 	for w := range workers {
@@ -556,8 +558,9 @@ func TestStateDirLockedByOtherAgent(t *testing.T) {
 }
 
 func TestBusDropsSlowSubscriber(t *testing.T) {
-	s, _ := newTestStore(t, Config{})
-	slow := s.Bus().Subscribe(2)
+	bus := telemetry.NewBus()
+	s, _ := newTestStore(t, Config{Bus: bus})
+	slow := bus.Subscribe(2)
 	for i := range 5 {
 		if _, err := commitEdits(t, s, addCRL(t, fmt.Sprintf("http://x/%d.crl", i), 1)); err != nil {
 			t.Fatal(err)
@@ -567,7 +570,7 @@ func TestBusDropsSlowSubscriber(t *testing.T) {
 	for range slow.C {
 		n++
 	}
-	if n != 2 || !errors.Is(slow.Err(), ErrSlowSubscriber) {
+	if n != 2 || !errors.Is(slow.Err(), telemetry.ErrSlowSubscriber) {
 		t.Fatalf("got %d events, err %v", n, slow.Err())
 	}
 }
@@ -632,13 +635,14 @@ func TestCleanCandidateFollowsRunning(t *testing.T) {
 // are those of a whole-tree commit.
 func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
 	ctx := context.Background()
-	s, dir := newTestStore(t, Config{})
+	bus := telemetry.NewBus()
+	s, dir := newTestStore(t, Config{Bus: bus})
 	for i := range 20 {
 		if _, err := commitEdits(t, s, addCRL(t, fmt.Sprintf("http://x/%d.crl", i), 2)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sub := s.Bus().Subscribe(16)
+	sub := bus.Subscribe(16)
 	defer sub.Close()
 	edits := [][]Edit{
 		{addCRL(t, "http://x/new.crl", 5)},

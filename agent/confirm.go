@@ -167,7 +167,7 @@ func (s *Store) publishConfirm(o api.ConfirmOutcome, p *pendingState, by CommitO
 		ch.Timeout = p.Deadline.Sub(s.clock.Now())
 	}
 	ev := api.Event{Kind: api.EventConfirm, Time: s.clock.Now().UTC(), CommitID: p.ID, User: by.User, Owner: by.Owner, System: by.system, Confirm: ch}
-	s.bus.Publish(ev)
+	s.publish(ev)
 	return ev
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/telemetry"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -56,16 +57,17 @@ type confirmRig struct {
 	fc   *clock.Fake
 	val  *recorder
 	disk *switchDisk
-	sub  *Subscription
+	sub  *telemetry.Subscription
 	urls []string // committed by the rig, in order
 }
 
 func newConfirmRig(t *testing.T) *confirmRig {
 	fc := clock.NewFake(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
 	r := &confirmRig{t: t, fc: fc, val: &recorder{}, disk: &switchDisk{}}
-	r.s = New(Config{Clock: fc, Validators: []api.Validator{r.val}, Persister: r.disk})
+	bus := telemetry.NewBus()
+	r.sub = bus.Subscribe(1000)
+	r.s = New(Config{Clock: fc, Validators: []api.Validator{r.val}, Persister: r.disk, Bus: bus})
 	t.Cleanup(r.s.Close)
-	r.sub = r.s.Bus().Subscribe(1000)
 	return r
 }
 

@@ -91,6 +91,9 @@ type Config struct {
 	Persister  Persister
 	Validators []api.Validator
 	Appliers   []api.Applier
+	// Bus carries the commits, confirmed-commit transitions and what the
+	// appliers staged to subscribers (telemetry.Bus); nil publishes nothing.
+	Bus Publisher
 	// History is how many commits are kept for rollback (default 64).
 	History int
 	// Initial running tree and the last commit id it reflects, as loaded
@@ -107,7 +110,7 @@ type Store struct {
 	valids    []api.Validator
 	appliers  []api.Applier
 	auditors  []Auditor // guarded by commitMu
-	bus       *Bus
+	bus       Publisher
 	maxHist   int
 
 	commitMu sync.Mutex // serialises commits and candidate edits
@@ -155,7 +158,7 @@ func New(cfg Config) *Store {
 		persister: cfg.Persister,
 		valids:    cfg.Validators,
 		appliers:  cfg.Appliers,
-		bus:       NewBus(),
+		bus:       cfg.Bus,
 		maxHist:   cfg.History,
 		running:   root,
 		candidate: root,
@@ -168,9 +171,19 @@ func New(cfg Config) *Store {
 	return s
 }
 
-// Bus returns the event bus on which commits, state changes and
-// notifications are published.
-func (s *Store) Bus() *Bus { return s.bus }
+// Publisher carries the store's events to subscribers. Publish must not
+// block: the store calls it under its lock, so subscribers see commits in
+// order.
+type Publisher interface {
+	Publish(api.Event)
+}
+
+// publish sends ev to the bus, if any; s.mu must be held.
+func (s *Store) publish(ev api.Event) {
+	if s.bus != nil {
+		s.bus.Publish(ev)
+	}
+}
 
 // Clock returns the store's clock.
 func (s *Store) Clock() clock.Clock { return s.clock }
@@ -608,10 +621,10 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	// Published under the lock so subscribers see commits in order: the
 	// config event, then what the appliers staged (alarms, state), all
 	// marked with the commit id (as etcd's mvcc sends at End()).
-	s.bus.Publish(api.Event{Kind: api.EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes, System: opts.system})
+	s.publish(api.Event{Kind: api.EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes, System: opts.system})
 	for _, ev := range c.Staged() {
 		ev.CommitID = id
-		s.bus.Publish(ev)
+		s.publish(ev)
 	}
 	s.mu.Unlock()
 	s.log.Info("commit", "id", id, "user", opts.User, "changes", len(changes), "comment", opts.Comment)
@@ -661,7 +674,6 @@ func (s *Store) Close() {
 	if s.pending != nil {
 		s.pending.timer.Stop()
 	}
-	s.bus.Close()
 }
 
 // AddStateSource registers a provider of operational state.

@@ -1,7 +1,9 @@
 // Package agent holds the configuration datastores of pki-agent (running and
 // a shared candidate), the transactions that edit them, the commit pipeline
 // (validate -> apply -> persist -> publish, all or nothing), locks, confirmed
-// commit, the commit history and the event bus that carries config changes,
+// commit and the commit history. Each commit, and what the appliers staged
+// for it, is published in order through the Publisher the store is given
+// (cmd/pki-agent hands it a telemetry.Bus), which carries config changes,
 // state changes and notifications to the northbound servers.
 //
 // Roots are immutable once published: an edit copies only the nodes on the

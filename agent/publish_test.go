@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // stager is an applier that stages one event per Apply, naming the CRL
@@ -75,9 +76,10 @@ func TestStagedEventsPublishedAfterPersistInCommitOrder(t *testing.T) {
 		{desc: "finisher", applier: &finisher{}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			s := New(Config{Appliers: []api.Applier{tc.applier}, Persister: diskFullOn{}})
+			bus := telemetry.NewBus()
+			s := New(Config{Appliers: []api.Applier{tc.applier}, Persister: diskFullOn{}, Bus: bus})
 			defer s.Close()
-			sub := s.Bus().Subscribe(10000)
+			sub := bus.Subscribe(10000)
 			const writers, each = 6, 15
 			var wg sync.WaitGroup
 			var mu sync.Mutex

@@ -24,9 +24,6 @@ var schema = sync.OnceValue(func() *ytypes.Schema {
 	return s
 })
 
-// Schema returns the YANG schema of the device tree. Read-only.
-func Schema() *ytypes.Schema { return schema() }
-
 // RootEntry is the schema entry of the device root.
 func RootEntry() *yang.Entry { return schema().RootSchema() }
 

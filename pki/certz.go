@@ -246,7 +246,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (out api.ImportC
 	e.mu.Lock()
 	mc := e.certs[r.name]
 	if mc == nil || r.swapped {
-		mc = &managedCert{name: r.name, storage: r.prev.storage, algorithm: keyAlgorithm(pub)}
+		mc = &managedCert{name: r.name, storage: r.prev.storage, algorithm: keyAlgorithm(pub), public: pub}
 		if r.swapped {
 			mc.storage = r.newStorage
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	"github.com/pkiagent/pkiagent/pki/keystore/file"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // fullDisk is a Persister whose disk can fill up.
@@ -49,13 +50,14 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 	fc := clock.NewFake(t0)
 	dir := t.TempDir()
 	disk := &fullDisk{}
-	store := agent.New(agent.Config{Clock: fc, Persister: disk})
+	bus := telemetry.NewBus()
+	store := agent.New(agent.Config{Clock: fc, Persister: disk, Bus: bus})
 	t.Cleanup(store.Close)
 	keys, err := file.New(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(ctx, Config{StateDir: dir, Clock: fc, Bus: store.Bus(), Keys: map[string]KeyStore{"file": keys}})
+	e, err := New(ctx, Config{StateDir: dir, Clock: fc, Bus: bus, Keys: map[string]KeyStore{"file": keys}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +115,7 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 			t.Fatalf("setup: alarm %s is not active: %s", want, before)
 		}
 	}
-	sub := store.Bus().Subscribe(1000)
+	sub := bus.Subscribe(1000)
 	defer sub.Close()
 
 	// The commit clears two alarms (and forgets the peer) and raises one.

@@ -156,9 +156,11 @@ type managedCert struct {
 	name      string
 	storage   string
 	algorithm string
-	cert      *x509.Certificate
-	chain     []*x509.Certificate
-	status    string
+	// public is the key's public half (for /keys).
+	public crypto.PublicKey
+	cert   *x509.Certificate
+	chain  []*x509.Certificate
+	status string
 	// trust caches the last chain check: against which trust store, its
 	// verdict, and until when that verdict holds (a CA of the path expires).
 	trust struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	"github.com/pkiagent/pkiagent/pki/keystore/file"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -34,7 +35,7 @@ type fixture struct {
 	keys   *file.Store
 	dir    string
 	gen    *testpki.Generator
-	sub    *agent.Subscription
+	sub    *telemetry.Subscription
 	close  func() // the store and the audit log, as at process exit
 }
 
@@ -47,7 +48,8 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 // state) and clock.
 func newFixtureIn(t *testing.T, dir string, fc *clock.Fake, opts ...func(*Config)) *fixture {
 	t.Helper()
-	store, d, err := agent.OpenStore(filepath.Join(dir, "state"), agent.Config{Clock: fc})
+	bus := telemetry.NewBus()
+	store, d, err := agent.OpenStore(filepath.Join(dir, "state"), agent.Config{Clock: fc, Bus: bus})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +61,8 @@ func newFixtureIn(t *testing.T, dir string, fc *clock.Fake, opts ...func(*Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := store.Bus().Subscribe(10000)
-	cfg := Config{StateDir: dir, Clock: fc, Bus: store.Bus(), Audit: al, Keys: map[string]KeyStore{"file": keys}}
+	sub := bus.Subscribe(10000)
+	cfg := Config{StateDir: dir, Clock: fc, Bus: bus, Audit: al, Keys: map[string]KeyStore{"file": keys}}
 	for _, o := range opts {
 		o(&cfg)
 	}

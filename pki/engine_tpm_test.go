@@ -20,6 +20,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	"github.com/pkiagent/pkiagent/pki/keystore/file"
 	"github.com/pkiagent/pkiagent/pki/keystore/tpm"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // TestTPMKeyLifecycleAcrossEngineRestart provisions a certificate whose key
@@ -52,13 +53,14 @@ func TestTPMKeyLifecycleAcrossEngineRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store, d, err := agent.OpenStore(filepath.Join(dir, "state"), agent.Config{})
+		bus := telemetry.NewBus()
+		store, d, err := agent.OpenStore(filepath.Join(dir, "state"), agent.Config{Bus: bus})
 		if err != nil {
 			t.Fatal(err)
 		}
 		closeEngine = func() { store.Close(); d.Close(); al.Close() }
 		t.Cleanup(closeEngine)
-		e, err := New(ctx, Config{StateDir: dir, Bus: store.Bus(), Audit: al,
+		e, err := New(ctx, Config{StateDir: dir, Bus: bus, Audit: al,
 			Keys: map[string]KeyStore{"file": fileKeys, "tpm": tpmKeys}})
 		if err != nil {
 			t.Fatal(err)

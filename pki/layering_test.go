@@ -19,6 +19,8 @@ const module = "github.com/pkiagent/pkiagent/"
 //   - agent/api is a leaf: it imports nothing of the module but gen;
 //   - agent never imports the engine or northbound (its tests may);
 //   - northbound never imports the engine;
+//   - telemetry knows the agent only through agent/api, and neither agent
+//     nor the engine imports it (cmd hands them the bus);
 //   - nothing imports northbound packages from outside northbound, or cmd,
 //     except cmd itself.
 func TestLayering(t *testing.T) {
@@ -60,6 +62,10 @@ func TestLayering(t *testing.T) {
 					why = "agent depends on neither the engine nor the servers"
 				case under(self, "northbound") && under(p, "pki") && !tests:
 					why = "the servers reach the engine only through agent/api"
+				case under(self, "telemetry") && under(p, "agent") && !under(p, "agent/api"):
+					why = "telemetry knows the agent's events only through agent/api"
+				case (under(self, "agent") || under(self, "pki")) && under(p, "telemetry") && !tests:
+					why = "the store and the engine publish through an interface; cmd wires the bus"
 				case under(p, "northbound") && !under(self, "northbound") && !under(self, "cmd"):
 					why = "only cmd wires the servers"
 				case under(p, "cmd") && !under(self, "cmd"):

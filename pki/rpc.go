@@ -65,7 +65,7 @@ func (e *Engine) GeneratePrivateKey(ctx context.Context, c api.Caller, in api.Ge
 	}
 	alg := keyAlgorithm(signer.Public())
 	e.mu.Lock()
-	e.certs[in.Name] = &managedCert{name: in.Name, storage: in.KeyStorage, algorithm: alg}
+	e.certs[in.Name] = &managedCert{name: in.Name, storage: in.KeyStorage, algorithm: alg, public: signer.Public()}
 	e.evaluateLocked()
 	e.mu.Unlock()
 	e.log.Info("private key generated", "name", in.Name, "algorithm", alg, "storage", in.KeyStorage, "user", c.User)
@@ -216,7 +216,7 @@ func (e *Engine) loadCertificates(ctx context.Context) error {
 				e.log.Error("key does not load; its certificate is unusable", "name", name, "storage", storage, "err", err)
 				continue
 			}
-			mc := &managedCert{name: name, storage: storage, algorithm: keyAlgorithm(s.Public())}
+			mc := &managedCert{name: name, storage: storage, algorithm: keyAlgorithm(s.Public()), public: s.Public()}
 			path := filepath.Join(certDir(e.cfg.StateDir), name+".pem")
 			b, err := os.ReadFile(path)
 			switch {

@@ -1,6 +1,10 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"strings"
 
 	"github.com/openconfig/ygot/ygot"
@@ -38,7 +42,11 @@ func (e *Engine) stateLocked() *gen.Device {
 			c.NotAfter = ygot.String(info.NotAfter.UTC().Format(timeFormat))
 			c.FingerprintSha256 = ygot.String(info.FingerprintSHA256)
 			c.CrlDistributionPoint = info.CRLDistributionPoints
+			c.Pem = ygot.String(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: mc.cert.Raw})))
 		}
+	}
+	for name, mc := range e.certs {
+		e.keyStateLocked(d, name, mc)
 	}
 	// A configured client-certificate without key or certificate is listed
 	// too, as no-certificate (its certificate-missing alarm says what to do).
@@ -132,4 +140,26 @@ func severityEnum(s expiry.Severity) gen.E_PkiAuthority_Severity {
 		return gen.PkiAuthority_Severity_major
 	}
 	return gen.PkiAuthority_Severity_critical
+}
+
+// keyStateLocked lists the key of mc under /keys with its public half.
+func (e *Engine) keyStateLocked(d *gen.Device, name string, mc *managedCert) {
+	pub := mc.public
+	if pub == nil {
+		return
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return
+	}
+	k, _ := d.GetOrCreateKeys().NewKey(name)
+	k.KeyStorage = keyStorageEnum(mc.storage)
+	k.PublicKey = ygot.String(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		k.Algorithm, k.Size = ygot.String("rsa"), ygot.Uint16(uint16(p.N.BitLen()))
+	case *ecdsa.PublicKey:
+		k.Algorithm, k.Size = ygot.String("ecc"), ygot.Uint16(uint16(p.Curve.Params().BitSize))
+		k.Curve = ygot.String(map[int]string{256: "secp256r1", 384: "secp384r1", 521: "secp521r1"}[p.Curve.Params().BitSize])
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"sort"
 	"strings"
 )
 
@@ -126,16 +125,3 @@ func (errNotServed) Error() string { return "not served" }
 
 // Is makes errors.Is(err, fs.ErrNotExist) hold, as before.
 func (errNotServed) Is(target error) bool { return target == fs.ErrNotExist }
-
-// FileNames lists the embedded module files, sorted.
-func FileNames() []string {
-	entries, _ := fs.ReadDir(files, ".")
-	var out []string
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".yang") {
-			out = append(out, e.Name())
-		}
-	}
-	sort.Strings(out)
-	return out
-}

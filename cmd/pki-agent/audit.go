@@ -1,113 +1,90 @@
 package main
 
+// The audit records this package adds to STATE-DIR/audit.log, beside the
+// PKI engine's: a record of every commit (commitAuditor, from the hub's
+// config events), of every transition of a confirmed commit
+// (confirmAuditor, called by the store) and of the NETCONF operations
+// refused for the caller's role (auditedOps).
+
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/pkiagent/pkiagent/agent/api"
-
 	"github.com/pkiagent/pkiagent/audit"
+	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ops"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
-
-// The audit log, DIR/audit.log: the PKI engine writes its events there;
-// this file adds a record of every commit (from the store's config event)
-// and of every transition of a confirmed commit (the store's Auditor),
-// and the refusals of the northbound servers (logins, operations denied
-// to the caller's role) through one Coalescer, so that a flood of them
-// writes a few lines. The log is closed after every component has stopped.
-func init() {
-	components = append(components, component{name: "audit", setup: setupAudit})
-}
-
-// openAudit opens the audit log and its coalescer of refusals once; the
-// wiring functions that need them call it.
-func (a *app) openAudit() (*audit.Log, *audit.Coalescer, error) {
-	if a.audit != nil {
-		return a.audit, a.refusals, nil
-	}
-	node, _ := os.Hostname()
-	al, err := audit.Open(filepath.Join(a.opts.stateDir, "audit.log"), node)
-	if err != nil {
-		return nil, nil, err
-	}
-	a.audit = al
-	a.refusals = audit.NewCoalescer(al, a.clock, a.log, 0, 0)
-	a.atExit = append(a.atExit, func() {
-		a.refusals.Flush()
-		al.Close()
-	})
-	return al, a.refusals, nil
-}
 
 // maxAuditedPaths bounds the paths listed in the record of one commit.
 const maxAuditedPaths = 64
 
-func setupAudit(a *app) (func(context.Context) error, error) {
-	al, refusals, err := a.openAudit()
-	if err != nil {
-		return nil, err
-	}
-	// The store hands every transition of the confirmed-commit machine to
-	// the auditor, in order, without the bus's risk of loss.
-	a.store.AddAuditor(confirmAuditor{log: al, errs: a.log})
-	// Subscribed now, so no commit made once the servers run is missed.
-	sub := a.store.Bus().Subscribe(4096)
-	return func(ctx context.Context) error {
-		defer sub.Close()
-		done := make(chan struct{})
-		go func() { defer close(done); refusals.Run(ctx) }()
-		defer func() { <-done }()
-		for {
-			select {
-			case ev, ok := <-sub.C:
-				if !ok {
-					if err := sub.Err(); err != nil {
-						a.log.Error("audit: fell behind the commits; the records of some are missing", "err", err)
-						sub = a.store.Bus().Subscribe(4096)
-						continue
-					}
-					return nil
+// commitAuditor writes a record of every commit to the audit log, from the
+// config events of the hub.
+type commitAuditor struct {
+	hub  *telemetry.Bus
+	sub  *telemetry.Subscription
+	log  *audit.Log
+	errs *slog.Logger
+}
+
+// newCommitAuditor subscribes to hub now, so that no commit made after it
+// returns is missed.
+func newCommitAuditor(hub *telemetry.Bus, al *audit.Log, errs *slog.Logger) *commitAuditor {
+	return &commitAuditor{hub: hub, sub: hub.Subscribe(4096), log: al, errs: errs}
+}
+
+// run writes the records until ctx ends, then those of the events already
+// published: the rollback of a pending confirmed commit at shutdown is
+// published before the components stop.
+func (c *commitAuditor) run(ctx context.Context) error {
+	defer func() { c.sub.Close() }()
+	for {
+		select {
+		case ev, ok := <-c.sub.C:
+			if !ok {
+				if err := c.sub.Err(); err != nil {
+					c.errs.Error("audit: fell behind the commits; the records of some are missing", "err", err)
+					c.sub = c.hub.Subscribe(4096)
+					continue
 				}
-				auditCommit(a, al, ev)
-			case <-ctx.Done():
-				// The rollback of a pending confirmed commit at shutdown
-				// is published before the components stop.
-				for {
-					select {
-					case ev, ok := <-sub.C:
-						if !ok {
-							return nil
-						}
-						auditCommit(a, al, ev)
-					default:
+				return nil
+			}
+			c.write(ev)
+		case <-ctx.Done():
+			for {
+				select {
+				case ev, ok := <-c.sub.C:
+					if !ok {
 						return nil
 					}
+					c.write(ev)
+				default:
+					return nil
 				}
 			}
 		}
-	}, nil
+	}
 }
 
-// auditCommit writes the record of a config event: who, the commit id and
-// the paths that changed (never their values).
-func auditCommit(a *app, al *audit.Log, ev api.Event) {
+// write writes the record of a config event: who, the commit id and the
+// paths that changed (never their values).
+func (c *commitAuditor) write(ev api.Event) {
 	if ev.Kind != api.EventConfig {
 		return
 	}
 	var updated, deleted []string
-	for _, c := range ev.Changes {
-		p := api.PathString(c.Path)
-		if c.Value == nil {
+	for _, ch := range ev.Changes {
+		p := api.PathString(ch.Path)
+		if ch.Value == nil {
 			deleted = append(deleted, p)
 		} else {
 			updated = append(updated, p)
@@ -134,8 +111,8 @@ func auditCommit(a *app, al *audit.Log, ev api.Event) {
 		detail["paths-omitted"] = omitted
 	}
 	desc := fmt.Sprintf("commit %d by %s: %d leaves updated, %d deleted", ev.CommitID, ev.User, len(updated), len(deleted))
-	if err := al.Write(audit.Event{Time: ev.Time.UTC(), User: ev.User, Type: "system.commit", Description: desc, Detail: detail, Permitted: true}); err != nil {
-		a.log.Error("audit: writing the record of a commit failed", "commit", ev.CommitID, "err", err)
+	if err := c.log.Write(audit.Event{Time: ev.Time.UTC(), User: ev.User, Type: "system.commit", Description: desc, Detail: detail, Permitted: true}); err != nil {
+		c.errs.Error("audit: writing the record of a commit failed", "commit", ev.CommitID, "err", err)
 	}
 }
 
@@ -145,8 +122,9 @@ func auditCommit(a *app, al *audit.Log, ev api.Event) {
 // observer) are promoted.
 type auditedOps struct {
 	*ops.Handler
-	a        *app
 	refusals *audit.Coalescer
+	clock    clock.Clock
+	log      *slog.Logger
 }
 
 func (h auditedOps) Handle(ctx context.Context, s *netconf.Session, req *ncxml.Request) ncxml.Reply {
@@ -164,12 +142,12 @@ func (h auditedOps) Handle(ctx context.Context, s *netconf.Session, req *ncxml.R
 			}
 		}
 		ev := audit.Event{
-			Time: h.a.clock.Now().UTC(), User: s.Username(), Type: "system." + strings.ReplaceAll(op, "-", "_"),
+			Time: h.clock.Now().UTC(), User: s.Username(), Type: "system." + strings.ReplaceAll(op, "-", "_"),
 			Description: "NETCONF " + op + " refused: " + e.Message,
 			Detail:      map[string]any{"protocol": "netconf", "operation": op, "session-id": s.ID(), "source": source, "role": s.Role()},
 		}
 		if h.refusals.Coalesce("denied "+s.Username()+" netconf "+op, ev) {
-			h.a.log.Warn("netconf: operation refused for the caller's role", "user", s.Username(), "role", s.Role(), "operation", op, "session", s.ID())
+			h.log.Warn("netconf: operation refused for the caller's role", "user", s.Username(), "role", s.Role(), "operation", op, "session", s.ID())
 		}
 		break
 	}

@@ -2,52 +2,37 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"path/filepath"
 
+	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/agent/api"
-
-	"google.golang.org/grpc"
-
 	"github.com/pkiagent/pkiagent/northbound/certz"
+	"github.com/pkiagent/pkiagent/northbound/tlsboot"
 	"github.com/pkiagent/pkiagent/pki"
 )
 
-// gNSI certz on the gNMI port: rotation of the managed certificates (the
-// gNxI profile is --tls-cert-name), trust bundles and CRL bundles.
-func init() {
-	grpcServices = append(grpcServices, setupCertz)
-}
-
-func setupCertz(a *app, st serverTLS) (func(*grpc.Server), error) {
-	e, ok := a.pki.(*pki.Engine)
-	if !ok {
-		a.log.Warn("gNSI certz is off: the PKI engine is not running")
-		return nil, nil
-	}
-	if err := e.RecoverRotations(context.Background()); err != nil {
-		return nil, fmt.Errorf("certz: undo rotations a restart interrupted: %w", err)
-	}
+// certzConfig configures gNSI certz on the gNMI port: rotation of the
+// managed certificates (the gNxI profile is --tls-cert-name, managed),
+// trust bundles and CRL bundles.
+func certzConfig(opts *options, engine *pki.Engine, store *agent.Store, log *slog.Logger, managed *tlsboot.Managed) certz.Config {
 	cfg := certz.Config{
-		Engine: certzEngine{e}, CRLs: e, Store: a.store, Logger: a.log,
-		ProfilesFile: filepath.Join(a.opts.stateDir, "certz-profiles.json"),
+		Engine: certzEngine{engine}, CRLs: engine, Store: store, Logger: log,
+		ProfilesFile: filepath.Join(opts.stateDir, "certz-profiles.json"),
 	}
-	if m := st.managed; m != nil {
-		cfg.ServerCertName = m.Name
+	if managed != nil {
+		cfg.ServerCertName = managed.Name
 		cfg.OnInstalled = func(name string) {
-			if name == m.Name {
-				m.Reload(context.Background())
+			if name == managed.Name {
+				managed.Reload(context.Background())
 			}
 		}
 	}
-	srv, err := certz.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return srv.Register, nil
+	return cfg
 }
 
-// certzEngine gives certz the engine's rotations as its interface.
+// certzEngine gives certz the engine's rotations as its interface (Go has
+// no covariant results: *pki.Rotation becomes certz.Rotation).
 type certzEngine struct{ *pki.Engine }
 
 func (c certzEngine) BeginRotation(name string, caller api.Caller) (certz.Rotation, error) {

@@ -1,7 +1,9 @@
 // Command pki-agent is the router PKI configuration agent: it holds the
 // pki-authority configuration in a transactional datastore, applies it to
 // the PKI engine, and serves it over gNMI and NETCONF. This package only
-// parses flags, wires the parts together and turns signals into shutdown.
+// parses flags, builds the parts in order in run (datastore, audit log, PKI
+// engine, users, gNMI with gNSI certz, NETCONF, metrics), runs them and
+// turns signals into shutdown.
 package main
 
 import (
@@ -10,21 +12,27 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
-	"slices"
+	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent/api"
-
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
-	"github.com/pkiagent/pkiagent/internal/persist"
+	"github.com/pkiagent/pkiagent/northbound/auth"
+	"github.com/pkiagent/pkiagent/northbound/certz"
+	"github.com/pkiagent/pkiagent/northbound/gnmi"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
+	"github.com/pkiagent/pkiagent/northbound/netconf/ops"
+	"github.com/pkiagent/pkiagent/pki"
 	"github.com/pkiagent/pkiagent/pki/keystore"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // options are the command-line flags of SPEC.md.
@@ -47,9 +55,48 @@ type options struct {
 	netconfMaxPerUser  int
 }
 
+// version is set by the Makefile (-ldflags "-X main.version=...");
+// without it the module version or VCS revision of the build is shown.
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
+			v = s.Value[:12]
+		}
+	}
+	return v
+}
+
+// errVersion asks main to print the version and exit 0, as flag.ErrHelp
+// asks for the usage.
+var errVersion = errors.New("version requested")
+
+// environment lists the variables the agent reads, for --help.
+const environment = `
+Environment:
+  ` + auth.AdminPasswordEnv + `  password of user admin on the first start with no users
+                            (without it one is generated into STATE-DIR/admin-password)
+`
+
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("pki-agent", flag.ContinueOnError)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: pki-agent [flags]\n\nThe router PKI configuration agent: gNMI and NETCONF on loopback unless an address is given.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(w, environment)
+	}
 	fs.StringVar(&o.stateDir, "state-dir", "./var", "directory for datastores, keys, certificates, CRLs and the audit log")
 	fs.StringVar(&o.gnmiAddr, "gnmi-addr", "127.0.0.1:9339", "gNMI (and gNSI certz) listen address, TLS (loopback unless told otherwise)")
 	fs.StringVar(&o.netconfAddr, "netconf-addr", "127.0.0.1:830", "NETCONF over SSH listen address (loopback unless told otherwise)")
@@ -66,8 +113,16 @@ func parseFlags(args []string) (*options, error) {
 		"end a NETCONF session that sends no rpc for this long, e.g. 10m or 1h (0: never); a session with a notification subscription is not idle")
 	fs.IntVar(&o.netconfMaxPerUser, "netconf-max-sessions-per-user", netconf.DefaultMaxSessionsPerUser,
 		"NETCONF sessions one user may have open at once")
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(os.Stdout) // asked for: not an error
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if *showVersion {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -92,63 +147,21 @@ func parseFlags(args []string) (*options, error) {
 	return o, nil
 }
 
-// app is what the wiring functions share.
-type app struct {
-	opts  *options
-	log   *slog.Logger
-	clock clock.Clock
-	store *agent.Store
-	dir   *persist.Dir
-	// pki serves the PKI rpcs once the pki component is set up.
-	pki api.PKI
-	// audit is the audit log and refusals its coalescer of refusals
-	// (openAudit).
-	audit    *audit.Log
-	refusals *audit.Coalescer
-	// atExit runs, last added first, once every component has stopped.
-	atExit []func()
-}
-
-// exit runs a.atExit.
-func (a *app) exit() {
-	for _, f := range slices.Backward(a.atExit) {
-		f()
-	}
-	a.atExit = nil
-}
-
-// component is a long-running part of the agent started after the store is
-// loaded; run blocks until ctx is cancelled and returns after cleanup.
-type component struct {
-	name string
-	// engine marks a component the others depend on (the PKI engine): it
-	// is set up before every component that is not one, so a.pki is set
-	// when the northbound servers are set up.
-	engine bool
-	// setup runs before any component runs; it may register validators,
-	// appliers and state sources on the store.
-	setup func(a *app) (run func(ctx context.Context) error, err error)
-}
-
-// components are registered by the wiring files of this package.
-var components []component
-
-func registered(name string) bool {
-	for _, c := range components {
-		if c.name == name {
-			return true
-		}
-	}
-	return false
-}
-
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// The usage is printed already.
+	case errors.Is(err, errVersion):
+		fmt.Println("pki-agent", versionString())
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "pki-agent:", err)
 		os.Exit(1)
 	}
 }
 
+// run is the whole start-up, in order, and the shutdown. What is built
+// first is closed last.
 func run(args []string) error {
 	opts, err := parseFlags(args)
 	if err != nil {
@@ -160,81 +173,203 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	clk := clock.Real{}
+	node, _ := os.Hostname()
+	ctx := context.Background()
 
-	store, dir, err := agent.OpenStore(opts.stateDir, agent.Config{Clock: clock.Real{}, Logger: log})
+	// The telemetry hub: commits, state and alarms fan out from it to gNMI
+	// Subscribe, NETCONF notifications and the audit log. Closed after the
+	// store and the engine, which publish on it.
+	hub := telemetry.NewBus()
+	defer hub.Close()
+
+	// The datastore: running and the commit history, from STATE-DIR.
+	store, dir, err := agent.OpenStore(opts.stateDir, agent.Config{Clock: clk, Logger: log, Bus: hub})
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
-	a := &app{opts: opts, log: log, clock: clock.Real{}, store: store, dir: dir}
 
-	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	var runs []func(context.Context) error
-	var names []string
-	ordered := slices.Clone(components)
-	slices.SortStableFunc(ordered, func(x, y component) int {
-		switch {
-		case x.engine == y.engine:
-			return 0
-		case x.engine:
-			return -1
-		}
-		return 1
-	})
-	for _, c := range ordered {
-		r, err := c.setup(a)
-		if err != nil {
-			store.Close()
-			a.exit()
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
-		if r != nil {
-			runs = append(runs, r)
-			names = append(names, c.name)
-		}
+	// The audit log, closed last: everything below writes to it. Refusals
+	// (logins, operations denied to the caller's role) go through one
+	// coalescer, so that a flood of them writes a few lines.
+	auditLog, err := audit.Open(filepath.Join(opts.stateDir, "audit.log"), node)
+	if err != nil {
+		return err
 	}
-	for _, want := range []struct{ component, flag, addr string }{{"gnmi", "--gnmi-addr", opts.gnmiAddr}, {"netconf", "--netconf-addr", opts.netconfAddr}} {
-		if !registered(want.component) {
-			log.Warn(want.component+" is not available in this build yet; nothing listens on "+want.flag, "addr", want.addr)
+	refusals := audit.NewCoalescer(auditLog, clk, log, 0, 0)
+	defer func() {
+		refusals.Flush()
+		auditLog.Close()
+	}()
+	// The store hands every transition of the confirmed-commit machine to
+	// the auditor, in order, without the bus's risk of loss.
+	store.AddAuditor(confirmAuditor{log: auditLog, errs: log})
+
+	// The PKI engine over its keystores. It validates and applies every
+	// commit, publishes state and alarms, and serves the PKI rpcs.
+	keys, closeTPM, err := openKeyStores(opts, log)
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	defer closeTPM()
+	engine, err := pki.New(ctx, pki.Config{
+		StateDir: opts.stateDir, Node: node, Clock: clk, Logger: log,
+		Bus: hub, Audit: auditLog, Keys: keys, ServerCertName: opts.tlsCertName,
+	})
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	// Closed before the TPM and the audit log: Close waits for an
+	// in-flight commit, which uses both.
+	defer store.Close()
+	// In step with the running configuration loaded from disk, and clear
+	// of rotations a crash interrupted, before any server accepts a
+	// request.
+	if err := engine.Load(ctx, store.Running()); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := engine.RecoverRotations(ctx); err != nil {
+		return fmt.Errorf("certz: undo rotations a restart interrupted: %w", err)
+	}
+	store.AddValidator(engine)
+	store.AddApplier(engine)
+	store.AddStateSource(engine)
+	// Subscribed now, so no commit made once the servers run is missed.
+	commits := newCommitAuditor(hub, auditLog, log)
+
+	// Users and roles, shared by gNMI and NETCONF.
+	users, err := auth.Open(auth.Config{
+		File: opts.usersFile, StateDir: opts.stateDir,
+		AdminPassword: os.Getenv(auth.AdminPasswordEnv), Logger: log,
+		Clock: clk, Audit: refusals,
+	})
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+
+	// gNMI, with gNSI certz on its port.
+	creds, err := gnmiCredentials(opts, clk, log, engine)
+	if err != nil {
+		return fmt.Errorf("gnmi: %w", err)
+	}
+	gnmiSrv, err := gnmi.New(gnmi.Config{Store: store, Bus: hub, Auth: users, Audit: refusals, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
+	certzSrv, err := certz.New(certzConfig(opts, engine, store, log, creds.managed))
+	if err != nil {
+		return err
+	}
+	gnmiLis, err := listen("--gnmi-addr", opts.gnmiAddr)
+	if err != nil {
+		return err
+	}
+	defer gnmiLis.Close()
+
+	// NETCONF over SSH, its operations over the datastore and the engine.
+	ncOps, err := ops.New(ops.Config{Store: store, Bus: hub, PKI: engine, Clock: clk, Logger: log})
+	if err != nil {
+		return err
+	}
+	ncSrv, err := netconf.NewServer(netconfConfig(opts, ncOps, users, refusals, clk, log))
+	if err != nil {
+		return fmt.Errorf("netconf: %w", err)
+	}
+	ncLis, err := listen("--netconf-addr", opts.netconfAddr)
+	if err != nil {
+		return err
+	}
+	defer ncLis.Close()
+
+	// Prometheus /metrics, when asked for.
+	var metricsSrv *http.Server
+	var metricsLis net.Listener
+	if opts.metricsAddr != "" {
+		if metricsLis, err = listen("--metrics-addr", opts.metricsAddr); err != nil {
+			return err
 		}
+		defer metricsLis.Close()
+		metricsSrv = metricsServer(store, log)
+	}
+
+	// Everything runs until a signal or the failure of one component.
+	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	components := newGroup()
+	components.Go("pki", engine.Run)
+	components.Go("audit", commits.run)
+	components.Go("audit-refusals", func(ctx context.Context) error { refusals.Run(ctx); return nil })
+	if creds.managed != nil {
+		components.Go("tls-cert-name", func(ctx context.Context) error { return creds.managed.Watch(ctx, hub) })
+	}
+	components.Go("gnmi", func(ctx context.Context) error {
+		return gnmiSrv.Serve(ctx, gnmiLis, creds.config, certzSrv.Register)
+	})
+	components.Go("netconf-notifications", ncOps.Run)
+	components.Go("netconf", func(ctx context.Context) error { return ncSrv.Serve(ctx, ncLis) })
+	if metricsSrv != nil {
+		components.Go("metrics", func(ctx context.Context) error { return serveMetrics(ctx, metricsSrv, metricsLis, log) })
 	}
 	h := store.History()
-	log.Info("pki-agent started", "state-dir", opts.stateDir, "commit", h[len(h)-1].ID, "components", names)
+	log.Info("pki-agent started", "state-dir", opts.stateDir, "commit", h[len(h)-1].ID, "components", components.names)
 
-	// The components run until a signal or the failure of one of them; they
-	// are stopped only after a pending confirmed commit is rolled back, so
-	// the PKI engine still applies the rollback.
-	ctx, cancel := context.WithCancelCause(context.Background())
-	var wg sync.WaitGroup
-	for i, r := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				cancel(fmt.Errorf("%s: %w", names[i], err))
-			}
-		}()
-	}
 	var cause error
 	select {
 	case <-sigCtx.Done():
 		cause = context.Cause(sigCtx)
-	case <-ctx.Done():
-		cause = context.Cause(ctx)
+	case <-components.ctx.Done():
+		cause = context.Cause(components.ctx)
 	}
 	log.Info("shutting down", "reason", cause)
+	// Before the components stop, so the PKI engine still applies the
+	// rollback and the audit log records it.
 	rollbackPending(store, log)
-	cancel(nil)
-	wg.Wait()
-	store.Close() // waits for an in-flight commit
-	a.exit()
+	components.stop()
 	if cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
 	log.Info("pki-agent stopped")
 	return nil
+}
+
+// listen listens on addr, the value of the flag named name.
+func listen(name, addr string) (net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", name, addr, err)
+	}
+	return lis, nil
+}
+
+// group runs the long-running components of the agent until ctx is
+// cancelled: by stop, or by the first component that fails.
+type group struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	names  []string
+}
+
+func newGroup() *group {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &group{ctx: ctx, cancel: cancel}
+}
+
+// Go runs component; an error other than cancellation stops them all.
+func (g *group) Go(name string, component func(context.Context) error) {
+	g.names = append(g.names, name)
+	g.wg.Go(func() {
+		if err := component(g.ctx); err != nil && !errors.Is(err, context.Canceled) {
+			g.cancel(fmt.Errorf("%s: %w", name, err))
+		}
+	})
+}
+
+// stop cancels the components and waits for them to return.
+func (g *group) stop() {
+	g.cancel(nil)
+	g.wg.Wait()
 }
 
 // rollbackPending rolls back a confirmed commit still waiting for its

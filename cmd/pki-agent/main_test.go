@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -199,6 +200,32 @@ func TestUnreachableTPMIsAStartupError(t *testing.T) {
 	}
 }
 
+// TestStartupFailureReleasesWhatItOpened: run fails on a busy NETCONF
+// port after it has opened the state directory (locked), the audit log,
+// the engine, the users and the gNMI listener; a second run in the same
+// process gets just as far, so the first released them all.
+func TestStartupFailureReleasesWhatItOpened(t *testing.T) {
+	dir := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gnmiAddr := free.Addr().String()
+	free.Close()
+	t.Setenv("PKI_AGENT_ADMIN_PASSWORD", adminPassword)
+	for i := range 2 {
+		err := run([]string{"--state-dir", dir, "--gnmi-addr", gnmiAddr, "--netconf-addr", busy.Addr().String()})
+		if err == nil || !strings.Contains(err.Error(), "--netconf-addr "+busy.Addr().String()) {
+			t.Fatalf("run %d: %v, want the busy --netconf-addr", i+1, err)
+		}
+	}
+}
+
 // TestUnconfirmedCommitRolledBackAtShutdown: a confirmed commit still
 // pending when the agent stops is rolled back before it exits (RFC 6241
 // 8.4.1), so the restarted agent does not keep the unconfirmed change in
@@ -240,5 +267,22 @@ func TestUnconfirmedCommitRolledBackAtShutdown(t *testing.T) {
 	}
 	if r := c.rpc(`<commit><persist-id>p1</persist-id></commit>`); !strings.Contains(r, "rpc-error") {
 		t.Fatalf("confirming the rolled-back commit after the restart: %s", r)
+	}
+}
+
+// TestHelpAndVersion: --help exits 0 and names the environment variables;
+// --version exits 0 with a version.
+func TestHelpAndVersion(t *testing.T) {
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PKI_AGENT_ADMIN_PASSWORD") || !strings.Contains(string(out), "-state-dir") {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "pki-agent ") || len(strings.TrimSpace(string(out))) <= len("pki-agent") {
+		t.Fatalf("--version: %v\n%s", err, out)
 	}
 }

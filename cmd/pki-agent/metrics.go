@@ -2,42 +2,36 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/northbound/metrics"
 )
 
-// Prometheus /metrics on --metrics-addr, when given.
-func init() {
-	components = append(components, component{name: "metrics", setup: setupMetrics})
+// metricsServer serves Prometheus /metrics from the store's state.
+func metricsServer(store *agent.Store, log *slog.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(store, log))
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 }
 
-func setupMetrics(a *app) (func(context.Context) error, error) {
-	if a.opts.metricsAddr == "" {
-		return nil, nil
+// serveMetrics serves srv on lis until ctx ends, then shuts it down.
+func serveMetrics(ctx context.Context, srv *http.Server, lis net.Listener, log *slog.Logger) error {
+	log.Info("metrics listening", "addr", lis.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("metrics server: %w", err)
+	case <-ctx.Done():
 	}
-	lis, err := net.Listen("tcp", a.opts.metricsAddr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w", a.opts.metricsAddr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler(a.store, a.log))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-	a.log.Info("metrics listening", "addr", lis.Addr().String())
-	return func(ctx context.Context) error {
-		go func() {
-			<-ctx.Done()
-			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(shut)
-		}()
-		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("metrics server: %w", err)
-		}
-		return nil
-	}, nil
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shut)
+	<-served // http.ErrServerClosed, as soon as Shutdown starts
+	return nil
 }

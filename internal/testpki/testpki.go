@@ -142,9 +142,6 @@ type Cert struct {
 	Key  crypto.Signer
 }
 
-// DER returns the certificate's DER encoding.
-func (c *Cert) DER() []byte { return c.Cert.Raw }
-
 // PEM returns the certificate as one "CERTIFICATE" PEM block.
 func (c *Cert) PEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})

@@ -35,6 +35,7 @@ import (
 	"github.com/pkiagent/pkiagent/northbound/tlsboot"
 	"github.com/pkiagent/pkiagent/pki"
 	"github.com/pkiagent/pkiagent/pki/keystore/file"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 const (
@@ -107,7 +108,8 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := agent.New(agent.Config{Logger: log})
+	bus := telemetry.NewBus()
+	store := agent.New(agent.Config{Logger: log, Bus: bus})
 	al, err := audit.Open(filepath.Join(dir, "audit.log"), "r1")
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +118,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := pki.New(ctx, pki.Config{StateDir: dir, Logger: log, Bus: store.Bus(), Audit: al, Keys: map[string]pki.KeyStore{"file": keys}})
+	e, err := pki.New(ctx, pki.Config{StateDir: dir, Logger: log, Bus: bus, Audit: al, Keys: map[string]pki.KeyStore{"file": keys}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gnmi.New(gnmi.Config{Store: store, Auth: u, Logger: log})
+	srv, err := gnmi.New(gnmi.Config{Store: store, Bus: bus, Auth: u, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +163,7 @@ func newEnv(t testing.TB) *env {
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); e.Run(ctx) }()
-	go func() { defer wg.Done(); ev.tls.Watch(ctx, store.Bus()) }()
+	go func() { defer wg.Done(); ev.tls.Watch(ctx, bus) }()
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(ctx, lis, tlsboot.ServerConfig(holder, nil), cz.Register); err != nil {

@@ -5,45 +5,57 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/pkiagent/pkiagent/agent/api"
-
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // busBuffer is how many events the dispatcher may lag behind the bus. It
 // only copies changes into per-stream queues, so it never lags for long.
 const busBuffer = 8192
 
-// dispatcher is the one bus subscriber of the server: it matches each
-// config or state change against the ON_CHANGE subscriptions of every
-// stream and queues it there, without ever blocking on a client.
+// dispatcher is the one bus subscriber of the server: it looks each
+// config or state change up in the match tree of the ON_CHANGE
+// subscriptions of every stream and queues it in the streams it concerns,
+// without ever blocking on a client.
 type dispatcher struct {
-	s *Server
+	s   *Server
+	bus *telemetry.Bus
 
 	mu      sync.RWMutex
-	sub     *agent.Subscription
+	sub     *telemetry.Subscription
 	streams map[*stream]struct{}
+	tree    *telemetry.Tree[*stream]
 }
 
-func newDispatcher(s *Server) *dispatcher {
+func newDispatcher(s *Server, bus *telemetry.Bus) *dispatcher {
 	// Subscribe at once so no event is lost between New and Run.
-	return &dispatcher{s: s, sub: s.store.Bus().Subscribe(busBuffer), streams: map[*stream]struct{}{}}
+	return &dispatcher{s: s, bus: bus, sub: bus.Subscribe(busBuffer), streams: map[*stream]struct{}{}, tree: telemetry.NewTree[*stream]()}
 }
 
 func (d *dispatcher) add(st *stream) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.streams[st] = struct{}{}
-	d.mu.Unlock()
+	for _, sb := range st.subs {
+		if sb.onChange {
+			d.tree.Add(sb.pat, st)
+		}
+	}
 }
 
 func (d *dispatcher) remove(st *stream) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	delete(d.streams, st)
-	d.mu.Unlock()
+	for _, sb := range st.subs {
+		if sb.onChange {
+			d.tree.Remove(sb.pat, st)
+		}
+	}
 }
 
 // failAll ends every registered stream with err.
@@ -69,7 +81,7 @@ func (d *dispatcher) run(ctx context.Context) error {
 				d.deliver(ev)
 				continue
 			}
-			if !errors.Is(sub.Err(), agent.ErrSlowSubscriber) {
+			if !errors.Is(sub.Err(), telemetry.ErrSlowSubscriber) {
 				d.failAll(status.Error(codes.Unavailable, "the agent is shutting down"))
 				<-ctx.Done()
 				return ctx.Err()
@@ -77,34 +89,40 @@ func (d *dispatcher) run(ctx context.Context) error {
 			// Streams missed events: they must resynchronise.
 			d.s.log.Error("gNMI telemetry fell behind the event bus; ending every ON_CHANGE stream so clients resubscribe")
 			d.mu.Lock()
-			d.sub = d.s.store.Bus().Subscribe(busBuffer)
+			d.sub = d.bus.Subscribe(busBuffer)
 			d.mu.Unlock()
 			d.failAll(status.Error(codes.Unavailable, "telemetry fell behind the agent's changes; resubscribe"))
 		}
 	}
 }
 
-// change is a bus change prepared once for every stream.
+// change is a bus change prepared once for every stream: its update (or
+// delete) is built once per encoding and shared by the streams, which
+// only read it. The dispatcher alone prepares it.
 type change struct {
 	path []*gnmi.PathElem
 	key  string
 	val  *gnmi.TypedValue // nil: deleted
-	enc  map[gnmi.Encoding]*gnmi.TypedValue
+	enc  map[gnmi.Encoding]item
 }
 
-func (c *change) encoded(e gnmi.Encoding) *gnmi.TypedValue {
-	if c.val == nil {
-		return nil
+// item returns the queue item of the change in encoding e, stamped ts.
+func (c *change) item(e gnmi.Encoding, ts int64) item {
+	if it, ok := c.enc[e]; ok {
+		return it
 	}
-	if v, ok := c.enc[e]; ok {
-		return v
+	v := c.val
+	if v != nil {
+		if ev, err := encodeLeaf(c.path, v, e); err == nil {
+			v = ev
+		}
 	}
-	v, err := encodeLeaf(c.path, c.val, e)
-	if err != nil {
-		v = c.val
+	it := newItem(c.key, c.path, v, ts)
+	if c.enc == nil {
+		c.enc = map[gnmi.Encoding]item{}
 	}
-	c.enc[e] = v
-	return v
+	c.enc[e] = it
+	return it
 }
 
 func (d *dispatcher) deliver(ev api.Event) {
@@ -119,16 +137,18 @@ func (d *dispatcher) deliver(ev api.Event) {
 	if ev.Kind == api.EventConfig {
 		evChanges = withDefaultChanges(evChanges)
 	}
-	chs := make([]*change, 0, len(evChanges))
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	for _, c := range evChanges {
 		if c.Path == nil {
 			continue
 		}
-		chs = append(chs, &change{path: c.Path.GetElem(), key: api.PathString(c.Path), val: c.Value, enc: map[gnmi.Encoding]*gnmi.TypedValue{}})
-	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for st := range d.streams {
-		st.offer(chs, ts)
+		ch := &change{path: c.Path.GetElem(), key: api.PathString(c.Path), val: c.Value}
+		offer := func(st *stream) { st.offer(ch, ts) }
+		if c.Value == nil {
+			d.tree.MatchSubtree(ch.path, offer)
+		} else {
+			d.tree.Match(ch.path, offer)
+		}
 	}
 }

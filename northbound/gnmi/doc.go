@@ -42,9 +42,10 @@
 // intervals and heartbeats are at least 100 ms (sample_interval 0 means
 // 100 ms); one Get or subscription path selects at most 1,048,576 nodes.
 //
-// Telemetry: one dispatcher reads the store's event bus and copies each
-// config or state change into the queue of every STREAM whose ON_CHANGE
-// (or TARGET_DEFINED) subscriptions match it, so a slow client never slows
-// commits or other clients. Subscriptions to paths that do not exist yet
+// Telemetry: one dispatcher reads the agent's telemetry.Bus, looks each
+// config or state change up in a telemetry.Tree of the ON_CHANGE (or
+// TARGET_DEFINED) subscriptions of every STREAM and puts it in the
+// telemetry.Queue of the streams it concerns, so a slow client never slows
+// commits or other clients, and a change costs the streams it reaches. Subscriptions to paths that do not exist yet
 // stay open and receive the changes that create them.
 package gnmi

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // fuzzRoot is a small tree with every kind of node for Get walks.
@@ -59,7 +60,11 @@ func FuzzPathValue(f *testing.F) {
 					t.Fatalf("render %s: %v", ps, err)
 				}
 			}
-			match(elems, p.GetElem())
+			tr := telemetry.NewTree[int]()
+			tr.Add(elems, 1)
+			tr.Match(p.GetElem(), func(int) {})
+			tr.MatchSubtree(p.GetElem(), func(int) {})
+			tr.Remove(elems, 1)
 			hasWildcard(elems)
 		}
 		req := &gnmi.SetRequest{

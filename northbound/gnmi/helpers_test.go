@@ -27,6 +27,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/tlsboot"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 const (
@@ -87,6 +88,7 @@ type env struct {
 	addr   string
 	caFile string
 	store  *agent.Store
+	bus    *telemetry.Bus
 	state  *fakeState
 	srv    *Server
 	roots  *x509.CertPool
@@ -124,14 +126,15 @@ func newEnvB(t testing.TB, o envOpts) *env {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	store := agent.New(agent.Config{Clock: clk, Logger: log, Appliers: []api.Applier{failApplier{}}})
+	bus := telemetry.NewBus()
+	store := agent.New(agent.Config{Clock: clk, Logger: log, Appliers: []api.Applier{failApplier{}}, Bus: bus})
 	st := &fakeState{root: &gen.Device{}}
 	store.AddStateSource(st)
 	cert, err := tlsboot.Bootstrap{Dir: filepath.Join(dir, "tls"), Logger: log}.Ensure()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Store: store, Auth: u, Logger: log, Limits: o.limits})
+	srv, err := New(Config{Store: store, Bus: bus, Auth: u, Logger: log, Limits: o.limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +164,7 @@ func newEnvB(t testing.TB, o envOpts) *env {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
-	return &env{t: t, dir: dir, addr: lis.Addr().String(), caFile: caFile, store: store, state: st, srv: srv, roots: roots}
+	return &env{t: t, dir: dir, addr: lis.Addr().String(), caFile: caFile, store: store, bus: bus, state: st, srv: srv, roots: roots}
 }
 
 // userCreds sends username/password metadata like gnmic.

@@ -29,6 +29,7 @@ import (
 	"github.com/pkiagent/pkiagent/audit"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/northbound/auth"
+	"github.com/pkiagent/pkiagent/telemetry"
 	yangmod "github.com/pkiagent/pkiagent/yang"
 )
 
@@ -121,7 +122,10 @@ func (l Limits) withDefaults() Limits {
 // Config is what a Server is built from.
 type Config struct {
 	Store *agent.Store
-	Auth  Authenticator
+	// Bus is what the store, the engine and the agent's loops publish on;
+	// ON_CHANGE subscriptions follow it.
+	Bus  *telemetry.Bus
+	Auth Authenticator
 	// Clock drives SAMPLE and heartbeat timers (Store.Clock() when nil).
 	Clock  clock.Clock
 	Logger *slog.Logger
@@ -175,6 +179,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("gnmi: no datastore")
 	}
+	if cfg.Bus == nil {
+		return nil, errors.New("gnmi: no telemetry bus")
+	}
 	if cfg.Auth == nil {
 		return nil, errors.New("gnmi: no authenticator")
 	}
@@ -194,7 +201,7 @@ func New(cfg Config) (*Server, error) {
 		perUser:  map[string]int{},
 		stopping: make(chan struct{}),
 	}
-	s.disp = newDispatcher(s)
+	s.disp = newDispatcher(s, cfg.Bus)
 	return s, nil
 }
 

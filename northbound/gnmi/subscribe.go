@@ -8,12 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent/api"
-
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/pkiagent/pkiagent/agent/api"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // maxBatch bounds the updates of one notification a stream sends, and
@@ -22,6 +23,35 @@ const (
 	maxBatch             = 1000
 	maxNotificationBytes = 1 << 20
 )
+
+// item is what a stream's queue holds: one pending update (val set),
+// delete (val nil) or, with sync set, a sync_response marker. Updates and
+// deletes carry their wire form, which streams may share.
+type item struct {
+	key  string
+	path []*gnmi.PathElem
+	val  *gnmi.TypedValue
+	ts   int64
+	sync bool
+	// final marks the sync_response that ends a ONCE subscription.
+	final bool
+	// upd (an update) or del (a delete) is the item on the wire, size
+	// about its bytes there.
+	upd  *gnmi.Update
+	del  *gnmi.Path
+	size int
+}
+
+// newItem returns the update of path to val (nil: its delete).
+func newItem(key string, path []*gnmi.PathElem, val *gnmi.TypedValue, ts int64) item {
+	it := item{key: key, path: path, val: val, ts: ts, size: proto.Size(val) + 16*len(path) + len(key)}
+	if val == nil {
+		it.del = &gnmi.Path{Elem: path}
+	} else {
+		it.upd = &gnmi.Update{Path: &gnmi.Path{Elem: path}, Val: val}
+	}
+	return it
+}
 
 // sub is one subscription (path and mode) of a stream.
 type sub struct {
@@ -42,7 +72,7 @@ type stream struct {
 	enc    gnmi.Encoding
 	prefix *gnmi.Path // origin and target echoed in notifications
 	subs   []*sub
-	q      *queue
+	q      *telemetry.Queue[item]
 
 	done     chan struct{} // closed when the RPC returns
 	finished chan struct{} // closed after the final sync of a ONCE
@@ -89,7 +119,7 @@ func (s *Server) Subscribe(srv gnmi.GNMI_SubscribeServer) error {
 			return err
 		}
 	}
-	st.q.put(item{sync: true, final: st.mode == gnmi.SubscriptionList_ONCE})
+	st.q.Mark(item{sync: true, final: st.mode == gnmi.SubscriptionList_ONCE})
 	if st.mode == gnmi.SubscriptionList_STREAM {
 		for i, sb := range st.subs {
 			if iv := sb.timer(); iv > 0 {
@@ -157,7 +187,7 @@ func (s *Server) newStream(srv gnmi.GNMI_SubscribeServer, c Caller, list *gnmi.S
 	}
 	st := &stream{
 		s: s, srv: srv, caller: c, mode: list.GetMode(), enc: list.GetEncoding(),
-		q:    newQueue(s.limits.MaxPending),
+		q:    telemetry.NewQueue[item](s.limits.MaxPending),
 		done: make(chan struct{}), finished: make(chan struct{}), failc: make(chan error, 1),
 	}
 	if p := list.GetPrefix(); p.GetOrigin() != "" || p.GetTarget() != "" {
@@ -235,7 +265,7 @@ func (st *stream) wait() error {
 			return status.FromContextError(st.srv.Context().Err()).Err()
 		case <-t.C():
 			if since := st.sendingSince.Load(); since != 0 && st.s.clock.Now().Sub(time.Unix(0, since)) >= stall {
-				err := status.Errorf(codes.ResourceExhausted, "subscriber too slow: the client has not read for %s while %d updates wait; disconnected, resubscribe", stall, st.q.pending())
+				err := status.Errorf(codes.ResourceExhausted, "subscriber too slow: the client has not read for %s while %d updates wait; disconnected, resubscribe", stall, st.q.Len())
 				st.s.log.Warn("gNMI Subscribe ended", "user", st.caller.User, "peer", st.caller.Peer, "reason", err)
 				return err
 			}
@@ -275,26 +305,18 @@ func (st *stream) putLeaf(path []*gnmi.PathElem, tv *gnmi.TypedValue, ts int64) 
 	if err != nil {
 		return err
 	}
-	if !st.q.put(item{key: api.PathString(&gnmi.Path{Elem: path}), path: path, val: v, ts: ts}) {
+	k := api.PathString(&gnmi.Path{Elem: path})
+	if !st.q.Put(k, newItem(k, path, v, ts)) {
 		return st.overflowErr()
 	}
 	return nil
 }
 
-// offer queues the changes that match an ON_CHANGE subscription. Called by
-// the dispatcher; never blocks.
-func (st *stream) offer(chs []*change, ts int64) {
-	for _, c := range chs {
-		for _, sb := range st.subs {
-			if !sb.onChange || !match(sb.pat, c.path) {
-				continue
-			}
-			if !st.q.put(item{key: c.key, path: c.path, val: c.encoded(st.enc), ts: ts}) {
-				st.fatal(st.overflowErr())
-				return
-			}
-			break
-		}
+// offer queues a change that matches one of the stream's ON_CHANGE
+// subscriptions. Called by the dispatcher; never blocks.
+func (st *stream) offer(c *change, ts int64) {
+	if !st.q.Put(c.key, c.item(st.enc, ts)) {
+		st.fatal(st.overflowErr())
 	}
 }
 
@@ -361,7 +383,7 @@ func (st *stream) sample(sb *sub, ts int64, full bool, last map[string]seen) (ma
 	if !sb.onChange {
 		for k, old := range last {
 			if _, ok := cur[k]; !ok {
-				if !st.q.put(item{key: k, path: old.path, ts: ts}) {
+				if !st.q.Put(k, newItem(k, old.path, nil, ts)) {
 					return nil, st.overflowErr()
 				}
 			}
@@ -374,18 +396,19 @@ func (st *stream) sample(sb *sub, ts int64, full bool, last map[string]seen) (ma
 // fails. It may outlive the RPC handler while blocked in Send on a client
 // that does not read; gRPC unblocks it when the RPC ends.
 func (st *stream) sendLoop() {
+	var batch []item
 	for {
 		select {
 		case <-st.done:
 			return
-		case <-st.q.ready:
+		case <-st.q.Ready():
 		}
-		if st.q.overflowed() {
+		if st.q.Overflowed() {
 			st.fatal(st.overflowErr())
 			return
 		}
 		for {
-			batch := st.q.take(maxBatch)
+			batch = st.q.Take(batch[:0], maxBatch)
 			if len(batch) == 0 {
 				break
 			}
@@ -429,24 +452,22 @@ func (st *stream) sendBatch(batch []item) (final bool, err error) {
 			}
 			continue
 		}
-		itSize := proto.Size(it.val) + 16*len(it.path) + len(it.key)
-		if n != nil && (it.val == nil && len(n.Update) > 0 || size+itSize > maxNotificationBytes) {
+		if n != nil && (it.del != nil && len(n.Update) > 0 || size+it.size > maxNotificationBytes) {
 			if err := flush(); err != nil {
 				return false, err
 			}
 		}
-		size += itSize
+		size += it.size
 		if n == nil {
 			n = &gnmi.Notification{Timestamp: it.ts, Prefix: st.prefix}
 		}
 		if it.ts > n.Timestamp {
 			n.Timestamp = it.ts
 		}
-		path := it.path
-		if it.val == nil {
-			n.Delete = append(n.Delete, &gnmi.Path{Elem: path})
+		if it.del != nil {
+			n.Delete = append(n.Delete, it.del)
 		} else {
-			n.Update = append(n.Update, &gnmi.Update{Path: &gnmi.Path{Elem: path}, Val: it.val})
+			n.Update = append(n.Update, it.upd)
 		}
 	}
 	return false, flush()
@@ -488,7 +509,7 @@ func (st *stream) recvLoop() {
 				st.fatal(err)
 				return
 			}
-			st.q.put(item{sync: true})
+			st.q.Mark(item{sync: true})
 		case req.GetPoll() != nil:
 			st.fatal(status.Errorf(codes.InvalidArgument, "Poll on a %v subscription; only POLL subscriptions take Poll requests", st.mode))
 			return

@@ -192,13 +192,13 @@ func TestSubscribeStreamOnChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
+	e.bus.Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 	col.until("alarm raised", hasUpdate("/alarms/alarm[id=cert-expiring:router]/severity", `"major"`))
 
 	// Cleared: deletes.
 	e.state.set(&gen.Device{})
 	ch, _ = api.Diff(raised, &gen.Device{})
-	e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
+	e.bus.Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 	col.until("alarm cleared", func(g []leafUpdate, _ bool) bool {
 		for _, u := range g {
 			if strings.HasPrefix(u.path, "/alarms/alarm[id=cert-expiring:router]") && u.val == "" {
@@ -288,7 +288,7 @@ func TestSubscribeUpdatesOnlyAndLimits(t *testing.T) {
 	for i := range 50 {
 		ch = append(ch, api.Change{Path: p(t, fmt.Sprintf("/alarms/alarm[id=x%d]/text", i)), Value: strVal("t")})
 	}
-	e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
+	e.bus.Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: ch})
 	for range col.msgs {
 	}
 	if err := <-col.errc; code(err) != "ResourceExhausted" || !strings.Contains(err.Error(), "too slow") {
@@ -319,7 +319,7 @@ func TestSubscribeStalledClient(t *testing.T) {
 	// transport's flow-control windows.
 	big := strings.Repeat("x", 256<<10)
 	for i := range 40 {
-		e.store.Bus().Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: []api.Change{{Path: p(t, fmt.Sprintf("/alarms/alarm[id=x%d]/text", i)), Value: strVal(big)}}})
+		e.bus.Publish(api.Event{Kind: api.EventState, Time: time.Now(), Changes: []api.Change{{Path: p(t, fmt.Sprintf("/alarms/alarm[id=x%d]/text", i)), Value: strVal(big)}}})
 	}
 	time.Sleep(time.Second)
 	for {

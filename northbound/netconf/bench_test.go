@@ -3,7 +3,7 @@ package netconf
 import (
 	"testing"
 
-	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
+	jnc "github.com/Juniper/go-netconf/netconf"
 )
 
 // BenchmarkRoundTripChunked measures rpc -> <ok/> round trips over one

@@ -16,14 +16,6 @@ type Handler interface {
 	Handle(ctx context.Context, s *Session, req *ncxml.Request) ncxml.Reply
 }
 
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, s *Session, req *ncxml.Request) ncxml.Reply
-
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, s *Session, req *ncxml.Request) ncxml.Reply {
-	return f(ctx, s, req)
-}
-
 // SessionObserver is implemented by a Handler that wants to know when
 // sessions start and end, for example to release the locks of a session or
 // to emit RFC 6470 netconf-session-start and netconf-session-end.

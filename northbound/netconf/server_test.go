@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	jnc "github.com/Juniper/go-netconf/netconf"
 	"github.com/google/go-cmp/cmp"
-	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"golang.org/x/crypto/ssh"
 )

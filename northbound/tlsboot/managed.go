@@ -11,7 +11,7 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent/api"
 
-	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // Managed keeps a Holder serving a certificate the agent manages
@@ -22,7 +22,7 @@ type Managed struct {
 	Holder *Holder
 	Name   string
 	// Load returns NAME's chain and key handle; an error wrapping
-	// agent.ErrMissing means NAME has no certificate yet.
+	// api.ErrMissing means NAME has no certificate yet.
 	Load     func(ctx context.Context, name string) (tls.Certificate, error)
 	Fallback tls.Certificate
 	Logger   *slog.Logger
@@ -68,7 +68,7 @@ func (m *Managed) Reload(ctx context.Context) error {
 
 // Watch reloads whenever a certificate-event of NAME is published on bus
 // (import-certificate over NETCONF, a certz Rotate), until ctx ends.
-func (m *Managed) Watch(ctx context.Context, bus *agent.Bus) error {
+func (m *Managed) Watch(ctx context.Context, bus *telemetry.Bus) error {
 	for {
 		sub := bus.Subscribe(64)
 		m.Reload(ctx) // catch up on what happened before (re)subscribing
@@ -80,7 +80,7 @@ func (m *Managed) Watch(ctx context.Context, bus *agent.Bus) error {
 
 // watch returns nil when the subscription ended (it fell behind) and ctx
 // is still live.
-func (m *Managed) watch(ctx context.Context, sub *agent.Subscription) error {
+func (m *Managed) watch(ctx context.Context, sub *telemetry.Subscription) error {
 	defer sub.Close()
 	for {
 		select {

@@ -87,20 +87,6 @@ type SAN struct {
 	Value string
 }
 
-// ParseSAN parses "dns:NAME", "ip:ADDRESS" or "uri:URI".
-func ParseSAN(s string) (SAN, error) {
-	kind, value, ok := strings.Cut(s, ":")
-	if !ok {
-		return SAN{}, &FieldError{Field: "subject-alt-name", Reason: fmt.Sprintf("%q has no type; write dns:NAME, ip:ADDRESS or uri:URI", clip(s))}
-	}
-	san := SAN{Kind: SANKind(strings.ToLower(kind)), Value: value}
-	switch san.Kind {
-	case DNS, IP, URI:
-		return san, nil
-	}
-	return SAN{}, &FieldError{Field: "subject-alt-name", Reason: fmt.Sprintf("unknown type %q; use dns, ip or uri", clip(kind))}
-}
-
 // Request is everything a CSR is built from.
 type Request struct {
 	Subject Subject

@@ -123,32 +123,6 @@ func TestInvalid(t *testing.T) {
 	}
 }
 
-func TestParseSAN(t *testing.T) {
-	tests := []struct {
-		desc    string
-		in      string
-		want    SAN
-		wantErr bool
-	}{
-		{desc: "dns", in: "dns:r1.example", want: SAN{DNS, "r1.example"}},
-		{desc: "upper-case type", in: "IP:192.0.2.1", want: SAN{IP, "192.0.2.1"}},
-		{desc: "uri keeps its colons", in: "uri:https://example.net/x", want: SAN{URI, "https://example.net/x"}},
-		{desc: "no type", in: "r1.example", wantErr: true},
-		{desc: "unknown type", in: "rfc822:a@b", wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			got, err := ParseSAN(tc.in)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("error = %v, wantErr %v", err, tc.wantErr)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("SAN (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 type brokenSigner struct{ crypto.Signer }
 
 func (b brokenSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {

@@ -130,13 +130,23 @@ func (w Windows) GradeAt(notBefore, notAfter, now time.Time) Grade {
 		Text: fmt.Sprintf("valid until %s", at)}
 }
 
+// days says how long d is in the unit an operator reads it in, rounded to
+// the nearest: a certificate of 5 days (minus the seconds since it was
+// issued) "expires in 5 days", not 4; under a day it says hours.
 func days(d time.Duration) string {
-	switch n := int(d / (24 * time.Hour)); n {
-	case 0:
-		return "less than a day"
-	case 1:
-		return "1 day"
-	default:
+	const day = 24 * time.Hour
+	if d < day-30*time.Minute {
+		switch h := int((d + 30*time.Minute) / time.Hour); h {
+		case 0:
+			return "less than an hour"
+		case 1:
+			return "1 hour"
+		default:
+			return fmt.Sprintf("%d hours", h)
+		}
+	}
+	if n := int((d + day/2) / day); n != 1 {
 		return fmt.Sprintf("%d days", n)
 	}
+	return "1 day"
 }

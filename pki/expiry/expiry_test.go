@@ -61,7 +61,13 @@ func TestGradeText(t *testing.T) {
 	}{
 		{desc: "days", now: t0, want: "expires in 6 days (2026-11-28T13:00:00Z)"},
 		{desc: "one day", now: notAfter.Add(-day - time.Minute), want: "expires in 1 day (2026-11-28T13:00:00Z)"},
-		{desc: "hours", now: notAfter.Add(-time.Hour), want: "expires in less than a day (2026-11-28T13:00:00Z)"},
+		{desc: "5-day certificate a second after issue", now: notAfter.Add(-5*day + time.Second), want: "expires in 5 days (2026-11-28T13:00:00Z)"},
+		{desc: "4.5 days rounds up", now: notAfter.Add(-4*day - 12*time.Hour), want: "expires in 5 days (2026-11-28T13:00:00Z)"},
+		{desc: "4.4 days rounds down", now: notAfter.Add(-4*day - 10*time.Hour), want: "expires in 4 days (2026-11-28T13:00:00Z)"},
+		{desc: "23h40m is a day", now: notAfter.Add(-23*time.Hour - 40*time.Minute), want: "expires in 1 day (2026-11-28T13:00:00Z)"},
+		{desc: "hours", now: notAfter.Add(-5*time.Hour - 10*time.Minute), want: "expires in 5 hours (2026-11-28T13:00:00Z)"},
+		{desc: "one hour", now: notAfter.Add(-time.Hour), want: "expires in 1 hour (2026-11-28T13:00:00Z)"},
+		{desc: "minutes", now: notAfter.Add(-10 * time.Minute), want: "expires in less than an hour (2026-11-28T13:00:00Z)"},
 		{desc: "expired", now: notAfter.Add(time.Hour), want: "expired at 2026-11-28T13:00:00Z"},
 	}
 	for _, tc := range tests {

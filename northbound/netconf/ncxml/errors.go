@@ -266,9 +266,6 @@ func LockDenied(holder uint32, msg string) *RPCError {
 // ResourceDenied: the request could not be completed for lack of resources.
 func ResourceDenied(t ErrorType, msg string) *RPCError { return New(t, TagResourceDenied, msg) }
 
-// RollbackFailed: the rollback after a failure did not complete.
-func RollbackFailed(t ErrorType, msg string) *RPCError { return New(t, TagRollbackFailed, msg) }
-
 // DataExists: create of data that already exists (application).
 func DataExists(msg string) *RPCError { return New(Application, TagDataExists, msg) }
 

@@ -303,7 +303,6 @@ func TestHelpers(t *testing.T) {
 		{UnknownElement(Application, "e", ""), Application, TagUnknownElement, ErrorInfo{BadElement: "e"}},
 		{AccessDenied(Application, ""), Application, TagAccessDenied, ErrorInfo{}},
 		{ResourceDenied(Protocol, ""), Protocol, TagResourceDenied, ErrorInfo{}},
-		{RollbackFailed(Application, ""), Application, TagRollbackFailed, ErrorInfo{}},
 		{DataExists(""), Application, TagDataExists, ErrorInfo{}},
 		{DataMissing(""), Application, TagDataMissing, ErrorInfo{}},
 		{OperationNotSupported(Protocol, ""), Protocol, TagOperationNotSupported, ErrorInfo{}},

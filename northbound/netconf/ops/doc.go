@@ -7,7 +7,9 @@
 // discard-changes, kill-session, with-defaults (RFC 6243), subtree filters
 // (RFC 6241 section 6), get-schema (RFC 6022) of every module in package
 // yang, the rpcs of module pki-authority, and RFC 5277 notifications with a
-// bounded replay buffer (RFC 6470 base notifications included). <get>
+// bounded replay buffer (telemetry.Replay over the agent's bus; RFC 6470
+// base notifications included, netconf-config-change built from the
+// commit's changes in time linear in them). <get>
 // reports, beside the data model, the protocol state: /netconf-state (RFC
 // 6022), /yang-library (RFC 8525) and /modules-state (RFC 7895), and
 // /netconf/streams (RFC 5277); the hello lists every implemented module

@@ -21,6 +21,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/redact"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 // Namespaces of the standard modules the handler speaks.
@@ -31,12 +32,15 @@ const (
 	ncnNS     = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
 )
 
-// Config configures a Handler. Store is required.
+// Config configures a Handler. Store and Bus are required.
 type Config struct {
 	Store *agent.Store
-	// PKI returns the engine behind the pki-authority rpcs, read at each
-	// call; nil (or a nil result) makes them fail with operation-failed.
-	PKI func() api.PKI
+	// Bus is what the store, the engine and the agent's loops publish on;
+	// the handler keeps the last notifications of it for replay.
+	Bus *telemetry.Bus
+	// PKI is the engine behind the pki-authority rpcs; nil makes them
+	// fail with operation-failed.
+	PKI api.PKI
 	// Clock stamps the notifications the handler makes (the store's clock
 	// when nil).
 	Clock clock.Clock
@@ -64,11 +68,12 @@ type Handler struct {
 	locks   map[agent.Datastore]lockRecord
 
 	store  *agent.Store
-	pki    func() api.PKI
+	pki    api.PKI
 	clock  clock.Clock
 	log    *slog.Logger
-	replay *replay
-	bus    *agent.Subscription // subscribed at New so no commit is missed
+	replay *telemetry.Replay[*node]
+	bus    *telemetry.Bus
+	sub    *telemetry.Subscription // subscribed at New so no commit is missed
 
 	mu       sync.Mutex
 	sessions map[uint32]*sessState
@@ -88,11 +93,11 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("netconf handler: no datastore")
 	}
+	if cfg.Bus == nil {
+		return nil, errors.New("netconf handler: no telemetry bus")
+	}
 	if _, err := module(); err != nil {
 		return nil, fmt.Errorf("netconf handler: %w", err)
-	}
-	if cfg.PKI == nil {
-		cfg.PKI = func() api.PKI { return nil }
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = cfg.Store.Clock()
@@ -105,8 +110,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	return &Handler{
 		store: cfg.Store, pki: cfg.PKI, clock: cfg.Clock, log: cfg.Logger,
-		replay:   newReplay(cfg.ReplaySize),
-		bus:      cfg.Store.Bus().Subscribe(4096),
+		replay:   telemetry.NewReplay[*node](cfg.ReplaySize),
+		bus:      cfg.Bus,
+		sub:      cfg.Bus.Subscribe(4096),
 		sessions: map[uint32]*sessState{},
 		started:  cfg.Clock.Now(),
 		locks:    map[agent.Datastore]lockRecord{},

@@ -22,6 +22,7 @@ import (
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/framing"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
+	"github.com/pkiagent/pkiagent/telemetry"
 )
 
 const ncNS = ncxml.BaseNS
@@ -94,6 +95,7 @@ func (f *fakePKI) DeletePrivateKey(context.Context, api.Caller, api.DeletePrivat
 
 type env struct {
 	store *agent.Store
+	bus   *telemetry.Bus
 	h     *Handler
 	srv   *netconf.Server
 	addr  string
@@ -103,9 +105,10 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	store := agent.New(agent.Config{Logger: log})
-	e := &env{store: store, pki: &fakePKI{}}
-	h, err := New(Config{Store: store, PKI: func() api.PKI { return e.pki }, Logger: log})
+	bus := telemetry.NewBus()
+	store := agent.New(agent.Config{Logger: log, Bus: bus})
+	e := &env{store: store, bus: bus, pki: &fakePKI{}}
+	h, err := New(Config{Store: store, Bus: bus, PKI: e.pki, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent/api"
+	jnc "github.com/Juniper/go-netconf/netconf"
 
 	"github.com/pkiagent/pkiagent/agent"
-	jnc "github.com/pkiagent/pkiagent/northbound/netconf/internal/gonetconf"
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // TestGoNetconfClient runs the candidate workflow with go-netconf v0.1.1
@@ -128,12 +128,12 @@ func TestNotifications(t *testing.T) {
 	a := dial(t, e.addr, "alice", "secret")
 	before := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 	// Replay: the session-start of a and an alarm published before the subscription.
-	e.store.Bus().Publish(api.Event{Kind: api.EventNotification, Time: time.Now(), Notification: &api.Notification{
+	e.bus.Publish(api.Event{Kind: api.EventNotification, Time: time.Now(), Notification: &api.Notification{
 		Module: "pki-authority", Name: "alarm-notification",
 		Leaves: []api.Leaf{{Name: "action", Value: "raised"}, {Name: "id", Value: "crl-unreachable:http://a"}, {Name: "severity", Value: "major"}},
 	}})
 	deadline := time.Now().Add(5 * time.Second)
-	for e.h.replay.position() < 2 && time.Now().Before(deadline) {
+	for e.h.replay.Next() < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	a.mustOK(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter><alarm-notification ` + pka + `/><netconf-config-change xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"/></filter><startTime>` + before + `</startTime></create-subscription>`)
@@ -185,7 +185,7 @@ func TestCreateSubscriptionFilterInBaseNamespace(t *testing.T) {
 	a := dial(t, e.addr, "alice", "secret")
 	a.mustOK(`<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"><filter xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" type="subtree"><netconf-config-change xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"/></filter></create-subscription>`)
 	b := dial(t, e.addr, "bob", "secret") // its netconf-session-start is filtered out
-	e.store.Bus().Publish(api.Event{Kind: api.EventNotification, Time: time.Now(), Notification: &api.Notification{
+	e.bus.Publish(api.Event{Kind: api.EventNotification, Time: time.Now(), Notification: &api.Notification{
 		Module: "pki-authority", Name: "alarm-notification",
 		Leaves: []api.Leaf{{Name: "action", Value: "raised"}, {Name: "id", Value: "crl-unreachable:http://a"}},
 	}})

@@ -4,79 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pkiagent/pkiagent/agent/api"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
+	"github.com/pkiagent/pkiagent/telemetry"
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
-
-// record is one notification in the replay buffer.
-type record struct {
-	seq  uint64
-	time time.Time
-	body *node
-}
-
-// replay is a bounded buffer of the last notifications, in order, with a
-// wake-up channel for subscribers waiting for the next one.
-type replay struct {
-	mu   sync.Mutex
-	buf  []record // ring of cap size
-	size int
-	next uint64        // seq of the next record
-	wake chan struct{} // closed at the next add
-}
-
-func newReplay(size int) *replay {
-	return &replay{size: size, wake: make(chan struct{})}
-}
-
-func (r *replay) add(t time.Time, body *node) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rec := record{seq: r.next, time: t, body: body}
-	r.next++
-	if len(r.buf) < r.size {
-		r.buf = append(r.buf, rec)
-	} else {
-		r.buf[rec.seq%uint64(r.size)] = rec
-	}
-	close(r.wake)
-	r.wake = make(chan struct{})
-}
-
-// from returns the records with seq >= seq still held, the seq after them
-// and a channel closed when more arrive.
-func (r *replay) from(seq uint64) ([]record, uint64, <-chan struct{}) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	first := r.next - uint64(len(r.buf))
-	if seq < first {
-		seq = first
-	}
-	out := make([]record, 0, r.next-seq)
-	for s := seq; s < r.next; s++ {
-		out = append(out, r.buf[s%uint64(r.size)])
-	}
-	return out, r.next, r.wake
-}
-
-func (r *replay) position() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.next
-}
 
 // subscription is an RFC 5277 subscription of one session.
 type subscription struct {
@@ -137,7 +77,7 @@ func (h *Handler) createSubscription(s *netconf.Session, op *node) ncxml.Reply {
 	sub := &subscription{cancel: cancel, done: make(chan struct{})}
 	st.sub = sub
 	h.mu.Unlock()
-	live := h.replay.position()
+	live := h.replay.Next()
 	// Subscribed sessions are silent by design: no idle timeout.
 	s.SetIdleTimeout(-1)
 	s.AfterReply(func() {
@@ -173,12 +113,12 @@ func (h *Handler) deliver(ctx context.Context, s *netconf.Session, f *filter, st
 	}
 	var next uint64
 	if start != nil {
-		recs, _, _ := h.replay.from(0)
+		recs, _, _ := h.replay.From(0)
 		for _, r := range recs {
-			if r.seq >= live || r.time.Before(*start) || (stop != nil && r.time.After(*stop)) {
+			if r.Seq >= live || r.Time.Before(*start) || (stop != nil && r.Time.After(*stop)) {
 				continue
 			}
-			if !send(r.time, r.body) {
+			if !send(r.Time, r.V) {
 				return
 			}
 		}
@@ -198,16 +138,16 @@ func (h *Handler) deliver(ctx context.Context, s *netconf.Session, f *filter, st
 		stopC = t.C()
 	}
 	for {
-		recs, after, wake := h.replay.from(next)
-		if len(recs) > 0 && recs[0].seq > next {
-			h.log.Warn("netconf: subscriber fell behind the replay buffer; notifications lost", "session", s.ID(), "lost", recs[0].seq-next)
+		recs, after, wake := h.replay.From(next)
+		if len(recs) > 0 && recs[0].Seq > next {
+			h.log.Warn("netconf: subscriber fell behind the replay buffer; notifications lost", "session", s.ID(), "lost", recs[0].Seq-next)
 		}
 		for _, r := range recs {
-			if stop != nil && r.time.After(*stop) {
+			if stop != nil && r.Time.After(*stop) {
 				send(h.clock.Now(), &node{name: xmlName(manageNS, "notificationComplete")})
 				return
 			}
-			if !send(r.time, r.body) {
+			if !send(r.Time, r.V) {
 				return
 			}
 		}
@@ -226,7 +166,7 @@ func (h *Handler) deliver(ctx context.Context, s *netconf.Session, f *filter, st
 // Run feeds the commits and the notifications of the store's bus into the
 // replay buffer until ctx is done.
 func (h *Handler) Run(ctx context.Context) error {
-	sub := h.bus
+	sub := h.sub
 	defer func() { sub.Close() }()
 	for {
 		select {
@@ -234,9 +174,9 @@ func (h *Handler) Run(ctx context.Context) error {
 			return nil
 		case ev, ok := <-sub.C:
 			if !ok {
-				if errors.Is(sub.Err(), agent.ErrSlowSubscriber) {
+				if errors.Is(sub.Err(), telemetry.ErrSlowSubscriber) {
 					h.log.Error("netconf: fell behind the event bus; some notifications are lost; resubscribing")
-					sub = h.store.Bus().Subscribe(4096)
+					sub = h.bus.Subscribe(4096)
 					continue
 				}
 				return nil // the store is closed
@@ -249,12 +189,12 @@ func (h *Handler) Run(ctx context.Context) error {
 func (h *Handler) event(ev api.Event) {
 	switch ev.Kind {
 	case api.EventConfig:
-		h.replay.add(ev.Time, h.configChange(ev))
+		h.replay.Add(ev.Time, h.configChange(ev))
 	case api.EventConfirm:
-		h.replay.add(ev.Time, h.confirmedCommit(ev))
+		h.replay.Add(ev.Time, h.confirmedCommit(ev))
 	case api.EventNotification:
 		if n := notificationNode(ev.Notification); n != nil {
-			h.replay.add(ev.Time, n)
+			h.replay.Add(ev.Time, n)
 		} else {
 			h.log.Warn("netconf: notification of an unknown module dropped", "module", ev.Notification.Module, "name", ev.Notification.Name)
 		}
@@ -277,10 +217,8 @@ func (h *Handler) configChange(ev api.Event) *node {
 		}
 	}
 	n.children = append(n.children, by, &node{name: xmlName(ncnNS, "datastore"), text: "running"})
-	for i, e := range topmostEdits(ev.Changes) {
-		if i == maxEdits {
-			break
-		}
+	var ix editIndex
+	for _, e := range ix.topmost(ev.Changes, maxEdits) {
 		target := &node{name: xmlName(ncnNS, "target"), text: xpathOf(e.target), nsDecl: pathNS}
 		n.children = append(n.children, &node{name: xmlName(ncnNS, "edit"), children: []*node{
 			target, {name: xmlName(ncnNS, "operation"), text: e.operation},
@@ -295,11 +233,22 @@ type configEdit struct {
 	operation string // create | delete | replace
 }
 
-// topmostEdits turns leaf-level changes into the topmost nodes RFC 6470
-// asks for: a list entry whose key leaf appeared or vanished was created or
-// deleted as a whole, and the changes below it are part of that edit.
-func topmostEdits(changes []api.Change) []configEdit {
-	var created []configEdit // entries created or deleted
+// editIndex turns the leaf-level changes of a commit into the topmost
+// nodes RFC 6470 asks for, in time linear in the changes: a list entry
+// whose key leaf appeared or vanished was created or deleted as a whole,
+// and the changes below it are part of that edit.
+type editIndex struct {
+	entries map[string]struct{} // the created or deleted entries, by path
+	// lookups counts the prefixes looked up in entries: the work, at most
+	// the depth of each change (tests count it).
+	lookups int
+}
+
+// topmost returns the first max edits: the created or deleted entries not
+// inside another, then the changes outside all of them, in commit order.
+func (ix *editIndex) topmost(changes []api.Change, max int) []configEdit {
+	var created []configEdit
+	ix.entries = map[string]struct{}{}
 	for _, c := range changes {
 		elems := c.Path.GetElem()
 		if n := len(elems); n >= 2 && hasKey(elems[n-2], elems[n-1].GetName()) {
@@ -308,22 +257,24 @@ func topmostEdits(changes []api.Change) []configEdit {
 				op = "delete"
 			}
 			created = append(created, configEdit{target: elems[:n-1], operation: op})
+			ix.entries[api.PathString(&gnmi.Path{Elem: elems[:n-1]})] = struct{}{}
 		}
 	}
-	covered := func(path []*gnmi.PathElem, self int) bool {
-		return slices.ContainsFunc(created, func(e configEdit) bool {
-			return (self < 0 || len(e.target) < len(created[self].target)) && underEntry(path, e.target)
-		})
-	}
 	var out []configEdit
-	for i, e := range created {
-		if !covered(e.target, i) { // not inside another created entry
+	for _, e := range created {
+		if len(out) == max {
+			return out
+		}
+		if !ix.under(e.target, len(e.target)-1) { // not inside another created entry
 			out = append(out, e)
 		}
 	}
 	for _, c := range changes {
+		if len(out) == max {
+			return out
+		}
 		elems := c.Path.GetElem()
-		if covered(elems, -1) {
+		if ix.under(elems, len(elems)) {
 			continue
 		}
 		op := "replace"
@@ -335,22 +286,27 @@ func topmostEdits(changes []api.Change) []configEdit {
 	return out
 }
 
+// under reports whether one of the first n prefixes of path (path[:1] to
+// path[:n]) is a created or deleted entry.
+func (ix *editIndex) under(path []*gnmi.PathElem, n int) bool {
+	if len(ix.entries) == 0 {
+		return false
+	}
+	// PathString of a prefix is a prefix of PathString: build it once.
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(api.PathString(&gnmi.Path{Elem: path[i : i+1]}))
+		ix.lookups++
+		if _, ok := ix.entries[b.String()]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 func hasKey(e *gnmi.PathElem, name string) bool {
 	_, ok := e.GetKey()[name]
 	return ok
-}
-
-// underEntry reports whether path lies in (or is) the list entry entry.
-func underEntry(path, entry []*gnmi.PathElem) bool {
-	if len(path) < len(entry) {
-		return false
-	}
-	for i, e := range entry {
-		if path[i].GetName() != e.GetName() || !maps.Equal(path[i].GetKey(), e.GetKey()) {
-			return false
-		}
-	}
-	return true
 }
 
 // confirmedCommit is the RFC 6470 netconf-confirmed-commit of a transition
@@ -449,7 +405,7 @@ func (h *Handler) SessionStart(s *netconf.Session) error {
 	h.mu.Lock()
 	h.sessions[s.ID()] = &sessState{sess: s, done: make(chan struct{})}
 	h.mu.Unlock()
-	h.replay.add(h.clock.Now(), &node{name: xmlName(ncnNS, "netconf-session-start"), children: sessionParms(s)})
+	h.replay.Add(h.clock.Now(), &node{name: xmlName(ncnNS, "netconf-session-start"), children: sessionParms(s)})
 	return nil
 }
 
@@ -481,7 +437,7 @@ func (h *Handler) SessionEnd(s *netconf.Session, t netconf.Termination) {
 		end.children = append(end.children, &node{name: xmlName(ncnNS, "killed-by"), text: strconv.FormatUint(uint64(t.KilledBy), 10)})
 	}
 	end.children = append(end.children, &node{name: xmlName(ncnNS, "termination-reason"), text: string(t.Reason)})
-	h.replay.add(h.clock.Now(), end)
+	h.replay.Add(h.clock.Now(), end)
 	if st != nil {
 		close(st.done)
 	}

@@ -56,11 +56,10 @@ func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxm
 	if err != nil {
 		return ncxml.ErrorFrom(err, "")
 	}
-	pki := h.pki()
-	if pki == nil {
+	if h.pki == nil {
 		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, fmt.Sprintf("rpc %s: the PKI engine is not running on this agent", e.Name)))
 	}
-	out, err := agent.InvokeRPC(ctx, pki, api.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
+	out, err := agent.InvokeRPC(ctx, h.pki, api.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
 	if err != nil {
 		msg := fmt.Sprintf("rpc %s: %v", e.Name, err)
 		switch {

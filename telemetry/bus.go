@@ -1,22 +1,23 @@
-package agent
+package telemetry
 
 import (
 	"errors"
 	"sync"
 
-	"github.com/openconfig/ygot/ygot"
-
 	"github.com/pkiagent/pkiagent/agent/api"
-	"github.com/pkiagent/pkiagent/gen"
 )
 
 // ErrSlowSubscriber ends a subscription whose buffer filled up: the
 // subscriber fell behind by more events than it may buffer.
 var ErrSlowSubscriber = errors.New("subscriber fell too far behind and was dropped")
 
+// DefaultBuffer is the buffer of a subscription made with size 0.
+const DefaultBuffer = 1024
+
 // Bus fans events out to subscribers. Publish never blocks: each subscriber
 // has a bounded buffer, and one that lets it fill is dropped with
-// ErrSlowSubscriber rather than slowing down commits.
+// ErrSlowSubscriber rather than slowing down commits. Safe for concurrent
+// use; events reach every subscriber in the order they were published.
 type Bus struct {
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
@@ -35,10 +36,11 @@ type Subscription struct {
 	err error
 }
 
-// Subscribe returns a subscription with a buffer of size events.
+// Subscribe returns a subscription with a buffer of size events
+// (DefaultBuffer when size <= 0). It sees every event published after it.
 func (b *Bus) Subscribe(size int) *Subscription {
 	if size <= 0 {
-		size = 1024
+		size = DefaultBuffer
 	}
 	ch := make(chan api.Event, size)
 	s := &Subscription{C: ch, c: ch, bus: b}
@@ -67,14 +69,7 @@ func (b *Bus) Publish(ev api.Event) {
 	}
 }
 
-// Subscribers reports how many subscriptions are live.
-func (b *Bus) Subscribers() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.subs)
-}
-
-// Close ends every subscription.
+// Close ends every subscription; later ones are closed at once.
 func (b *Bus) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -101,30 +96,4 @@ func (s *Subscription) Err() error {
 	s.bus.mu.Lock()
 	defer s.bus.mu.Unlock()
 	return s.err
-}
-
-// mergeInto merges src into dst (lists by key).
-func mergeInto(dst, src *gen.Device) error {
-	return ygot.MergeStructInto(dst, src)
-}
-
-// View returns running (or candidate) config merged with operational state,
-// as a fresh tree the caller owns.
-func (s *Store) View(ds Datastore, withState bool) (*gen.Device, error) {
-	cfg, err := ygot.DeepCopy(s.Get(ds))
-	if err != nil {
-		return nil, err
-	}
-	out := cfg.(*gen.Device)
-	if !withState {
-		return out, nil
-	}
-	st, err := s.State()
-	if err != nil {
-		return nil, err
-	}
-	if err := mergeInto(out, st); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
