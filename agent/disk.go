@@ -389,14 +389,7 @@ func (p *DiskPersister) SavePending(pc PendingCommit, rollbackTo *gen.Device) er
 
 // ClearPending implements PendingPersister.
 func (p *DiskPersister) ClearPending() error {
-	err := os.Remove(filepath.Join(p.dir.Path(), PendingFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return persist.SyncDir(p.dir.Path())
+	return persist.RemoveIfExists(filepath.Join(p.dir.Path(), PendingFile))
 }
 
 // rollBackLeftPending restores the rollback point of a confirmed commit

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/pkiagent/pkiagent/agent/api"
-	"github.com/pkiagent/pkiagent/internal/pemx"
 	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/csr"
@@ -189,80 +188,58 @@ func (r *Rotation) dropNewKey() error {
 // name) and makes it the certificate in force. What it replaces is kept
 // until Commit or Rollback. It may be called again to replace the
 // certificate installed before.
-func (r *Rotation) Install(ctx context.Context, certPEM string) (out api.ImportCertificateOutput, err error) {
+func (r *Rotation) Install(ctx context.Context, certPEM string) (api.ImportCertificateOutput, error) {
 	e := r.e
-	detail := map[string]any{"name": r.name, "via": "certz"}
-	defer func() {
-		if err != nil {
-			e.stats.importFail.Add(1)
-			detail["error"] = err.Error()
-		} else {
-			e.stats.importOK.Add(1)
-		}
-		e.saveCounters()
-		detail["success"] = err == nil
-		e.auditEvent(r.caller, "system.ingest_certificate", fmt.Sprintf("certz Rotate: install certificate %s", r.name), detail, err)
-	}()
-	// Check 1 comes before anything else reads the input.
-	if err := pemx.CheckNoPrivateKey([]byte(certPEM), pemx.DefaultLimits); err != nil {
-		return out, fmt.Errorf("%w: certificate %s: %w", api.ErrInvalid, r.name, err)
-	}
 	var pub crypto.PublicKey
-	if r.newKey != nil {
-		pub = r.newKey.Public()
-	} else {
-		s, _, err := e.signerFor(ctx, r.name)
-		if err != nil {
-			return out, fmt.Errorf("%w: no private key for %s on the box: send a GenerateCSRRequest in this Rotate first (keys are generated on the box and never imported)", api.ErrMissing, r.name)
-		}
-		pub = s.Public()
-	}
-	e.mu.Lock()
-	trust := e.trustAll
-	e.mu.Unlock()
-	if trust == nil {
-		return out, fmt.Errorf("%w: certificate %s: no trusted-ca-certificate is configured to check it against (upload a trust bundle)", api.ErrInvalid, r.name)
-	}
-	res, err := importcheck.Check(importcheck.Input{
-		PEM: []byte(certPEM), PublicKey: pub, Trust: trust,
-		Revocation: e.revocationIndex(), Now: e.clock.Now(), Limits: pemx.DefaultLimits,
+	return e.importCertificate(ctx, certImport{
+		caller: r.caller, name: r.name, pem: certPEM,
+		what: "certificate " + r.name, audit: "certz Rotate: install certificate " + r.name,
+		detail:  map[string]any{"via": "certz"},
+		noTrust: " (upload a trust bundle)",
+		key: func(ctx context.Context) (crypto.PublicKey, error) {
+			if r.newKey != nil {
+				pub = r.newKey.Public()
+				return pub, nil
+			}
+			s, _, err := e.signerFor(ctx, r.name)
+			if err != nil {
+				return nil, fmt.Errorf("%w: no private key for %s on the box: send a GenerateCSRRequest in this Rotate first (keys are generated on the box and never imported)", api.ErrMissing, r.name)
+			}
+			pub = s.Public()
+			return pub, nil
+		},
+		install: func(res *importcheck.Result) (string, error) {
+			if !r.installed {
+				if err := r.saveBefore(); err != nil {
+					return "", err
+				}
+			}
+			if r.newKey != nil && !r.swapped {
+				if err := r.swapKeys(); err != nil {
+					return "", err
+				}
+			}
+			if err := e.saveCertificate(r.name, res.Chain); err != nil {
+				return "", errors.Join(err, r.Rollback(ctx))
+			}
+			e.mu.Lock()
+			mc := e.certs[r.name]
+			if mc == nil || r.swapped {
+				mc = &managedCert{name: r.name, storage: r.prev.storage, algorithm: keyAlgorithm(pub), public: pub}
+				if r.swapped {
+					mc.storage = r.newStorage
+				}
+				e.certs[r.name] = mc
+			}
+			mc.cert, mc.chain = res.Certificate, res.Chain
+			e.evaluateLocked(false)
+			status := mc.status
+			e.mu.Unlock()
+			r.installed = true
+			e.log.Info("certz: certificate installed, waiting for finalize", "name", r.name, "fingerprint", res.Info.FingerprintSHA256, "user", r.caller.User)
+			return status, nil
+		},
 	})
-	if err != nil {
-		return out, fmt.Errorf("%w: certificate %s: %w", api.ErrInvalid, r.name, err)
-	}
-	if !r.installed {
-		if err := r.saveBefore(); err != nil {
-			return out, err
-		}
-	}
-	if r.newKey != nil && !r.swapped {
-		if err := r.swapKeys(); err != nil {
-			return out, err
-		}
-	}
-	if err := e.saveCertificate(r.name, res.Chain); err != nil {
-		return out, errors.Join(err, r.Rollback(ctx))
-	}
-	e.mu.Lock()
-	mc := e.certs[r.name]
-	if mc == nil || r.swapped {
-		mc = &managedCert{name: r.name, storage: r.prev.storage, algorithm: keyAlgorithm(pub), public: pub}
-		if r.swapped {
-			mc.storage = r.newStorage
-		}
-		e.certs[r.name] = mc
-	}
-	mc.cert, mc.chain = res.Certificate, res.Chain
-	e.evaluateLocked()
-	status := mc.status
-	e.mu.Unlock()
-	r.installed = true
-	detail["common_name"] = res.Certificate.Subject.CommonName
-	detail["fingerprint"] = res.Info.FingerprintSHA256
-	detail["certificate_authority"] = res.TrustedCA
-	e.log.Info("certz: certificate installed, waiting for finalize", "name", r.name, "fingerprint", res.Info.FingerprintSHA256, "user", r.caller.User)
-	e.publishCertificateEvent("ingest-certificate", r.name, res.Certificate.Subject.CommonName, res.Info.FingerprintSHA256, res.Info.CRLDistributionPoints)
-	return api.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
 }
 
 // saveBefore records the certificate's state before the first install,
@@ -341,7 +318,7 @@ func (r *Rotation) Commit() error {
 			}
 		}
 	}
-	if err := os.Remove(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.dropNewKey(); err != nil {
@@ -382,7 +359,7 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 			if err := persist.WriteFileAtomic(path, r.prevFile, 0o600); err != nil {
 				errs = append(errs, fmt.Errorf("restore the certificate of %s: %w", r.name, err))
 			}
-		} else if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		} else if err := persist.RemoveIfExists(path); err != nil {
 			errs = append(errs, fmt.Errorf("remove the certificate of %s: %w", r.name, err))
 		}
 		e.mu.Lock()
@@ -392,12 +369,12 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 		} else {
 			delete(e.certs, r.name)
 		}
-		e.evaluateLocked()
+		e.evaluateLocked(false)
 		e.mu.Unlock()
 	} else if err := r.dropNewKey(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := os.Remove(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil {
 		errs = append(errs, err)
 	}
 	err := errors.Join(errs...)
@@ -442,9 +419,6 @@ func (e *Engine) TLSCertificate(ctx context.Context, name string) (tls.Certifica
 	return tc, nil
 }
 
-// revocationIndex answers check 3 of import.
-func (e *Engine) revocationIndex() importcheck.RevocationIndex { return e.cfg.Revocation }
-
 // RecoverRotations undoes what a crash left of rotations that were not
 // finalized: keys NAME.certz-new are destroyed, and where NAME.certz-old
 // exists the new key of NAME is destroyed and the old key and certificate
@@ -478,7 +452,7 @@ func (e *Engine) RecoverRotations(ctx context.Context) error {
 	// A certificate set aside by a rotation whose key is gone was finalized.
 	olds, _ := filepath.Glob(filepath.Join(certDir(e.cfg.StateDir), "*"+RotateOldSuffix+".pem"))
 	for _, p := range olds {
-		errs = append(errs, os.Remove(p))
+		errs = append(errs, persist.RemoveIfExists(p))
 	}
 	if changed {
 		e.mu.Lock()
@@ -486,7 +460,7 @@ func (e *Engine) RecoverRotations(ctx context.Context) error {
 			delete(e.certs, n)
 		}
 		errs = append(errs, e.loadCertificates(ctx))
-		e.evaluateLocked()
+		e.evaluateLocked(false)
 		e.mu.Unlock()
 	}
 	return errors.Join(errs...)
@@ -509,20 +483,17 @@ func (e *Engine) restoreOld(storage, name string) error {
 		return err
 	}
 	old, cur := certPath(e.cfg.StateDir, name+RotateOldSuffix), certPath(e.cfg.StateDir, name)
-	if err := os.Rename(old, cur); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Remove(cur); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	} else if err != nil {
-		return err
+	err := persist.Rename(old, cur)
+	if errors.Is(err, fs.ErrNotExist) {
+		return persist.RemoveIfExists(cur)
 	}
-	return persist.SyncDir(certDir(e.cfg.StateDir))
+	return err
 }
 
 // InstallCRLs puts the CRL bundle of a certz profile in force (see
 // crl.Manager.Install); undo reinstalls the bundle it replaced.
 func (e *Engine) InstallCRLs(ctx context.Context, profile string, ders [][]byte) (undo func(context.Context) error, err error) {
-	prev, err := e.crl.Install(ctx, profile, ders)
+	prev, err := e.revocation.m.Install(ctx, profile, ders)
 	if err != nil {
 		for _, kind := range []error{crl.ErrNotCRL, crl.ErrMalformed, crl.ErrUntrustedIssuer, crl.ErrSignature, crl.ErrUnhandledExtension, crl.ErrOlder, crl.ErrTooLarge} {
 			if errors.Is(err, kind) {
@@ -532,7 +503,7 @@ func (e *Engine) InstallCRLs(ctx context.Context, profile string, ders [][]byte)
 		return nil, err
 	}
 	return func(ctx context.Context) error {
-		_, err := e.crl.Install(ctx, profile, prev)
+		_, err := e.revocation.m.Install(ctx, profile, prev)
 		return err
 	}, nil
 }

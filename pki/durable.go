@@ -302,7 +302,7 @@ func peerOf(k peerKey, st peer.State) savedPeer {
 func (e *Engine) restoreLocked(l *loaded) {
 	e.alarms.Restore(l.alarms)
 	for k, st := range l.peers {
-		e.peerStates[k] = st
+		e.routers.setState(k, st, true)
 	}
 	cache := e.peers.Cache()
 	for _, k := range l.known {
@@ -332,7 +332,7 @@ func (e *Engine) restoreLocked(l *loaded) {
 }
 
 func (e *Engine) countersNow() savedCounters {
-	s, cs := &e.stats, e.crl.Stats()
+	s, cs := &e.stats, e.revocation.m.Stats()
 	return savedCounters{
 		CSRSuccess: s.csrOK.Load(), CSRFailure: s.csrFail.Load(),
 		ImportSuccess: s.importOK.Load(), ImportFailure: s.importFail.Load(),
@@ -384,19 +384,20 @@ func (e *Engine) saveLocked() {
 		}
 	}
 	for _, k := range sortedPeerKeys(d.peers) {
-		if st, ok := e.peerStates[k]; ok {
+		if st, ok := e.routers.state(k); ok {
 			rec.Peers = append(rec.Peers, peerOf(k, st))
 		} else {
 			rec.RemovedPeers = append(rec.RemovedPeers, savedPeerKey{Router: k.router, Peer: k.peer})
 		}
 	}
-	for _, u := range sortedKeys(e.crlStates) {
-		if st := e.crlStates[u]; d.sources[u] != st {
+	states := e.revocation.sourceStates()
+	for _, u := range sortedKeys(states) {
+		if st := states[u]; d.sources[u] != st {
 			rec.CRLSources = append(rec.CRLSources, sourceOf(st))
 		}
 	}
 	for _, u := range sortedKeys(d.sources) {
-		if _, ok := e.crlStates[u]; !ok {
+		if _, ok := states[u]; !ok {
 			rec.RemovedSources = append(rec.RemovedSources, u)
 		}
 	}
@@ -432,7 +433,7 @@ func (e *Engine) saveLocked() {
 		e.log.Error("PKI state not saved; it is retried with the next change", "file", d.path, "err", err)
 		return
 	}
-	e.savedLocked(counters, active)
+	e.savedLocked(counters, active, states)
 	d.enrolls = enrolls
 	if n, size := d.dir.JournalSize(); n >= compactRecords || size >= compactBytes {
 		d.compact = true
@@ -447,15 +448,13 @@ func (e *Engine) compactLocked(counters savedCounters, active []expiry.Alarm) {
 	for _, a := range active {
 		s.Alarms = append(s.Alarms, alarmOf(a))
 	}
-	keys := make(map[peerKey]bool, len(e.peerStates))
-	for k := range e.peerStates {
-		keys[k] = true
+	for _, k := range e.routers.keys(nil) {
+		st, _ := e.routers.state(k)
+		s.Peers = append(s.Peers, peerOf(k, st))
 	}
-	for _, k := range sortedPeerKeys(keys) {
-		s.Peers = append(s.Peers, peerOf(k, e.peerStates[k]))
-	}
-	for _, u := range sortedKeys(e.crlStates) {
-		s.CRLSources = append(s.CRLSources, sourceOf(e.crlStates[u]))
+	states := e.revocation.sourceStates()
+	for _, u := range sortedKeys(states) {
+		s.CRLSources = append(s.CRLSources, sourceOf(states[u]))
 	}
 	enrolls := e.enroll.saved()
 	for _, n := range sortedKeys(enrolls) {
@@ -476,22 +475,19 @@ func (e *Engine) compactLocked(counters savedCounters, active []expiry.Alarm) {
 		return
 	}
 	d.compact = false
-	e.savedLocked(counters, active)
+	e.savedLocked(counters, active, states)
 	d.enrolls = enrolls
 }
 
 // savedLocked records what is now on disk.
-func (e *Engine) savedLocked(counters savedCounters, active []expiry.Alarm) {
+func (e *Engine) savedLocked(counters savedCounters, active []expiry.Alarm, sources map[string]crl.SourceState) {
 	d := e.durable
 	d.counters = counters
 	d.alarms = make(map[string]expiry.Alarm, len(active))
 	for _, a := range active {
 		d.alarms[a.ID] = a
 	}
-	d.sources = make(map[string]crl.SourceState, len(e.crlStates))
-	for u, st := range e.crlStates {
-		d.sources[u] = st
-	}
+	d.sources = sources
 	clear(d.peers)
 }
 

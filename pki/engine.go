@@ -6,6 +6,16 @@
 // publishes its state. It is the one place where generated structs become
 // domain values; the crypto leaf packages beside it know nothing of gen.
 //
+// The engine is a set of reconcilers (reconciler.go), after lemming's:
+// trust (trusted-ca-certificate), certificates (client-certificate),
+// revocation (certificate-revocation-list, crl-settings: the CRL manager)
+// and peers (router). Each has its own lock and state and sees only the
+// commits that touch what it watches, and only what they touch; the
+// evaluation (evaluate.go) grades certificates against them and stages
+// alarms and state on the commit, published by the store once it is
+// saved. Certificates come in by one path (import.go), shared by
+// import-certificate and gNSI certz.
+//
 // Dependencies point inward: agent (the datastore) and the northbound
 // servers call the engine, and the engine knows them only through the
 // contract of agent/api (commits, changes, events, rpc inputs and
@@ -15,14 +25,11 @@ package pki
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +41,6 @@ import (
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/persist"
-	"github.com/pkiagent/pkiagent/pki/chain"
 	"github.com/pkiagent/pkiagent/pki/crl"
 	"github.com/pkiagent/pkiagent/pki/expiry"
 	"github.com/pkiagent/pkiagent/pki/importcheck"
@@ -88,106 +94,44 @@ type Config struct {
 }
 
 // Engine implements api.Validator, api.Finisher, api.StateSource and
-// api.PKI (agent's Validator, Finisher, StateSource and PKI are the same
-// interfaces). It is safe for concurrent use.
+// api.PKI. It is safe for concurrent use.
+//
+// It is a set of reconcilers (reconciler.go), each with its own lock and
+// state: trust, certificates, revocation, peers, enrollment and the
+// expiry alarm windows. Engine.mu is the lock
+// of what crosses them: the keys and certificates, their grades, the
+// alarms, the state published, and the commit held between Apply and
+// Finish. Lock order: Engine.mu, then a reconciler's.
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
 	clock clock.Clock
-	// crl keeps the CRLs (DIR/crl) and answers every revocation check.
-	crl   *crl.Manager
 	peers *peer.Validator
 
-	mu       sync.Mutex
-	trusted  map[string]*trustedCA
-	trustAll *importcheck.TrustStore
+	trust        *trust
+	certificates *certificates
+	revocation   *revocation
+	routers      *peers
+	enroll       *enroller
+	expiryAlarms *expiryAlarms
+	// reconcilers in the order a commit is validated and applied.
+	reconcilers []reconciler
+
+	mu sync.Mutex
 	// configured is set once a configuration was applied (Load or a
 	// commit): until then no certificate is judged against trust.
 	configured bool
-	clients    map[string]bool // configured client-certificate names
 	certs      map[string]*managedCert
 	alarms     *expiry.Tracker
-	published  *gen.Device
+	published  *gen.Device // without the routers' state (peers.published)
 	// prep is the commit between Apply and Finish (e.mu held meanwhile):
 	// its events are staged on it, and it holds what Finish restores.
-	prep    *prepared
-	bundles sync.Map // sha256(content) -> checkedBundle, filled by Validate
-
-	// CRL sources: configured, learned (URL -> what names it), and the
-	// manager's state of each.
-	crlConfig   map[string]crl.Source
-	crlProxy    string
-	crlDiscover bool
-	learned     map[string][]string
-	crlStates   map[string]crl.SourceState
-	crlCAs      string // the CA set last given to the manager
-
-	// Peer validation.
-	routers    map[string]*routerConfig
-	peerTrust  *peer.Anchors
-	peerStates map[peerKey]peer.State
+	prep *prepared
 
 	stats stats
-	// enroll enrolls and renews client certificates from CA profiles
-	// (enroll.go); windows are the expiry alarm thresholds.
-	enroll  *enroller
-	windows expiry.Windows
 	// durable is DIR/pki-state.*: alarms, peer verdicts, counters and CRL
 	// schedules survive a restart (durable.go); nil once Run has ended.
 	durable *durable
-}
-
-type routerConfig struct {
-	validate bool
-	action   peer.Action
-	peers    map[string]string // peer name -> identifier
-}
-
-type peerKey struct{ router, peer string }
-
-type trustedCA struct {
-	name    string
-	mode    string // strict | warn
-	content string
-	bundle  *chain.Bundle // re-checked by evaluateLocked as time passes
-}
-
-type managedCert struct {
-	name      string
-	storage   string
-	algorithm string
-	// public is the key's public half (for /keys).
-	public crypto.PublicKey
-	cert   *x509.Certificate
-	chain  []*x509.Certificate
-	status string
-	// trust caches the last chain check: against which trust store, its
-	// verdict, and until when that verdict holds (a CA of the path expires).
-	trust struct {
-		store *importcheck.TrustStore
-		cert  *x509.Certificate   // the certificate judged (a re-import replaces it)
-		path  []*x509.Certificate // the verified path, leaf first, root last
-		err   error
-		until time.Time
-	}
-}
-
-// trustErr says whether mc's certificate still chains to a trusted CA at
-// now; the verdict (and the path) is cached until the trust store or the
-// certificate changes or a certificate of the path expires.
-func (e *Engine) trustErr(mc *managedCert, now time.Time) error {
-	t := &mc.trust
-	if t.store == e.trustAll && t.store != nil && t.cert == mc.cert && now.Before(t.until) {
-		return t.err
-	}
-	path, _, err := e.trustAll.Verify(mc.cert, mc.chain[1:], now)
-	t.store, t.cert, t.path, t.err, t.until = e.trustAll, mc.cert, path, err, now.Add(time.Hour)
-	for _, c := range path {
-		if c.NotAfter.Before(t.until) {
-			t.until = c.NotAfter
-		}
-	}
-	return err
 }
 
 type stats struct {
@@ -222,23 +166,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("certificate directory: %w", err)
 	}
 	e := &Engine{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		clock:   cfg.Clock,
-		trusted: map[string]*trustedCA{},
-		clients: map[string]bool{},
-		certs:   map[string]*managedCert{},
-		alarms:  expiry.NewTracker(cfg.Clock),
-
-		crlConfig:   map[string]crl.Source{},
-		crlDiscover: true,
-		learned:     map[string][]string{},
-		crlStates:   map[string]crl.SourceState{},
-		routers:     map[string]*routerConfig{},
-		peerStates:  map[peerKey]peer.State{},
-		windows:     expiry.DefaultWindows,
+		cfg:          cfg,
+		log:          cfg.Logger,
+		clock:        cfg.Clock,
+		trust:        newTrust(cfg.Clock),
+		certificates: newCertificates(),
+		revocation:   newRevocation(),
+		routers:      newPeers(),
+		certs:        map[string]*managedCert{},
+		alarms:       expiry.NewTracker(cfg.Clock),
 	}
 	e.enroll = newEnroller(e)
+	e.expiryAlarms = &expiryAlarms{cur: expiry.DefaultWindows}
+	e.reconcilers = []reconciler{e.trust, e.certificates, e.revocation, e.routers, e.enroll, e.expiryAlarms}
 	d, saved, err := openDurable(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -251,13 +191,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		d.dir.Close()
 		return nil, fmt.Errorf("CRL manager: %w", err)
 	}
-	e.crl = m
+	e.revocation.m = m
 	if e.cfg.Revocation == nil {
 		e.cfg.Revocation = m
 	}
 	e.peers = peer.NewValidator(e.cfg.Revocation, cfg.PeerCacheSize)
 	for _, st := range m.States() {
-		e.crlStates[st.URL] = st
+		e.revocation.states[st.URL] = st
 	}
 	if err := e.loadCertificates(ctx); err != nil {
 		d.dir.Close()
@@ -266,7 +206,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.mu.Lock()
 	e.durable = d
 	e.restoreLocked(saved)
-	e.evaluateLocked()
+	e.evaluateLocked(true)
 	e.mu.Unlock()
 	return e, nil
 }
@@ -293,10 +233,10 @@ func (e *Engine) Load(ctx context.Context, running *gen.Device) error {
 // ends; it stops the CRL manager before it returns.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.closeDurable() // after the CRL manager's last events
-	if err := e.crl.Start(ctx); err != nil {
+	if err := e.revocation.m.Start(ctx); err != nil {
 		return err
 	}
-	defer e.crl.Stop()
+	defer e.revocation.m.Stop()
 	enrollDone := make(chan struct{})
 	enrollCtx, stopEnroll := context.WithCancel(ctx)
 	go func() {
@@ -321,103 +261,7 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) Evaluate() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.evaluateLocked()
-}
-
-// ---- Validator and Applier ------------------------------------------------
-
-// touchedTrusted returns the trusted-ca-certificate names a commit changes.
-func touchedNames(c *api.Commit, list string) map[string]bool {
-	out := map[string]bool{}
-	for _, ch := range c.Changes {
-		el := ch.Path.GetElem()
-		if len(el) >= 2 && el[0].GetName() == "authority" && el[1].GetName() == list {
-			out[el[1].GetKey()["name"]] = true
-		}
-	}
-	return out
-}
-
-// checkedBundle is a parsed bundle and the time its verdict was reached.
-type checkedBundle struct {
-	b  *chain.Bundle
-	at time.Time
-}
-
-// bundleFor parses and checks a trusted CA bundle, from the cache when the
-// content was seen before and no certificate of it has become valid or
-// expired since: the verdict depends on the time, not only on the bytes.
-func (e *Engine) bundleFor(content string) (*chain.Bundle, error) {
-	sum := sha256.Sum256([]byte(content))
-	now := e.clock.Now()
-	if v, ok := e.bundles.Load(sum); ok {
-		cb := v.(checkedBundle)
-		if !validityChangedBetween(cb.b.Certs, cb.at, now) {
-			return cb.b, nil
-		}
-		b := chain.CheckBundle(cb.b.Certs, now)
-		e.bundles.Store(sum, checkedBundle{b: b, at: now})
-		return b, nil
-	}
-	b, err := chain.ParseBundle([]byte(content), now)
-	if err != nil {
-		return nil, err
-	}
-	e.bundles.Store(sum, checkedBundle{b: b, at: now})
-	return b, nil
-}
-
-// validityChangedBetween reports whether a notBefore or notAfter of certs
-// lies between a and b (inclusive), so a check made at a may not hold at b.
-func validityChangedBetween(certs []*x509.Certificate, a, b time.Time) bool {
-	if b.Before(a) {
-		a, b = b, a
-	}
-	for _, c := range certs {
-		for _, t := range []time.Time{c.NotBefore, c.NotAfter} {
-			if !t.Before(a) && !t.After(b) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// Validate implements api.Validator: every trusted CA chain the commit
-// adds or changes must parse; in strict mode it must also verify.
-func (e *Engine) Validate(_ context.Context, c *api.Commit) error {
-	var errs []error
-	names := touchedNames(c, "trusted-ca-certificate")
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
-	for _, name := range sorted {
-		ca := c.New.GetAuthority().GetTrustedCaCertificate(name)
-		if ca == nil {
-			continue
-		}
-		b, err := e.bundleFor(ca.GetContent())
-		if err != nil {
-			errs = append(errs, invalidAt(err,
-				listElem("trusted-ca-certificate", "name", name), &gnmi.PathElem{Name: "content"}))
-			continue
-		}
-		if ca.GetValidationMode() != gen.PkiAuthority_ValidationMode_warn {
-			if err := b.Err(); err != nil {
-				errs = append(errs, invalidAt(fmt.Errorf("validation-mode strict: %w", err),
-					listElem("trusted-ca-certificate", "name", name), &gnmi.PathElem{Name: "content"}))
-			}
-		}
-	}
-	if _, err := crlSourcesOf(c.New.GetAuthority()); err != nil {
-		errs = append(errs, err)
-	}
-	if err := e.validateEnrollment(c); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	e.evaluateLocked(true)
 }
 
 // invalidAt marks err as invalid config at /authority/elems..., so NETCONF
@@ -435,21 +279,12 @@ func listElem(list, key, value string) *gnmi.PathElem {
 // crl-settings), each checked to be pollable.
 func crlSourcesOf(auth *gen.PkiAuthority_Authority) (map[string]crl.Source, error) {
 	out := map[string]crl.Source{}
-	if auth == nil {
-		return out, nil
-	}
 	proxy := auth.GetCrlSettings().GetHttpProxy()
 	var errs []error
 	for url, l := range auth.CertificateRevocationList {
-		s := crl.Source{
-			URL:             url,
-			PollingInterval: time.Duration(l.GetPollingInterval()) * time.Hour,
-			BackoffInterval: time.Duration(l.GetBackoffInterval()) * time.Second,
-			Proxy:           proxy,
-		}
-		if err := s.Validate(); err != nil {
-			errs = append(errs, invalidAt(err,
-				listElem("certificate-revocation-list", "url", url), &gnmi.PathElem{Name: "url"}))
+		s, err := crlSource(url, l, proxy)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		out[url] = s
@@ -457,83 +292,16 @@ func crlSourcesOf(auth *gen.PkiAuthority_Authority) (map[string]crl.Source, erro
 	return out, errors.Join(errs...)
 }
 
-// Apply implements api.Applier. It cannot fail half way: the new trust
-// set is built aside and swapped in. On success the engine holds the
-// change (and e.mu) until the store calls Finish; its alarms and state
-// changes are staged on c.
-func (e *Engine) Apply(_ context.Context, c *api.Commit) error {
-	auth := c.New.GetAuthority()
-	if auth == nil {
-		auth = &gen.PkiAuthority_Authority{}
+// crlSource is the configured source url, checked to be pollable.
+func crlSource(url string, l *gen.PkiAuthority_Authority_CertificateRevocationList, proxy string) (crl.Source, error) {
+	s := crl.Source{
+		URL:             url,
+		PollingInterval: time.Duration(l.GetPollingInterval()) * time.Hour,
+		BackoffInterval: time.Duration(l.GetBackoffInterval()) * time.Second,
+		Proxy:           proxy,
 	}
-	trusted := map[string]*trustedCA{}
-	for name, ca := range auth.TrustedCaCertificate {
-		b, err := e.bundleFor(ca.GetContent())
-		if err != nil {
-			return fmt.Errorf("trusted-ca-certificate %s: %w", name, err)
-		}
-		mode := "strict"
-		if ca.GetValidationMode() == gen.PkiAuthority_ValidationMode_warn {
-			mode = "warn"
-		}
-		trusted[name] = &trustedCA{name: name, mode: mode, content: ca.GetContent(), bundle: b}
+	if err := s.Validate(); err != nil {
+		return s, invalidAt(err, listElem("certificate-revocation-list", "url", url), &gnmi.PathElem{Name: "url"})
 	}
-	store, err := newTrustStore(trusted)
-	if err != nil {
-		return err
-	}
-	clients := map[string]bool{}
-	for name := range auth.ClientCertificate {
-		clients[name] = true
-	}
-	sources, err := crlSourcesOf(auth)
-	if err != nil {
-		return err
-	}
-	anchors, err := peerAnchors(trusted)
-	if err != nil {
-		return err
-	}
-	routers := routersOf(auth)
-	enrolls, windows, err := enrollConfigOf(auth)
-	if err != nil {
-		return err
-	}
-	// e.mu stays held until Finish: readers (State) and background loops
-	// wait, so nobody sees a change the store may still undo.
-	e.mu.Lock()
-	e.prep = e.prepareLocked(c)
-	e.trusted, e.trustAll, e.clients = trusted, store, clients
-	e.configured = true
-	e.crlConfig, e.crlProxy = sources, auth.GetCrlSettings().GetHttpProxy()
-	e.crlDiscover = auth.GetCrlSettings().GetDiscoverFromCertificates()
-	e.routers, e.peerTrust = routers, anchors
-	e.retainPeersLocked()
-	e.windows = windows
-	e.enroll.stage(enrolls)
-	e.prep.crl = e.planCRLLocked()
-	e.evaluateLocked()
-	return nil
-}
-
-func peerAnchors(trusted map[string]*trustedCA) (*peer.Anchors, error) {
-	bundles := map[string][]*x509.Certificate{}
-	for name, t := range trusted {
-		bundles[name] = t.bundle.Certs
-	}
-	return peer.NewAnchors(bundles)
-}
-
-func newTrustStore(trusted map[string]*trustedCA) (*importcheck.TrustStore, error) {
-	var bundles []importcheck.TrustedCA
-	for name, t := range trusted {
-		if len(t.bundle.Certs) == 0 {
-			continue
-		}
-		bundles = append(bundles, importcheck.TrustedCA{Name: name, Certs: t.bundle.Certs})
-	}
-	if len(bundles) == 0 {
-		return nil, nil
-	}
-	return importcheck.NewTrustStore(bundles)
+	return s, nil
 }

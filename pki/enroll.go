@@ -175,18 +175,11 @@ func newEnroller(e *Engine) *enroller {
 
 // ---- configuration -----------------------------------------------------
 
-// enrollConfigOf reads and checks the CA profiles, the enrollments and
-// the expiry alarm windows of auth. Errors name the path.
-func enrollConfigOf(auth *gen.PkiAuthority_Authority) (*enrollConfig, expiry.Windows, error) {
+// enrollConfigOf reads and checks the CA profiles and the enrollments of
+// auth. Errors name the path.
+func enrollConfigOf(auth *gen.PkiAuthority_Authority) (*enrollConfig, error) {
 	cfg := &enrollConfig{profiles: map[string]caProfile{}, specs: map[string]enrollSpec{}}
 	var errs []error
-	w := expiry.DefaultWindows
-	if ea := auth.GetExpiryAlarms(); ea != nil {
-		w = expiry.Windows{Minor: time.Duration(ea.GetMinorDays()) * 24 * time.Hour, Major: time.Duration(ea.GetMajorDays()) * 24 * time.Hour}
-		if err := w.Check(); err != nil {
-			errs = append(errs, invalidAt(err, &gnmi.PathElem{Name: "expiry-alarms"}, &gnmi.PathElem{Name: "major-days"}))
-		}
-	}
 	for name, p := range auth.CaProfile {
 		at := listElem("ca-profile", "name", name)
 		switch p.GetProtocol() {
@@ -272,23 +265,28 @@ func enrollConfigOf(auth *gen.PkiAuthority_Authority) (*enrollConfig, expiry.Win
 		}
 		cfg.specs[name] = s
 	}
-	return cfg, w, errors.Join(errs...)
+	return cfg, errors.Join(errs...)
 }
 
-// validateEnrollment is the enrollment part of Engine.Validate.
-func (e *Engine) validateEnrollment(c *api.Commit) error {
-	auth := c.New.GetAuthority()
-	if auth == nil {
-		return nil
-	}
-	cfg, _, err := enrollConfigOf(auth)
+// The enroller is the reconciler of /authority/ca-profile and
+// client-certificate/enrollment (a ca-profile names a trusted CA, so it
+// watches those too); it checks the whole enrollment configuration, which
+// is small.
+func (en *enroller) id() string { return "enrollment" }
+
+func (en *enroller) watches() []string {
+	return []string{"ca-profile", "client-certificate", "trusted-ca-certificate"}
+}
+
+func (en *enroller) validate(_ context.Context, c *api.Commit, _ touched) error {
+	cfg, err := enrollConfigOf(authorityOf(c.New))
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, s := range sortedKeys(cfg.specs) {
 		spec := cfg.specs[s]
-		if _, ok := e.cfg.Keys[spec.storage]; !ok {
+		if _, ok := en.e.cfg.Keys[spec.storage]; !ok {
 			errs = append(errs, invalidAt(fmt.Errorf("key-storage %s: no such key store on this agent (a TPM needs --tpm)", spec.storage),
 				listElem("client-certificate", "name", s), &gnmi.PathElem{Name: "enrollment"}, &gnmi.PathElem{Name: "key-storage"}))
 		}
@@ -296,12 +294,18 @@ func (e *Engine) validateEnrollment(c *api.Commit) error {
 	return errors.Join(errs...)
 }
 
-// stage puts cfg in force for the commit being applied; Engine.mu held.
-func (en *enroller) stage(cfg *enrollConfig) {
+// apply puts the configuration of c in force for the evaluation; Engine.mu
+// is held.
+func (en *enroller) apply(_ context.Context, c *api.Commit, _ touched) error {
+	cfg, err := enrollConfigOf(authorityOf(c.New))
+	if err != nil {
+		return err
+	}
 	en.mu.Lock()
 	defer en.mu.Unlock()
 	en.staged = &enrollConfig{profiles: en.profiles, specs: en.specs}
 	en.profiles, en.specs = cfg.profiles, cfg.specs
+	return nil
 }
 
 // finish ends the commit staged: kept (and the schedule woken) or undone.
@@ -675,10 +679,62 @@ func (e *Engine) publishState() {
 
 // trustedCertsLocked are the certificates of a trusted CA. Engine.mu held.
 func (e *Engine) trustedCertsLocked(name string) []*x509.Certificate {
-	if t := e.trusted[name]; t != nil && t.bundle != nil {
+	if t := e.trust.view().trusted[name]; t != nil && t.bundle != nil {
 		return t.bundle.Certs
 	}
 	return nil
+}
+
+// expiryAlarms is the reconciler of /authority/expiry-alarms: the windows
+// the evaluation grades expiry with.
+type expiryAlarms struct {
+	mu        sync.Mutex
+	cur, prev expiry.Windows
+}
+
+func (x *expiryAlarms) id() string        { return "expiry-alarms" }
+func (x *expiryAlarms) watches() []string { return []string{"expiry-alarms"} }
+
+func (x *expiryAlarms) validate(_ context.Context, c *api.Commit, _ touched) error {
+	_, err := windowsOf(authorityOf(c.New))
+	return err
+}
+
+func (x *expiryAlarms) apply(_ context.Context, c *api.Commit, _ touched) error {
+	w, err := windowsOf(authorityOf(c.New))
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	x.prev, x.cur = x.cur, w
+	x.mu.Unlock()
+	return nil
+}
+
+func (x *expiryAlarms) finish(committed bool) {
+	x.mu.Lock()
+	if !committed {
+		x.cur = x.prev
+	}
+	x.mu.Unlock()
+}
+
+func (x *expiryAlarms) windows() expiry.Windows {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.cur
+}
+
+func windowsOf(auth *gen.PkiAuthority_Authority) (expiry.Windows, error) {
+	ea := auth.GetExpiryAlarms()
+	if ea == nil {
+		return expiry.DefaultWindows, nil
+	}
+	w := expiry.Windows{Minor: time.Duration(ea.GetMinorDays()) * 24 * time.Hour, Major: time.Duration(ea.GetMajorDays()) * 24 * time.Hour}
+	if err := w.Check(); err != nil {
+		return expiry.DefaultWindows, invalidAt(err, &gnmi.PathElem{Name: "expiry-alarms"}, &gnmi.PathElem{Name: "major-days"})
+	}
+	return w, nil
 }
 
 // issuingCA is the certificate of certs that issued none of the others:

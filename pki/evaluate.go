@@ -24,21 +24,27 @@ const (
 
 // evaluateLocked grades every certificate and trusted CA, updates statuses,
 // turns the verdicts into alarm transitions, and publishes what changed.
-// e.mu must be held.
-func (e *Engine) evaluateLocked() {
+// Peers are checked as the change requires: allPeers re-checks every
+// accepted peer and drops the verdicts of every peer no longer configured
+// (a start, a CRL that changed, the periodic re-grade); otherwise only the
+// routers the commit being applied touched are looked at, so a commit of
+// one router costs one router. e.mu must be held.
+func (e *Engine) evaluateLocked(allPeers bool) {
 	now := e.clock.Now()
 	want := map[string]expiry.Alarm{}
+	e.trust.refresh() // a CA expired or became valid since the commit
+	ts := e.trust.view()
 
 	for name, mc := range e.certs {
 		if mc.cert == nil {
 			mc.status = "no-certificate"
 			continue
 		}
-		g := e.windows.GradeAt(mc.cert.NotBefore, mc.cert.NotAfter, now)
+		g := e.expiryAlarms.windows().GradeAt(mc.cert.NotBefore, mc.cert.NotAfter, now)
 		mc.status = string(g.Status)
 		alarm := expiry.Alarm{ID: alarmCertificate + name, Resource: "certificate " + name, Category: g.Category, Severity: g.Severity, Text: fmt.Sprintf("certificate %s: %s", name, g.Text)}
 		if e.configured && g.Status != expiry.StatusExpired && g.Status != expiry.StatusInvalid {
-			if err := e.trustErr(mc, now); err != nil {
+			if err := trustErr(mc, ts.store, now); err != nil {
 				mc.status = string(expiry.StatusInvalid)
 				alarm.Category, alarm.Severity = expiry.CategoryInvalid, expiry.SeverityCritical
 				alarm.Text = fmt.Sprintf("certificate %s no longer chains to a configured trusted CA: %v", name, err)
@@ -53,16 +59,13 @@ func (e *Engine) evaluateLocked() {
 			want[alarm.ID] = alarm
 		}
 	}
-	for name := range e.clients {
+	for _, name := range e.certificates.names() {
 		if mc, ok := e.certs[name]; !ok || mc.cert == nil {
 			want[alarmMissing+name] = expiry.Alarm{ID: alarmMissing + name, Resource: "client-certificate " + name, Category: categoryMissing, Severity: expiry.SeverityMajor,
 				Text: fmt.Sprintf("client-certificate %s is configured but has no certificate: run generate-private-key, generate-csr and import-certificate for %s", name, name)}
 		}
 	}
-	for name, t := range e.trusted {
-		if b, err := e.bundleFor(t.content); err == nil {
-			t.bundle = b // a CA expired or became valid since the commit
-		}
+	for name, t := range ts.trusted {
 		if t.mode == "warn" {
 			if ws := t.bundle.Warnings(); len(ws) > 0 {
 				want[alarmTrustedCA+name] = expiry.Alarm{ID: alarmTrustedCA + name, Resource: "trusted-ca-certificate " + name, Category: categoryTrustedCA, Severity: expiry.SeverityMajor,
@@ -70,7 +73,7 @@ func (e *Engine) evaluateLocked() {
 			}
 		}
 		for _, c := range t.bundle.Certs {
-			g := e.windows.GradeAt(c.NotBefore, c.NotAfter, now)
+			g := e.expiryAlarms.windows().GradeAt(c.NotBefore, c.NotAfter, now)
 			if g.Severity == expiry.SeverityNone {
 				continue
 			}
@@ -90,7 +93,12 @@ func (e *Engine) evaluateLocked() {
 		e.publishStateLocked()
 		return
 	}
-	e.recheckPeersLocked()
+	if allPeers {
+		e.retainPeersLocked(nil)
+		e.recheckPeersLocked()
+	} else {
+		e.retainPeersLocked(e.routers.touchedRouters())
+	}
 
 	var transitions []expiry.Transition
 	ids := make([]string, 0, len(want))
@@ -199,7 +207,8 @@ func (e *Engine) publishAlarm(tr expiry.Transition) {
 const timeFormat = "2006-01-02T15:04:05Z07:00"
 
 // publishStateLocked diffs the state tree against what was last published
-// and sends the difference on the bus.
+// and sends the difference on the bus: the engine's own state whole, the
+// routers' state only for the routers whose state may have changed.
 func (e *Engine) publishStateLocked() {
 	if e.prep == nil {
 		e.saveLocked() // what is published is on disk first
@@ -210,6 +219,10 @@ func (e *Engine) publishStateLocked() {
 		prev = &gen.Device{}
 	}
 	e.published = st
+	routers, err := e.routers.stateChanges()
+	if err != nil {
+		e.log.Error("computing peer state changes for telemetry", "err", err)
+	}
 	if e.cfg.Bus == nil {
 		return
 	}
@@ -218,6 +231,7 @@ func (e *Engine) publishStateLocked() {
 		e.log.Error("computing state changes for telemetry", "err", err)
 		return
 	}
+	changes = append(changes, routers...)
 	if len(changes) > 0 {
 		e.emitLocked(api.Event{Kind: api.EventState, Time: e.clock.Now().UTC(), Changes: changes})
 	}

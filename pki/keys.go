@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/pkiagent/pkiagent/agent/api"
@@ -24,7 +25,7 @@ func (e *Engine) DeletePrivateKey(ctx context.Context, c api.Caller, in api.Dele
 	}()
 	e.mu.Lock()
 	mc, ok := e.certs[in.Name]
-	configured := e.clients[in.Name]
+	configured := slices.Contains(e.certificates.names(), in.Name)
 	e.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: no private key named %s", api.ErrMissing, in.Name)
@@ -61,7 +62,7 @@ func (e *Engine) DeletePrivateKey(ctx context.Context, c api.Caller, in api.Dele
 	}
 	e.mu.Lock()
 	delete(e.certs, in.Name)
-	e.evaluateLocked()
+	e.evaluateLocked(false)
 	e.mu.Unlock()
 	e.log.Info("private key deleted", "name", in.Name, "storage", mc.storage, "force", in.Force, "user", c.User)
 	return nil

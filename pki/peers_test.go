@@ -128,7 +128,7 @@ func TestValidatePeerCertificate(t *testing.T) {
 	}
 	// Fail-soft: one raise for the run of failures (it was cleared by
 	// the valid certificate first), nothing more.
-	p.engine.crl.Stop()
+	p.engine.revocation.m.Stop()
 	if got := strings.Join(alarmActions(p.notifications("alarm-notification"), "peer-certificate:soft/p"), ","); got != "raised critical" {
 		t.Fatalf("alarm notifications %s", got)
 	}
@@ -164,7 +164,7 @@ func TestPeerFailHardSeveredUntilValid(t *testing.T) {
 	if p.alarm("peer-certificate:hard/p") != nil {
 		t.Fatal("alarm not cleared")
 	}
-	p.engine.crl.Stop()
+	p.engine.revocation.m.Stop()
 	if got := strings.Join(alarmActions(p.notifications("alarm-notification"), "peer-certificate:hard/p"), ","); got != "raised critical,cleared critical" {
 		t.Fatalf("alarm notifications %s", got)
 	}

@@ -28,7 +28,7 @@ import (
 // configuration, at time at.
 func restart(t *testing.T, f *fixture, at time.Time) *fixture {
 	t.Helper()
-	f.engine.crl.Stop()
+	f.engine.revocation.m.Stop()
 	f.close()
 	f2 := newFixtureIn(t, f.dir, clock.NewFake(at))
 	if err := f2.engine.Load(context.Background(), f2.store.Running()); err != nil {
@@ -275,5 +275,27 @@ func TestKnownBadPeerCertificateSurvivesRestart(t *testing.T) {
 	p3 := &peerFixture{fixture: f, h: p.h, srv: p.srv}
 	if out := p3.validate(t, "soft", pemChain); out.Result != "revoked" || !strings.Contains(out.Reason, "known bad certificate") {
 		t.Fatalf("after a restart from the snapshot: %+v", out)
+	}
+}
+
+// TestStateWrittenByMainLoads: a state directory written by the engine
+// before it became reconcilers (commit 8bfbfe4 of main: running, the
+// alarms, peer verdicts and counters; no keys) loads, and the state tree
+// is what that engine showed.
+func TestStateWrittenByMainLoads(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/state-from-main")); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "want-state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureIn(t, dir, clock.NewFake(t0.Add(time.Minute)))
+	if err := f.engine.Load(context.Background(), f.store.Running()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), stateJSON(t, f)); diff != "" {
+		t.Errorf("state loaded from a directory written by main (-main +now):\n%s", diff)
 	}
 }

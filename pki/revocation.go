@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -27,6 +29,143 @@ const (
 	alarmCRLStale       = "crl-stale:"
 )
 
+// revocation is the reconciler of /authority/certificate-revocation-list
+// and /authority/crl-settings: the CRL sources configured, those learned
+// from the distribution points of trusted CAs and managed certificates,
+// and the CRL manager (crl.Manager) that fetches, verifies and indexes
+// them and answers every revocation check.
+type revocation struct {
+	m *crl.Manager
+
+	mu       sync.Mutex
+	config   map[string]crl.Source // configured, by URL
+	proxy    string
+	discover bool
+	learned  map[string][]string // URL -> what names it
+	states   map[string]crl.SourceState
+	caKey    string // the CA set last given to the manager
+	// undo is what finish(false) puts back; nil when nothing is prepared.
+	undo *revocationUndo
+}
+
+type revocationUndo struct {
+	config   map[string]*crl.Source // by URL touched; nil: it was absent
+	all      map[string]crl.Source  // the whole set, when crl-settings changed
+	proxy    string
+	discover bool
+	learned  map[string][]string
+}
+
+func newRevocation() *revocation {
+	return &revocation{config: map[string]crl.Source{}, discover: true, learned: map[string][]string{}, states: map[string]crl.SourceState{}}
+}
+
+func (rv *revocation) id() string { return "revocation" }
+
+func (rv *revocation) watches() []string {
+	return []string{"certificate-revocation-list", "crl-settings"}
+}
+
+// validate: every source the commit adds or changes must be pollable (all
+// of them when the proxy of crl-settings changes).
+func (rv *revocation) validate(_ context.Context, c *api.Commit, t touched) error {
+	auth := authorityOf(c.New)
+	if t.any("crl-settings") {
+		_, err := crlSourcesOf(auth)
+		return err
+	}
+	var errs []error
+	for _, url := range sortedKeys(t.keys["certificate-revocation-list"]) {
+		if l := auth.GetCertificateRevocationList(url); l != nil {
+			if _, err := crlSource(url, l, auth.GetCrlSettings().GetHttpProxy()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (rv *revocation) apply(_ context.Context, c *api.Commit, t touched) error {
+	auth := authorityOf(c.New)
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	u := &revocationUndo{proxy: rv.proxy, discover: rv.discover, learned: rv.learned}
+	if t.any("crl-settings") {
+		sources, err := crlSourcesOf(auth)
+		if err != nil {
+			return err
+		}
+		u.all, rv.config = rv.config, sources
+	} else {
+		u.config = map[string]*crl.Source{}
+		for url := range t.keys["certificate-revocation-list"] {
+			if old, ok := rv.config[url]; ok {
+				u.config[url] = &old
+			} else {
+				u.config[url] = nil
+			}
+			l := auth.GetCertificateRevocationList(url)
+			if l == nil {
+				delete(rv.config, url)
+				continue
+			}
+			s, err := crlSource(url, l, auth.GetCrlSettings().GetHttpProxy())
+			if err != nil {
+				rv.undoLocked(u)
+				return err
+			}
+			rv.config[url] = s
+		}
+	}
+	rv.proxy = auth.GetCrlSettings().GetHttpProxy()
+	rv.discover = auth.GetCrlSettings().GetDiscoverFromCertificates()
+	rv.undo = u
+	return nil
+}
+
+func (rv *revocation) finish(committed bool) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if !committed && rv.undo != nil {
+		rv.undoLocked(rv.undo)
+	}
+	rv.undo = nil
+}
+
+func (rv *revocation) undoLocked(u *revocationUndo) {
+	if u.all != nil {
+		rv.config = u.all
+	}
+	for url, s := range u.config {
+		if s == nil {
+			delete(rv.config, url)
+		} else {
+			rv.config[url] = *s
+		}
+	}
+	rv.proxy, rv.discover, rv.learned = u.proxy, u.discover, u.learned
+}
+
+// sourceStates returns the manager's state of every source, by URL.
+func (rv *revocation) sourceStates() map[string]crl.SourceState {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return maps.Clone(rv.states)
+}
+
+func (rv *revocation) setState(url string, st crl.SourceState, ok bool) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	setOrDelete(rv.states, url, st, ok)
+}
+
+// crlPlan is what the engine hands the CRL manager.
+type crlPlan struct {
+	cas     []*x509.Certificate
+	caKey   string
+	sources []crl.Source
+}
+
 // syncCRLLocked hands the CRL manager the trusted CAs and the complete set
 // of sources: the configured ones and, with discover-from-certificates,
 // the distribution points of managed certificates and trusted CAs. CAs
@@ -34,16 +173,9 @@ const (
 // trusted to sign CRLs too. e.mu must be held.
 func (e *Engine) syncCRLLocked() { e.pushCRLLocked(e.planCRLLocked()) }
 
-// crlPlan is what syncCRLLocked hands the CRL manager.
-type crlPlan struct {
-	cas     []*x509.Certificate
-	caKey   string
-	sources []crl.Source
-}
-
-// planCRLLocked works out the CA set and the sources from the engine's
-// configuration and certificates, and the learned sources its state shows;
-// it does not touch the CRL manager. e.mu must be held.
+// planCRLLocked works out the CA set and the sources from the trust, the
+// certificates and the configured sources, and the learned sources its
+// state shows; it does not touch the CRL manager. e.mu must be held.
 func (e *Engine) planCRLLocked() crlPlan {
 	var cas []*x509.Certificate
 	seen := map[[32]byte]bool{}
@@ -61,8 +193,9 @@ func (e *Engine) planCRLLocked() crlPlan {
 			}
 		}
 	}
-	for _, name := range sortedKeys(e.trusted) {
-		for _, c := range e.trusted[name].bundle.Certs {
+	trusted := e.trust.view().trusted
+	for _, name := range sortedKeys(trusted) {
+		for _, c := range trusted[name].bundle.Certs {
 			addCA(c)
 			learn(c.CRLDistributionPoints, "trusted-ca-certificate "+name)
 		}
@@ -77,20 +210,23 @@ func (e *Engine) planCRLLocked() crlPlan {
 			addCA(c)
 		}
 	}
-	sources := make([]crl.Source, 0, len(e.crlConfig)+len(learned))
-	for _, s := range e.crlConfig {
+	rv := e.revocation
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	sources := make([]crl.Source, 0, len(rv.config)+len(learned))
+	for _, s := range rv.config {
 		sources = append(sources, s)
 	}
-	e.learned = map[string][]string{}
-	if e.crlDiscover {
+	rv.learned = map[string][]string{}
+	if rv.discover {
 		for u, from := range learned {
-			s := crl.Source{URL: u, Proxy: e.crlProxy, Learned: true}
+			s := crl.Source{URL: u, Proxy: rv.proxy, Learned: true}
 			if err := s.Validate(); err != nil {
 				e.log.Debug("CRL distribution point not fetched", "url", u, "learned_from", from, "err", err)
 				continue
 			}
-			e.learned[u] = from
-			if _, configured := e.crlConfig[u]; !configured {
+			rv.learned[u] = from
+			if _, configured := rv.config[u]; !configured {
 				sources = append(sources, s)
 			}
 		}
@@ -100,13 +236,14 @@ func (e *Engine) planCRLLocked() crlPlan {
 
 // pushCRLLocked hands a plan to the CRL manager. e.mu must be held.
 func (e *Engine) pushCRLLocked(p crlPlan) {
+	rv := e.revocation
 	// Only a changed set: SetTrustedCAs retries sources that failed
 	// verification, which an unrelated commit should not trigger.
-	if p.caKey != e.crlCAs {
-		e.crlCAs = p.caKey
-		e.crl.SetTrustedCAs(p.cas)
+	if p.caKey != rv.caKey {
+		rv.caKey = p.caKey
+		rv.m.SetTrustedCAs(p.cas)
 	}
-	if err := e.crl.SetSources(p.sources); err != nil {
+	if err := rv.m.SetSources(p.sources); err != nil {
 		// Configured sources were checked by Validate; learned ones above.
 		e.log.Error("CRL sources not updated", "err", err)
 	}
@@ -123,12 +260,12 @@ func (e *Engine) onCRLEvent(ev crl.Event) {
 		e.publishCRLUpdate(ev)
 	case *crl.StateChange:
 		e.mu.Lock()
-		e.crlStates[ev.State.URL] = ev.State
+		e.revocation.setState(ev.State.URL, ev.State, true)
 		e.publishStateLocked()
 		e.mu.Unlock()
 	case *crl.SourceRemoved:
 		e.mu.Lock()
-		delete(e.crlStates, ev.URL)
+		e.revocation.setState(ev.URL, crl.SourceState{}, false)
 		e.publishStateLocked()
 		e.mu.Unlock()
 	case *crl.AlarmChange:
@@ -193,17 +330,18 @@ func (e *Engine) publishCRLUpdate(u *crl.Update) {
 // RefreshCRL implements api.PKI: a forced fetch of one source, or of
 // every configured and learned source, waiting for the outcomes.
 func (e *Engine) RefreshCRL(ctx context.Context, c api.Caller, in api.RefreshCRLInput) (api.RefreshCRLOutput, error) {
-	e.mu.Lock()
+	rv := e.revocation
+	rv.mu.Lock()
 	var urls []string
-	for u := range e.crlConfig {
+	for u := range rv.config {
 		urls = append(urls, u)
 	}
-	for u := range e.learned {
-		if _, dup := e.crlConfig[u]; !dup {
+	for u := range rv.learned {
+		if _, dup := rv.config[u]; !dup {
 			urls = append(urls, u)
 		}
 	}
-	e.mu.Unlock()
+	rv.mu.Unlock()
 	sort.Strings(urls)
 	if in.URL != "" {
 		if !slices.Contains(urls, in.URL) {
@@ -218,7 +356,7 @@ func (e *Engine) RefreshCRL(ctx context.Context, c api.Caller, in api.RefreshCRL
 		go func() {
 			defer wg.Done()
 			r := api.RefreshCRLResult{URL: u, Success: true}
-			if err := e.crl.Refresh(ctx, u); err != nil {
+			if err := rv.m.Refresh(ctx, u); err != nil {
 				r.Success, r.Message = false, err.Error()
 			} else {
 				r.Message = e.crlSummary(u)
@@ -239,9 +377,9 @@ func (e *Engine) RefreshCRL(ctx context.Context, c api.Caller, in api.RefreshCRL
 }
 
 func (e *Engine) crlSummary(url string) string {
-	e.mu.Lock()
-	st, ok := e.crlStates[url]
-	e.mu.Unlock()
+	e.revocation.mu.Lock()
+	st, ok := e.revocation.states[url]
+	e.revocation.mu.Unlock()
 	if !ok || st.Issuer == "" {
 		return "fetched"
 	}
@@ -252,18 +390,20 @@ func (e *Engine) crlSummary(url string) string {
 	return s
 }
 
-// crlStateLocked fills /authority/certificate-revocation-list[url]/state
+// fillState fills /authority/certificate-revocation-list[url]/state
 // and /authority/crl-settings/learned-source[url].
-func (e *Engine) crlStateLocked(d *gen.Device) {
-	for u := range e.crlConfig {
-		if st, ok := e.crlStates[u]; ok {
+func (rv *revocation) fillState(d *gen.Device) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	for u := range rv.config {
+		if st, ok := rv.states[u]; ok {
 			d.GetOrCreateAuthority().GetOrCreateCertificateRevocationList(u).State = crlState(st)
 		}
 	}
-	for u, from := range e.learned {
+	for u, from := range rv.learned {
 		l := d.GetOrCreateAuthority().GetOrCreateCrlSettings().GetOrCreateLearnedSource(u)
 		l.LearnedFrom = append([]string(nil), from...)
-		if st, ok := e.crlStates[u]; ok {
+		if st, ok := rv.states[u]; ok {
 			l.State = (*gen.PkiAuthority_Authority_CrlSettings_LearnedSource_State)(crlState(st))
 		}
 	}

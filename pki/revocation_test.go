@@ -77,6 +77,12 @@ func (f *fixture) run(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); f.engine.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Run starts the CRL manager on its goroutine: wait for it, so that a
+	// refresh right after run is not refused as "not running". A refresh
+	// of a source nobody configured has no effect.
+	eventually(t, "CRL manager running", func() bool {
+		return !errors.Is(f.engine.revocation.m.Refresh(ctx, "none:"), crl.ErrNotRunning)
+	})
 }
 
 // merge commits value (JSON IETF) at /authority/ELEMS.
@@ -239,7 +245,7 @@ func TestCRLUnreachableThenRecovered(t *testing.T) {
 	if sec.GetCrlFetch().GetSuccess() != 1 || sec.GetCrlFetch().GetFailure() != 1 || sec.GetCrlIngestion().GetSuccess() != 1 || sec.GetCrlIngestion().GetFailure() != 0 {
 		t.Fatalf("counters fetch %+v ingestion %+v", sec.GetCrlFetch(), sec.GetCrlIngestion())
 	}
-	f.engine.crl.Stop() // flush queued events
+	f.engine.revocation.m.Stop() // flush queued events
 	if got := strings.Join(alarmActions(f.notifications("alarm-notification"), id), ","); got != "raised major,cleared major" {
 		t.Fatalf("alarm notifications: %s", got)
 	}
@@ -285,7 +291,7 @@ func TestCRLUpdateNotification(t *testing.T) {
 	if err != nil || len(out.Result) != 1 || !out.Result[0].Success || !strings.Contains(out.Result[0].Message, "1 entries") {
 		t.Fatalf("refresh: %+v %v", out, err)
 	}
-	f.engine.crl.Stop()
+	f.engine.revocation.m.Stop()
 	ns := f.notifications("crl-update")
 	if len(ns) != 2 {
 		t.Fatalf("%d crl-update notifications", len(ns))
@@ -459,7 +465,7 @@ func TestCRLStaleAlarm(t *testing.T) {
 	srv.serve(http.StatusOK, mustCRL(t, root, testpki.CRLOptions{Number: 2, ThisUpdate: t0.Add(2 * time.Hour), NextUpdate: t0.Add(48 * time.Hour)}))
 	f.clock.Advance(time.Hour)
 	eventually(t, "crl-stale cleared", func() bool { return f.alarm(id) == nil })
-	f.engine.crl.Stop()
+	f.engine.revocation.m.Stop()
 	if got := strings.Join(alarmActions(f.notifications("alarm-notification"), id), ","); got != "raised major,cleared major" {
 		t.Fatalf("stale notifications: %s", got)
 	}
@@ -529,7 +535,7 @@ func TestManagedCertificateRevokedByNewCRL(t *testing.T) {
 	if _, err := f.engine.ImportCertificate(context.Background(), admin, api.ImportCertificateInput{Name: "router", Certificate: string(testpki.PEM(leaf, h[1]))}); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("re-import of a revoked certificate: %v", err)
 	}
-	f.engine.crl.Stop()
+	f.engine.revocation.m.Stop()
 	f.close()
 
 	// Restart on the same state directory: revoked before any fetch.

@@ -66,7 +66,7 @@ func (e *Engine) GeneratePrivateKey(ctx context.Context, c api.Caller, in api.Ge
 	alg := keyAlgorithm(signer.Public())
 	e.mu.Lock()
 	e.certs[in.Name] = &managedCert{name: in.Name, storage: in.KeyStorage, algorithm: alg, public: signer.Public()}
-	e.evaluateLocked()
+	e.evaluateLocked(false)
 	e.mu.Unlock()
 	e.log.Info("private key generated", "name", in.Name, "algorithm", alg, "storage", in.KeyStorage, "user", c.User)
 	return api.GenerateKeyOutput{Name: in.Name, KeyAlgorithm: alg, KeyStorage: in.KeyStorage}, nil
@@ -136,59 +136,31 @@ func (e *Engine) GenerateCSR(ctx context.Context, c api.Caller, in api.GenerateC
 
 // ImportCertificate implements api.PKI: the three checks, then the
 // certificate is stored beside its key.
-func (e *Engine) ImportCertificate(ctx context.Context, c api.Caller, in api.ImportCertificateInput) (out api.ImportCertificateOutput, err error) {
-	detail := map[string]any{"name": in.Name}
-	defer func() {
-		if err != nil {
-			e.stats.importFail.Add(1)
-			detail["error"] = err.Error()
-		} else {
-			e.stats.importOK.Add(1)
-		}
-		e.saveCounters()
-		detail["success"] = err == nil
-		e.auditEvent(c, "system.ingest_certificate", fmt.Sprintf("import certificate %s", in.Name), detail, err)
-	}()
-	if err := checkName(in.Name); err != nil {
-		return out, err
-	}
-	// Check 1 comes before anything else reads the input.
-	if err := pemx.CheckNoPrivateKey([]byte(in.Certificate), pemx.DefaultLimits); err != nil {
-		return out, fmt.Errorf("%w: import-certificate %s: %w", api.ErrInvalid, in.Name, err)
-	}
-	signer, mc, err := e.signerFor(ctx, in.Name)
-	if err != nil {
-		return out, err
-	}
-	e.mu.Lock()
-	trust := e.trustAll
-	e.mu.Unlock()
-	if trust == nil {
-		return out, fmt.Errorf("%w: import-certificate %s: no trusted-ca-certificate is configured to check it against", api.ErrInvalid, in.Name)
-	}
-	res, err := importcheck.Check(importcheck.Input{
-		PEM: []byte(in.Certificate), PublicKey: signer.Public(), Trust: trust,
-		Revocation: e.cfg.Revocation, Now: e.clock.Now(), Limits: pemx.DefaultLimits,
+func (e *Engine) ImportCertificate(ctx context.Context, c api.Caller, in api.ImportCertificateInput) (api.ImportCertificateOutput, error) {
+	var mc *managedCert
+	return e.importCertificate(ctx, certImport{
+		caller: c, name: in.Name, pem: in.Certificate,
+		what: "import-certificate " + in.Name, audit: "import certificate " + in.Name,
+		key: func(ctx context.Context) (crypto.PublicKey, error) {
+			s, m, err := e.signerFor(ctx, in.Name)
+			if err != nil {
+				return nil, err
+			}
+			mc = m
+			return s.Public(), nil
+		},
+		install: func(res *importcheck.Result) (string, error) {
+			if err := e.saveCertificate(in.Name, res.Chain); err != nil {
+				return "", err
+			}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			mc.cert, mc.chain = res.Certificate, res.Chain
+			e.syncCRLLocked() // its distribution points and issuing CAs
+			e.evaluateLocked(false)
+			return mc.status, nil
+		},
 	})
-	if err != nil {
-		return out, fmt.Errorf("%w: import-certificate %s: %w", api.ErrInvalid, in.Name, err)
-	}
-	if err := e.saveCertificate(in.Name, res.Chain); err != nil {
-		return out, err
-	}
-	e.mu.Lock()
-	mc.cert, mc.chain = res.Certificate, res.Chain
-	e.syncCRLLocked() // its distribution points and issuing CAs
-	e.evaluateLocked()
-	status := mc.status
-	e.mu.Unlock()
-	detail["common_name"] = res.Certificate.Subject.CommonName
-	detail["fingerprint"] = res.Info.FingerprintSHA256
-	detail["crl_urls"] = res.Info.CRLDistributionPoints
-	detail["certificate_authority"] = res.TrustedCA
-	detail["purpose"] = purpose(res.Certificate.ExtKeyUsage)
-	e.publishCertificateEvent("ingest-certificate", in.Name, res.Certificate.Subject.CommonName, res.Info.FingerprintSHA256, res.Info.CRLDistributionPoints)
-	return api.ImportCertificateOutput{FingerprintSHA256: res.Info.FingerprintSHA256, Status: status}, nil
 }
 
 // saveCertificate writes the certificate and its whole verified chain, root

@@ -25,6 +25,7 @@ func (e *Engine) State() *gen.Device {
 	// Counters move without evaluation; refresh them on every read.
 	st := *e.published
 	st.Stats = e.statsTree()
+	e.routers.fillState(&st)
 	return &st
 }
 
@@ -50,13 +51,13 @@ func (e *Engine) stateLocked() *gen.Device {
 	}
 	// A configured client-certificate without key or certificate is listed
 	// too, as no-certificate (its certificate-missing alarm says what to do).
-	for name := range e.clients {
+	for _, name := range e.certificates.names() {
 		if _, ok := e.certs[name]; !ok {
 			c, _ := d.GetOrCreateCertificates().NewCertificate(name)
 			c.Status = gen.PkiAuthority_CertificateStatus_no_certificate
 		}
 	}
-	for name, t := range e.trusted {
+	for name, t := range e.trust.view().trusted {
 		ca := d.GetOrCreateAuthority().GetOrCreateTrustedCaCertificate(name)
 		st := ca.GetOrCreateState()
 		switch {
@@ -85,8 +86,7 @@ func (e *Engine) stateLocked() *gen.Device {
 		al.Severity = severityEnum(a.Severity)
 		al.TimeRaised = ygot.String(a.TimeRaised.UTC().Format(timeFormat))
 	}
-	e.crlStateLocked(d)
-	e.peerStateLocked(d)
+	e.revocation.fillState(d)
 	e.enroll.enrollStateLocked(d)
 	d.Stats = e.statsTree()
 	return d
@@ -94,7 +94,7 @@ func (e *Engine) stateLocked() *gen.Device {
 
 func (e *Engine) statsTree() *gen.PkiAuthority_Stats {
 	s := &e.stats
-	cs := e.crl.Stats()
+	cs := e.revocation.m.Stats()
 	sec := &gen.PkiAuthority_Stats_Security{
 		Csr:               &gen.PkiAuthority_Stats_Security_Csr{Success: ygot.Uint64(s.csrOK.Load()), Failure: ygot.Uint64(s.csrFail.Load())},
 		CertificateImport: &gen.PkiAuthority_Stats_Security_CertificateImport{Success: ygot.Uint64(s.importOK.Load()), Failure: ygot.Uint64(s.importFail.Load())},

@@ -31,7 +31,7 @@ func (passwordCreds) RequireTransportSecurity() bool { return true }
 
 // dialTLS connects to addr trusting roots and reports the certificate the
 // server presented on seen.
-func dialTLS(t *testing.T, addr string, roots *x509.CertPool, seen chan<- *x509.Certificate) *grpc.ClientConn {
+func dialTLS(t testing.TB, addr string, roots *x509.CertPool, seen chan<- *x509.Certificate) *grpc.ClientConn {
 	t.Helper()
 	cfg := &tls.Config{RootCAs: roots, ServerName: "localhost", VerifyConnection: func(cs tls.ConnectionState) error {
 		seen <- cs.PeerCertificates[0]

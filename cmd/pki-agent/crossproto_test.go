@@ -97,7 +97,7 @@ func dialNemith(t *testing.T, ctx context.Context, p *agentProcess) *netconf.Ses
 
 // gnmiClient connects to the agent's gNMI server as admin, trusting the CA
 // in the state directory.
-func gnmiClient(t *testing.T, p *agentProcess, state string) gpb.GNMIClient {
+func gnmiClient(t testing.TB, p *agentProcess, state string) gpb.GNMIClient {
 	t.Helper()
 	return gnmiClientAt(t, state, logAttr(p.logged(t, "gNMI listening"), "addr"))
 }

@@ -207,7 +207,7 @@ func certificates(ctx context.Context, s *ncSession) (map[string]string, error) 
 
 // gnmiClientAt connects to the gNMI server at addr, trusting the CA the
 // agent bootstrapped in STATE/tls/ca.pem; the connection is closed at cleanup.
-func gnmiClientAt(t *testing.T, state, addr string) gpb.GNMIClient {
+func gnmiClientAt(t testing.TB, state, addr string) gpb.GNMIClient {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(state, "tls", "ca.pem"))
 	if err != nil {

@@ -51,7 +51,7 @@ func (p *agentProcess) log() string {
 }
 
 // logged waits up to 10 s for a log line containing substr and returns it.
-func (p *agentProcess) logged(t *testing.T, substr string) string {
+func (p *agentProcess) logged(t testing.TB, substr string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -123,7 +123,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 // runAgentBinary builds the agent once per test run, starts it with args
 // (plus loopback addresses unless given) and waits until it has started.
 // The process is stopped at the end of the test.
-func runAgentBinary(t *testing.T, stateDir string, args ...string) *agentProcess {
+func runAgentBinary(t testing.TB, stateDir string, args ...string) *agentProcess {
 	t.Helper()
 	bin, err := buildOnce()
 	if err != nil {

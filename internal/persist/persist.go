@@ -1,5 +1,5 @@
-// Package persist stores the running configuration crash-safely in the
-// agent's state directory: a snapshot file (RFC 7951 JSON, written to a
+// Package persist is the agent's crash-safe storage. It keeps the running
+// configuration in the agent's state directory as a snapshot file (RFC 7951 JSON, written to a
 // temporary file, fsynced, renamed, and the directory fsynced) and a journal
 // of the commits since, each record framed with its length and a CRC so a
 // record torn by a crash is recognised. Records are opaque bytes here.
@@ -11,9 +11,11 @@
 // would put the subtrees its records touched back to older values beside the
 // newer rest of the snapshot: a configuration never committed.
 //
-// Its crash-safe file writes (WriteFileAtomic, SyncDir) serve the PKI
-// engine and the northbound servers too, so it lives under internal/ as a
-// leaf (standard library only) that any layer may import, not under agent.
+// It is also the agent's one durable-file helper (file.go): atomic writes,
+// removals and renames that survive a crash, private directories, and the
+// cleanup of what a crash left. The datastore, the PKI engine, its key
+// stores and the northbound servers all write through it, so it lives under
+// internal/ as a leaf (standard library only) that any layer may import.
 package persist
 
 import (
@@ -28,7 +30,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 )
@@ -310,92 +311,4 @@ func (d *Dir) Close() error {
 		d.lock = nil
 	}
 	return err
-}
-
-// WriteFileAtomic writes data to path so that after a crash the file holds
-// either the old or the new content: temp file in the same directory
-// (named by TempPattern), fsync, rename, fsync the directory. A crash
-// before the rename leaves the temporary file: the store that owns the
-// directory removes it with CleanTemp when it opens.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, TempPattern(filepath.Base(path)))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory so a rename in it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
-// TempPattern is the os.CreateTemp pattern of the temporary file of a
-// crash-safe write of the file name: ".NAME.tmp-RANDOM". Every durable
-// writer of the agent names its temporary files so, and IsTemp knows them.
-func TempPattern(name string) string { return "." + name + ".tmp-*" }
-
-// IsTemp reports whether a directory entry is a temporary file of a
-// crash-safe write (in flight, or left by a crash), which listings skip.
-func IsTemp(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
-}
-
-// CleanTemp removes the temporary files (IsTemp) a crash left in dir,
-// not below it; a missing dir holds none. A store calls it when it opens
-// its directory, before any write of its own can be in flight.
-func CleanTemp(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("remove leftover temporary files in %s: %w", dir, err)
-	}
-	removed := false
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !IsTemp(e.Name()) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove leftover temporary file %s: %w", filepath.Join(dir, e.Name()), err)
-		}
-		removed = true
-	}
-	if removed {
-		return SyncDir(dir)
-	}
-	return nil
 }

@@ -19,10 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
+	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/keystore"
-	"github.com/pkiagent/pkiagent/pki/keystore/internal/atomicfile"
 )
 
 // Ext is the file name extension of a key file.
@@ -41,8 +40,7 @@ type Store struct {
 	dir string
 	log *slog.Logger
 
-	mu      sync.Mutex
-	pending map[string]bool // names being generated, not yet on disk
+	names keystore.Reservations // being generated or renamed, not yet on disk
 }
 
 var _ keystore.Store = (*Store)(nil)
@@ -56,13 +54,13 @@ func New(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := atomicfile.MkdirAll(dir); err != nil {
+	if err := persist.MkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("file keystore %s: %w", dir, err)
 	}
-	if err := atomicfile.CleanTemp(dir); err != nil {
+	if err := persist.CleanTemp(dir); err != nil {
 		return nil, fmt.Errorf("file keystore %s: %w", dir, err)
 	}
-	return &Store{dir: dir, log: log.With("keystore", "file"), pending: map[string]bool{}}, nil
+	return &Store{dir: dir, log: log.With("keystore", "file")}, nil
 }
 
 // Kind implements keystore.Store.
@@ -84,10 +82,10 @@ func (s *Store) Generate(ctx context.Context, name string, spec keystore.KeySpec
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("generate key %s: %w", name, err)
 	}
-	if err := s.reserve(name); err != nil {
+	if err := s.names.Reserve(name, s.path(name)); err != nil {
 		return nil, err
 	}
-	defer s.release(name)
+	defer s.names.Release(name)
 
 	key, err := newKey(spec)
 	if err != nil {
@@ -103,7 +101,7 @@ func (s *Store) Generate(ctx context.Context, name string, spec keystore.KeySpec
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})
 	clear(der)
-	err = atomicfile.Write(s.path(name), data)
+	err = persist.WriteFileAtomic(s.path(name), data, persist.PrivateFile)
 	clear(data)
 	if err != nil {
 		return nil, fmt.Errorf("store key %s in %s: %w", name, s.dir, err)
@@ -121,30 +119,6 @@ func newKey(spec keystore.KeySpec) (crypto.Signer, error) {
 		return nil, err
 	}
 	return ecdsa.GenerateKey(curve, rand.Reader)
-}
-
-// reserve claims name for a Generate in flight, failing if it exists on
-// disk or is being generated.
-func (s *Store) reserve(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pending[name] {
-		return fmt.Errorf("key %s: %w (being generated)", name, keystore.ErrExists)
-	}
-	switch _, err := os.Lstat(s.path(name)); {
-	case err == nil:
-		return fmt.Errorf("key %s: %w", name, keystore.ErrExists)
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("key %s: check for an existing key: %w", name, err)
-	}
-	s.pending[name] = true
-	return nil
-}
-
-func (s *Store) release(name string) {
-	s.mu.Lock()
-	delete(s.pending, name)
-	s.mu.Unlock()
 }
 
 // Signer implements keystore.Store.
@@ -223,7 +197,7 @@ func (s *Store) Delete(name string) error {
 	if err := keystore.ValidateName(name); err != nil {
 		return err
 	}
-	err := atomicfile.Remove(s.path(name))
+	err := persist.Remove(s.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete key %s: %w", name, keystore.ErrNotFound)
 	}
@@ -236,7 +210,7 @@ func (s *Store) Delete(name string) error {
 
 // Names implements keystore.Store.
 func (s *Store) Names() ([]string, error) {
-	return atomicfile.List(s.dir, Ext, keystore.ValidateName)
+	return keystore.List(s.dir, Ext)
 }
 
 // signer is the handle Generate and Signer return. It hides the private key

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/keystore"
-	"github.com/pkiagent/pkiagent/pki/keystore/internal/atomicfile"
 )
 
 // Rename gives the key from the name to, atomically and durably; to must
@@ -18,11 +18,11 @@ func (s *Store) Rename(from, to string) error {
 			return err
 		}
 	}
-	if err := s.reserve(to); err != nil {
+	if err := s.names.Reserve(to, s.path(to)); err != nil {
 		return err
 	}
-	defer s.release(to)
-	err := atomicfile.Rename(s.path(from), s.path(to))
+	defer s.names.Release(to)
+	err := persist.Rename(s.path(from), s.path(to))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("rename key %s: %w", from, keystore.ErrNotFound)
 	}

@@ -18,14 +18,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/keystore"
-	"github.com/pkiagent/pkiagent/pki/keystore/internal/atomicfile"
 )
 
 // Ext is the file name extension of a key blob.
@@ -50,8 +49,7 @@ type Store struct {
 
 	sem chan struct{} // held across a TPM command sequence
 
-	mu      sync.Mutex
-	pending map[string]bool
+	names keystore.Reservations // being generated or renamed, not yet on disk
 }
 
 var _ keystore.Store = (*Store)(nil)
@@ -71,18 +69,17 @@ func New(ctx context.Context, tpm transport.TPM, dir string, log *slog.Logger) (
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := atomicfile.MkdirAll(dir); err != nil {
+	if err := persist.MkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("tpm keystore %s: %w", dir, err)
 	}
-	if err := atomicfile.CleanTemp(dir); err != nil {
+	if err := persist.CleanTemp(dir); err != nil {
 		return nil, fmt.Errorf("tpm keystore %s: %w", dir, err)
 	}
 	s := &Store{
-		tpm:     tpm,
-		dir:     dir,
-		log:     log.With("keystore", "tpm"),
-		sem:     make(chan struct{}, 1),
-		pending: map[string]bool{},
+		tpm: tpm,
+		dir: dir,
+		log: log.With("keystore", "tpm"),
+		sem: make(chan struct{}, 1),
 	}
 	if err := s.acquire(ctx); err != nil {
 		return nil, fmt.Errorf("tpm keystore: %w", err)
@@ -225,10 +222,10 @@ func (s *Store) Generate(ctx context.Context, name string, spec keystore.KeySpec
 	if err != nil {
 		return nil, err
 	}
-	if err := s.reserve(name); err != nil {
+	if err := s.names.Reserve(name, s.path(name)); err != nil {
 		return nil, err
 	}
-	defer s.unreserve(name)
+	defer s.names.Release(name)
 
 	b, err := s.create(ctx, tmpl, spec)
 	if err != nil {
@@ -238,7 +235,7 @@ func (s *Store) Generate(ctx context.Context, name string, spec keystore.KeySpec
 	if err != nil {
 		return nil, fmt.Errorf("generate %s key %s in the TPM: %w", spec, name, err)
 	}
-	if err := atomicfile.Write(s.path(name), data); err != nil {
+	if err := persist.WriteFileAtomic(s.path(name), data, persist.PrivateFile); err != nil {
 		return nil, fmt.Errorf("store TPM key %s in %s: %w", name, s.dir, err)
 	}
 	k, err := s.newKey(name, b)
@@ -287,28 +284,6 @@ func (s *Store) create(ctx context.Context, tmpl tpm2.TPMTPublic, spec keystore.
 		return nil, err
 	}
 	return &blob{public: rsp.OutPublic, private: rsp.OutPrivate}, nil
-}
-
-func (s *Store) reserve(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pending[name] {
-		return fmt.Errorf("key %s: %w (being generated)", name, keystore.ErrExists)
-	}
-	switch _, err := os.Lstat(s.path(name)); {
-	case err == nil:
-		return fmt.Errorf("key %s: %w", name, keystore.ErrExists)
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("key %s: check for an existing key: %w", name, err)
-	}
-	s.pending[name] = true
-	return nil
-}
-
-func (s *Store) unreserve(name string) {
-	s.mu.Lock()
-	delete(s.pending, name)
-	s.mu.Unlock()
 }
 
 // readBlob reads and parses the blob of name.
@@ -408,7 +383,7 @@ func (s *Store) Delete(name string) error {
 	if err := keystore.ValidateName(name); err != nil {
 		return err
 	}
-	err := atomicfile.Remove(s.path(name))
+	err := persist.Remove(s.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete key %s: %w", name, keystore.ErrNotFound)
 	}
@@ -421,5 +396,5 @@ func (s *Store) Delete(name string) error {
 
 // Names implements keystore.Store.
 func (s *Store) Names() ([]string, error) {
-	return atomicfile.List(s.dir, Ext, keystore.ValidateName)
+	return keystore.List(s.dir, Ext)
 }
