@@ -19,6 +19,7 @@ import (
 	"github.com/pkiagent/pkiagent/internal/clock"
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	"github.com/pkiagent/pkiagent/pki/cmp"
+	"github.com/pkiagent/pkiagent/pki/keystore/tpm"
 )
 
 // signingCA is the CA side of the engine's enrollments in these tests: it
@@ -101,9 +102,9 @@ const enrollConfigJSON = `{
 
 // newEnrollFixture has a trusted CA "ca" and the engine enrolling from a
 // signingCA of it, with its loops running.
-func newEnrollFixture(t *testing.T, dir string, fc *clock.Fake, ca *signingCA) *fixture {
+func newEnrollFixture(t *testing.T, dir string, fc *clock.Fake, ca *signingCA, opts ...func(*Config)) *fixture {
 	t.Helper()
-	f := newFixtureIn(t, dir, fc)
+	f := newFixtureIn(t, dir, fc, opts...)
 	f.engine.enroll.dial = func(caProfile, *x509.CertPool, pkix.Name) caClient { return ca }
 	if err := f.engine.Load(context.Background(), f.store.Running()); err != nil {
 		t.Fatal(err)
@@ -455,5 +456,62 @@ func TestEnrollmentCrashDuringRenewal(t *testing.T) {
 	}
 	if out, err := f2.engine.EnrollCertificate(context.Background(), admin, api.EnrollCertificateInput{Name: "r1", Force: true}); err != nil || out.Result != "renewed" {
 		t.Fatalf("renewal after recovery: %+v %v", out, err)
+	}
+}
+
+// TestEnrollmentTPMAndEd25519: an enrollment with key-storage tpm has its
+// key made in the TPM (the simulator), certified and renewed with a new
+// TPM key, the kur signed by the TPM; key-algorithm ed25519 enrolls a file
+// key, and a TPM refuses an Ed25519 key clearly.
+func TestEnrollmentTPMAndEd25519(t *testing.T) {
+	tp, err := tpm.Open(tpm.SpecSim)
+	if err != nil && strings.Contains(err.Error(), "CGO") {
+		t.Skipf("TPM simulator unavailable in this build: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	dir := t.TempDir()
+	tpmKeys, err := tpm.New(context.Background(), tp, filepath.Join(dir, "tpm"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := clock.NewFake(t0)
+	ca := newSigningCA(t, fc)
+	f := newEnrollFixture(t, dir, fc, ca, func(c *Config) { c.Keys["tpm"] = tpmKeys })
+	if err := f.setTrusted(t, "ca", string(ca.ca.PEM()), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.GeneratePrivateKey(context.Background(), admin, api.GenerateKeyInput{Name: "ed", Algorithm: "ed25519", KeyStorage: "tpm"}); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "cannot hold Ed25519") {
+		t.Errorf("an Ed25519 key in the TPM: %v", err)
+	}
+	if err := f.merge(t, `{"ca-profile": [{"name": "lab", "url": "http://ca.lab.invalid/pkix/", "trusted-ca": "ca", "cmpv2": {"reference": "3078", "secret": "insta-s3cret"}}],
+	  "client-certificate": [{"name": "t1", "enrollment": {"ca-profile": "lab", "subject": "CN=t1", "key-storage": "tpm", "ecc-curve": "secp384r1"}},
+	                         {"name": "e1", "enrollment": {"ca-profile": "lab", "subject": "CN=e1", "key-algorithm": "ed25519"}}]}`); err != nil {
+		t.Fatal(err)
+	}
+	f.waitIdle(t, "t1")
+	f.waitIdle(t, "e1")
+	st, _ := f.store.State()
+	if k := st.GetKeys().GetKey("t1"); k.GetKeyStorage() != gen.PkiAuthority_KeyStorage_tpm || k.GetCurve() != "secp384r1" {
+		t.Errorf("t1 key: %s %s", k.GetKeyStorage(), k.GetCurve())
+	}
+	if k := st.GetKeys().GetKey("e1"); k.GetAlgorithm() != "ed25519" || k.GetKeyStorage() != gen.PkiAuthority_KeyStorage_file {
+		t.Errorf("e1 key: %s %s", k.GetAlgorithm(), k.GetKeyStorage())
+	}
+	first := f.cert("t1").GetFingerprintSha256()
+	out, err := f.engine.EnrollCertificate(context.Background(), admin, api.EnrollCertificateInput{Name: "t1", Force: true})
+	if err != nil || out.Result != "renewed" || out.FingerprintSHA256 == first {
+		t.Fatalf("renewal of the TPM certificate: %+v %v", out, err)
+	}
+	if sig, ok := ca.last().Protection.(cmp.Signature); !ok || sig.Cert.Subject.CommonName != "t1" {
+		t.Errorf("kur protection: %v", ca.last().Protection)
+	}
+	if _, err := f.engine.TLSCertificate(context.Background(), "t1"); err != nil {
+		t.Errorf("the renewed TPM pair does not serve: %v", err)
+	}
+	if names, _ := tpmKeys.Names(); len(names) != 1 {
+		t.Errorf("TPM keys after the renewal: %v", names)
 	}
 }

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -161,5 +162,7 @@ func (e *Engine) keyStateLocked(d *gen.Device, name string, mc *managedCert) {
 	case *ecdsa.PublicKey:
 		k.Algorithm, k.Size = ygot.String("ecc"), ygot.Uint16(uint16(p.Curve.Params().BitSize))
 		k.Curve = ygot.String(map[int]string{256: "secp256r1", 384: "secp384r1", 521: "secp521r1"}[p.Curve.Params().BitSize])
+	case ed25519.PublicKey:
+		k.Algorithm = ygot.String("ed25519")
 	}
 }

@@ -20,7 +20,7 @@ type Caller struct {
 type (
 	GenerateKeyInput struct {
 		Name       string `json:"name"`
-		Algorithm  string `json:"algorithm,omitempty"`    // rsa | ecc (default ecc)
+		Algorithm  string `json:"algorithm,omitempty"`    // rsa | ecc | ed25519 (default ecc)
 		RSAKeySize uint16 `json:"rsa-key-size,omitempty"` // default 2048
 		ECCCurve   string `json:"ecc-curve,omitempty"`    // default secp256r1
 		KeyStorage string `json:"key-storage,omitempty"`  // file | tpm (default file)
