@@ -36,6 +36,7 @@ func BenchmarkCommitRouterLeaf(b *testing.B) {
 				b.Fatal(err)
 			}
 			bus := telemetry.NewBus()
+			defer bus.Close()
 			store := agent.New(agent.Config{Clock: fc, Logger: log, Persister: agent.NewDiskPersister(d), Bus: bus})
 			defer store.Close()
 			keys, err := file.New(filepath.Join(dir, "keys"), nil)
