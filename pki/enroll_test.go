@@ -515,3 +515,55 @@ func TestEnrollmentTPMAndEd25519(t *testing.T) {
 		t.Errorf("TPM keys after the renewal: %v", names)
 	}
 }
+
+// TestDeletePrivateKey: refused while a client certificate, an enrollment
+// or the gNMI server certificate uses the key, unless force; the key and
+// its certificate are then gone.
+func TestDeletePrivateKey(t *testing.T) {
+	fc := clock.NewFake(t0)
+	ca := newSigningCA(t, fc)
+	f := newEnrollFixture(t, t.TempDir(), fc, ca, func(c *Config) { c.ServerCertName = "gnmi" })
+	ctx := context.Background()
+	if err := f.setTrusted(t, "ca", string(ca.ca.PEM()), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.merge(t, enrollConfigJSON); err != nil {
+		t.Fatal(err)
+	}
+	f.waitIdle(t, "r1")
+	for _, n := range []string{"gnmi", "spare"} {
+		if _, err := f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: n, Algorithm: "ed25519", KeyStorage: "file"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{"r1": "client-certificate r1 is configured", "gnmi": "gNMI server certificate"} {
+		err := f.engine.DeletePrivateKey(ctx, admin, api.DeletePrivateKeyInput{Name: name})
+		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("delete %s: %v; want a refusal naming %q", name, err, want)
+		}
+	}
+	if err := f.engine.DeletePrivateKey(ctx, admin, api.DeletePrivateKeyInput{Name: "nope"}); !errors.Is(err, api.ErrMissing) {
+		t.Errorf("delete of no key: %v", err)
+	}
+	if err := f.engine.DeletePrivateKey(ctx, admin, api.DeletePrivateKeyInput{Name: "spare"}); err != nil {
+		t.Fatal(err)
+	}
+	// Forced, the key of an enrollment goes; the enrollment then enrolls
+	// again (here against a CA that fails, so nothing new stays).
+	ca.set(func(c *signingCA) { c.fail = cmp.ErrUnreachable })
+	if err := f.engine.DeletePrivateKey(ctx, admin, api.DeletePrivateKeyInput{Name: "r1", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the enrollment of the deleted key to fail", func() bool {
+		return f.enrollState("r1").GetEnrollmentStatus() == gen.PkiAuthority_Authority_ClientCertificate_State_EnrollmentStatus_failed
+	})
+	if names, _ := f.keys.Names(); len(names) != 1 || names[0] != "gnmi" {
+		t.Errorf("keys left: %v", names)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "certs", "r1.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the certificate of the deleted key stays: %v", err)
+	}
+	if st, _ := f.store.State(); st.GetKeys().GetKey("r1") != nil {
+		t.Error("/keys still lists the deleted key")
+	}
+}

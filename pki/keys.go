@@ -65,5 +65,6 @@ func (e *Engine) DeletePrivateKey(ctx context.Context, c api.Caller, in api.Dele
 	e.evaluateLocked(false)
 	e.mu.Unlock()
 	e.log.Info("private key deleted", "name", in.Name, "storage", mc.storage, "force", in.Force, "user", c.User)
+	e.enroll.poke() // an enrollment of the name enrolls again
 	return nil
 }
