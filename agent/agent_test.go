@@ -89,7 +89,7 @@ func commitEdits(t testing.TB, s *Store, edits ...Edit) (CommitInfo, error) {
 	if err := tx.Apply(edits...); err != nil {
 		return CommitInfo{}, err
 	}
-	return s.Commit(context.Background(), tx, CommitOptions{User: "alice", Owner: "test"})
+	return s.Commit(context.Background(), tx, CommitOptions{User: "alice", Owner: api.Owner{Name: "test"}})
 }
 
 func reload(t *testing.T, dir string) *gen.Device {
@@ -368,41 +368,41 @@ func TestPersistFailureUndoesApply(t *testing.T) {
 func TestLocks(t *testing.T) {
 	s, _ := newTestStore(t, Config{})
 	ctx := context.Background()
-	if err := s.Lock(Running, "netconf session 1"); err != nil {
+	if err := s.Lock(Running, api.NetconfOwner(1)); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Lock(Running, "netconf session 2")
+	err := s.Lock(Running, api.NetconfOwner(2))
 	var le *LockError
-	if !errors.As(err, &le) || le.Holder != "netconf session 1" {
+	if !errors.As(err, &le) || le.Holder != api.NetconfOwner(1) {
 		t.Fatalf("err = %v", err)
 	}
 	tx := s.Begin(Running)
 	tx.Apply(addCRL(t, "http://x/a.crl", 1))
-	if _, err := s.Commit(ctx, tx, CommitOptions{Owner: "gnmi bob"}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "netconf session 1") {
+	if _, err := s.Commit(ctx, tx, CommitOptions{Owner: api.Owner{Name: "gnmi bob"}}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "netconf session 1") {
 		t.Fatalf("err = %v", err)
 	}
-	if err := s.Unlock(Running, "netconf session 2"); !errors.Is(err, ErrLocked) {
+	if err := s.Unlock(Running, api.NetconfOwner(2)); !errors.Is(err, ErrLocked) {
 		t.Fatalf("unlock by other: %v", err)
 	}
-	if _, err := s.Commit(ctx, tx, CommitOptions{Owner: "netconf session 1"}); err != nil {
+	if _, err := s.Commit(ctx, tx, CommitOptions{Owner: api.NetconfOwner(1)}); err != nil {
 		t.Fatal(err)
 	}
 	// A dirty candidate cannot be locked by another session.
-	if err := s.EditCandidate("netconf session 2", addCRL(t, "http://x/b.crl", 1)); err != nil {
+	if err := s.EditCandidate(api.NetconfOwner(2), addCRL(t, "http://x/b.crl", 1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Lock(Candidate, "netconf session 3"); !errors.Is(err, ErrCandidateDirty) {
+	if err := s.Lock(Candidate, api.NetconfOwner(3)); !errors.Is(err, ErrCandidateDirty) {
 		t.Fatalf("err = %v", err)
 	}
-	if err := s.Lock(Candidate, "netconf session 2"); err != nil {
+	if err := s.Lock(Candidate, api.NetconfOwner(2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EditCandidate("netconf session 3", addCRL(t, "http://x/c.crl", 1)); !errors.Is(err, ErrLocked) {
+	if err := s.EditCandidate(api.NetconfOwner(3), addCRL(t, "http://x/c.crl", 1)); !errors.Is(err, ErrLocked) {
 		t.Fatalf("err = %v", err)
 	}
 	// Session end releases locks and discards its candidate changes.
-	s.ReleaseOwner(ctx, "netconf session 2")
-	s.ReleaseOwner(ctx, "netconf session 1")
+	s.ReleaseOwner(ctx, api.NetconfOwner(2))
+	s.ReleaseOwner(ctx, api.NetconfOwner(1))
 	if _, ok := s.LockHolder(Candidate); ok || s.CandidateDirty() {
 		t.Fatal("locks or candidate changes survived the session")
 	}
@@ -418,7 +418,7 @@ func TestRollbackToEarlierCommit(t *testing.T) {
 	if _, err := commitEdits(t, s, addCRL(t, "http://x/b.crl", 2), Edit{Op: OpDelete, Path: mustPath(t, crlPath("http://x/a.crl"))}); err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.RollbackTo(context.Background(), first.ID, CommitOptions{User: "ops", Owner: "o"})
+	info, err := s.RollbackTo(context.Background(), first.ID, CommitOptions{User: "ops", Owner: api.Owner{Name: "o"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,10 +604,10 @@ func TestCleanCandidateFollowsRunning(t *testing.T) {
 	if s.Candidate() != s.Running() {
 		t.Fatal("clean candidate did not follow running")
 	}
-	if err := s.EditCandidate("nc1", addCRL(t, "http://x/b.crl", 3)); err != nil {
+	if err := s.EditCandidate(api.Owner{Name: "nc1"}, addCRL(t, "http://x/b.crl", 3)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1"}); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc1"}}); err != nil {
 		t.Fatal(err)
 	}
 	run := s.Running().GetAuthority()
@@ -615,7 +615,7 @@ func TestCleanCandidateFollowsRunning(t *testing.T) {
 		t.Fatal("the candidate commit undid the direct commit")
 	}
 	// Dirty candidate: it shows a later direct commit with its own edit.
-	if err := s.EditCandidate("nc1", addCRL(t, "http://x/c.crl", 4)); err != nil {
+	if err := s.EditCandidate(api.Owner{Name: "nc1"}, addCRL(t, "http://x/c.crl", 4)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := commitEdits(t, s, addCRL(t, "http://x/d.crl", 5)); err != nil {
@@ -651,7 +651,7 @@ func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
 		{addCRL(t, "http://x/new.crl", 6)},
 	}
 	for _, e := range edits {
-		if err := s.EditCandidate("nc", e...); err != nil {
+		if err := s.EditCandidate(api.Owner{Name: "nc"}, e...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -660,7 +660,7 @@ func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc"}); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc"}}); err != nil {
 		t.Fatal(err)
 	}
 	ev := <-sub.C
@@ -674,13 +674,13 @@ func TestCandidateCommitOfEditedNodesOnly(t *testing.T) {
 		t.Fatalf("disk differs from the committed candidate: %v", d)
 	}
 	// A YANG error in an edited node still fails the commit.
-	if err := s.EditCandidate("nc", Edit{Op: OpMerge, Path: mustPath(t, crlPath("http://x/7.crl")+"/polling-interval"), Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: 500}}}); err != nil {
+	if err := s.EditCandidate(api.Owner{Name: "nc"}, Edit{Op: OpMerge, Path: mustPath(t, crlPath("http://x/7.crl")+"/polling-interval"), Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: 500}}}); err != nil {
 		if !errors.Is(err, api.ErrInvalid) {
 			t.Fatal(err)
 		}
 		return // refused at edit time already: fine
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc"}); !errors.Is(err, api.ErrInvalid) {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc"}}); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("out-of-range polling-interval committed: %v", err)
 	}
 }
@@ -732,10 +732,10 @@ func TestPendingConfirmedCommitRolledBackAtNextStart(t *testing.T) {
 	if _, err := commitEdits(t, s, addCRL(t, "http://x/base.crl", 1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EditCandidate("nc1", addCRL(t, "http://x/unconfirmed.crl", 2)); err != nil {
+	if err := s.EditCandidate(api.Owner{Name: "nc1"}, addCRL(t, "http://x/unconfirmed.crl", 2)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1", Confirm: &ConfirmOptions{Timeout: time.Hour, Persist: "p1"}}); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc1"}, Confirm: &ConfirmOptions{Timeout: time.Hour, Persist: "p1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, PendingFile)); err != nil {
@@ -743,14 +743,14 @@ func TestPendingConfirmedCommitRolledBackAtNextStart(t *testing.T) {
 	}
 	// A follow-up confirmed commit keeps the first rollback point on disk;
 	// one that fails leaves the file alone.
-	if err := s.EditCandidate("nc2", addCRL(t, "http://x/follow-up.crl", 2)); err != nil {
+	if err := s.EditCandidate(api.Owner{Name: "nc2"}, addCRL(t, "http://x/follow-up.crl", 2)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc2", PersistID: "p1", Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc2"}, PersistID: "p1", Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	saved, _ := os.ReadFile(filepath.Join(dir, PendingFile))
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc2", PersistID: "wrong"}); !errors.Is(err, ErrPersistID) {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc2"}, PersistID: "wrong"}); !errors.Is(err, ErrPersistID) {
 		t.Fatalf("confirming commit with a wrong persist-id: %v", err)
 	}
 	if now, _ := os.ReadFile(filepath.Join(dir, PendingFile)); string(now) != string(saved) {
@@ -771,13 +771,13 @@ func TestPendingConfirmedCommitRolledBackAtNextStart(t *testing.T) {
 		t.Fatalf("rollback point left behind: %v", err)
 	}
 	// A confirmed commit that was confirmed stays across a restart.
-	if err := s.EditCandidate("nc1", addCRL(t, "http://x/confirmed.crl", 3)); err != nil {
+	if err := s.EditCandidate(api.Owner{Name: "nc1"}, addCRL(t, "http://x/confirmed.crl", 3)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1", Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc1"}, Confirm: &ConfirmOptions{Timeout: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "nc1"}); err != nil {
+	if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.Owner{Name: "nc1"}}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -62,7 +62,7 @@ type ConfirmOptions struct {
 type PendingCommit struct {
 	ID        uint64
 	User      string // who started or last extended it
-	Owner     string
+	Owner     api.Owner
 	PersistID string
 	Deadline  time.Time
 }
@@ -89,7 +89,7 @@ func (s *Store) Pending() (PendingCommit, bool) {
 
 // allows checks that a request of owner carrying persistID may act on the
 // pending commit p.
-func (p *pendingState) allows(owner, persistID string) error {
+func (p *pendingState) allows(owner api.Owner, persistID string) error {
 	switch {
 	case p.PersistID != "" && persistID == "":
 		return fmt.Errorf("%w: confirmed commit %d was started with a persist token; only a request that carries it can confirm, extend or cancel it", ErrPersistID, p.ID)
@@ -153,7 +153,7 @@ func (s *Store) stepConfirm(step api.ConfirmOutcome, info CommitInfo, before *ge
 		ev := s.publishConfirm(step, p, opts)
 		s.mu.Unlock()
 		s.audit(ev)
-		s.log.Info("confirmed commit pending", "id", info.ID, "owner", opts.Owner, "timeout", opts.Confirm.Timeout, "outcome", step.String())
+		s.log.Info("confirmed commit pending", "id", info.ID, "owner", opts.Owner.String(), "timeout", opts.Confirm.Timeout, "outcome", step.String())
 	case api.ConfirmConfirmed:
 		s.endPending(prev, step, opts)
 	}
@@ -205,7 +205,7 @@ func (s *Store) endPending(p *pendingState, o api.ConfirmOutcome, by CommitOptio
 	s.mu.Unlock()
 	s.audit(ev)
 	s.clearPendingFile()
-	s.log.Info("confirmed commit ended", "id", p.ID, "outcome", o.String(), "by", by.Owner)
+	s.log.Info("confirmed commit ended", "id", p.ID, "outcome", o.String(), "by", by.Owner.String())
 }
 
 func (s *Store) savePending(p *pendingState) {
@@ -239,7 +239,7 @@ func (s *Store) expire(p *pendingState) {
 	if !still {
 		return
 	}
-	s.log.Warn("confirmed commit not confirmed in time: rolling back", "id", p.ID, "owner", p.Owner)
+	s.log.Warn("confirmed commit not confirmed in time: rolling back", "id", p.ID, "owner", p.Owner.String())
 	if err := s.rollbackPending(context.Background(), p, api.ConfirmTimedOut, CommitOptions{User: "system", system: true}); err != nil {
 		s.log.Error("rolling back an unconfirmed commit failed; it stays pending and is tried again", "id", p.ID, "retry_in", retryRollback, "err", err)
 		p.timer = s.clock.AfterFunc(retryRollback, func() { s.expire(p) })
@@ -327,7 +327,7 @@ func (s *Store) ExtendPending(by CommitOptions) error {
 
 // releasePending cancels the confirmed commit of owner, whose session
 // ended, unless it has a persist token (RFC 6241 8.4.1).
-func (s *Store) releasePending(ctx context.Context, owner string) {
+func (s *Store) releasePending(ctx context.Context, owner api.Owner) {
 	s.mu.RLock()
 	p := s.pending
 	s.mu.RUnlock()

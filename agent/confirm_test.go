@@ -85,10 +85,10 @@ func (r *confirmRig) has(url string) bool {
 // when timeout > 0, as a confirmed commit with persist.
 func (r *confirmRig) netconf(owner, persistID string, timeout time.Duration, persist string) error {
 	r.t.Helper()
-	if err := r.s.EditCandidate(owner, addCRL(r.t, r.next(), 1)); err != nil {
+	if err := r.s.EditCandidate(api.Owner{Name: owner}, addCRL(r.t, r.next(), 1)); err != nil {
 		r.t.Fatal(err)
 	}
-	opts := CommitOptions{User: "u-" + owner, Owner: owner, PersistID: persistID}
+	opts := CommitOptions{User: "u-" + owner, Owner: api.Owner{Name: owner}, PersistID: persistID}
 	if timeout > 0 {
 		opts.Confirm = &ConfirmOptions{Timeout: timeout, Persist: persist}
 	}
@@ -104,7 +104,7 @@ func (r *confirmRig) gnmi(owner, id string, timeout time.Duration) error {
 	if err := tx.Apply(addCRL(r.t, r.next(), 1)); err != nil {
 		r.t.Fatal(err)
 	}
-	opts := CommitOptions{User: "u-" + owner, Owner: owner}
+	opts := CommitOptions{User: "u-" + owner, Owner: api.Owner{Name: owner}}
 	if id != "" {
 		opts.Confirm = &ConfirmOptions{Timeout: timeout, Persist: id}
 	}
@@ -268,7 +268,7 @@ func TestConfirmedCommitMachine(t *testing.T) {
 	}, {
 		desc:    "cancel of a persistent confirmed commit needs its persist-id, even from its owner",
 		setup:   startPersist,
-		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: "s1"}) },
+		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: api.Owner{Name: "s1"}}) },
 		wantErr: ErrPersistID,
 	}, {
 		desc:    "persist-id with none pending",
@@ -320,42 +320,46 @@ func TestConfirmedCommitMachine(t *testing.T) {
 			}
 		},
 	}, {
-		desc:     "cancel by its owner rolls back",
-		setup:    startPlain,
-		act:      func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{User: "u-s1", Owner: "s1"}) },
+		desc:  "cancel by its owner rolls back",
+		setup: startPlain,
+		act: func(r *confirmRig) error {
+			return r.s.CancelCommit(ctx, CommitOptions{User: "u-s1", Owner: api.Owner{Name: "s1"}})
+		},
 		want:     []string{"cancel"},
 		rollback: true,
 	}, {
 		desc:    "cancel by another session is refused",
 		setup:   startPlain,
-		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: "s2"}) },
+		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: api.Owner{Name: "s2"}}) },
 		wantErr: ErrPendingCommit,
 	}, {
-		desc:     "cancel with the persist-id from any session",
-		setup:    startPersist,
-		act:      func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: "s2", PersistID: "p1"}) },
+		desc:  "cancel with the persist-id from any session",
+		setup: startPersist,
+		act: func(r *confirmRig) error {
+			return r.s.CancelCommit(ctx, CommitOptions{Owner: api.Owner{Name: "s2"}, PersistID: "p1"})
+		},
 		want:     []string{"cancel"},
 		rollback: true,
 	}, {
 		desc:    "cancel on a full disk leaves it pending",
 		setup:   func(r *confirmRig) { startPlain(r); r.disk.full.Store(true) },
-		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: "s1"}) },
+		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: api.Owner{Name: "s1"}}) },
 		wantErr: ErrPersist,
 		after:   func(r *confirmRig) { r.disk.full.Store(false) },
 	}, {
 		desc:    "cancel with none pending",
-		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: "s1"}) },
+		act:     func(r *confirmRig) error { return r.s.CancelCommit(ctx, CommitOptions{Owner: api.Owner{Name: "s1"}}) },
 		wantErr: ErrNoPendingCommit,
 	}, {
 		desc:     "the end of its owner's session cancels it",
 		setup:    startPlain,
-		act:      func(r *confirmRig) error { r.s.ReleaseOwner(ctx, "s1"); return nil },
+		act:      func(r *confirmRig) error { r.s.ReleaseOwner(ctx, api.Owner{Name: "s1"}); return nil },
 		want:     []string{"cancel"},
 		rollback: true,
 	}, {
 		desc:    "the end of its owner's session keeps a persistent one",
 		setup:   startPersist,
-		act:     func(r *confirmRig) error { r.s.ReleaseOwner(ctx, "s1"); return nil },
+		act:     func(r *confirmRig) error { r.s.ReleaseOwner(ctx, api.Owner{Name: "s1"}); return nil },
 		pending: true,
 	}, {
 		desc:     "rolled back at shutdown",
@@ -381,28 +385,36 @@ func TestConfirmedCommitMachine(t *testing.T) {
 	}, {
 		desc:  "gNMI confirm with its id",
 		setup: startGNMI,
-		act:   func(r *confirmRig) error { return r.s.Confirm(CommitOptions{Owner: "g-b", PersistID: "g1"}) },
-		want:  []string{"complete"},
+		act: func(r *confirmRig) error {
+			return r.s.Confirm(CommitOptions{Owner: api.Owner{Name: "g-b"}, PersistID: "g1"})
+		},
+		want: []string{"complete"},
 	}, {
-		desc:    "gNMI confirm with another id",
-		setup:   startGNMI,
-		act:     func(r *confirmRig) error { return r.s.Confirm(CommitOptions{Owner: "g-b", PersistID: "g2"}) },
+		desc:  "gNMI confirm with another id",
+		setup: startGNMI,
+		act: func(r *confirmRig) error {
+			return r.s.Confirm(CommitOptions{Owner: api.Owner{Name: "g-b"}, PersistID: "g2"})
+		},
 		wantErr: ErrPersistID,
 	}, {
-		desc:    "gNMI confirm of a NETCONF commit without persist token",
-		setup:   startPlain,
-		act:     func(r *confirmRig) error { return r.s.Confirm(CommitOptions{Owner: "g-b", PersistID: "g1"}) },
+		desc:  "gNMI confirm of a NETCONF commit without persist token",
+		setup: startPlain,
+		act: func(r *confirmRig) error {
+			return r.s.Confirm(CommitOptions{Owner: api.Owner{Name: "g-b"}, PersistID: "g1"})
+		},
 		wantErr: ErrPersistID,
 	}, {
-		desc:    "gNMI confirm with none pending",
-		act:     func(r *confirmRig) error { return r.s.Confirm(CommitOptions{Owner: "g-b", PersistID: "g1"}) },
+		desc: "gNMI confirm with none pending",
+		act: func(r *confirmRig) error {
+			return r.s.Confirm(CommitOptions{Owner: api.Owner{Name: "g-b"}, PersistID: "g1"})
+		},
 		wantErr: ErrNoPendingCommit,
 	}, {
 		desc:  "gNMI set_rollback_duration extends from now",
 		setup: startGNMI,
 		act: func(r *confirmRig) error {
 			r.fc.Advance(50 * time.Second)
-			return r.s.ExtendPending(CommitOptions{Owner: "g-b", PersistID: "g1", Confirm: &ConfirmOptions{Timeout: 5 * minute}})
+			return r.s.ExtendPending(CommitOptions{Owner: api.Owner{Name: "g-b"}, PersistID: "g1", Confirm: &ConfirmOptions{Timeout: 5 * minute}})
 		},
 		want:    []string{"extend"},
 		pending: true,
@@ -419,7 +431,7 @@ func TestConfirmedCommitMachine(t *testing.T) {
 		desc:  "gNMI set_rollback_duration with another id",
 		setup: startGNMI,
 		act: func(r *confirmRig) error {
-			return r.s.ExtendPending(CommitOptions{Owner: "g-b", PersistID: "g2", Confirm: &ConfirmOptions{Timeout: 5 * minute}})
+			return r.s.ExtendPending(CommitOptions{Owner: api.Owner{Name: "g-b"}, PersistID: "g2", Confirm: &ConfirmOptions{Timeout: 5 * minute}})
 		},
 		wantErr: ErrPersistID,
 	}} {

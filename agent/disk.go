@@ -16,6 +16,7 @@ import (
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/internal/persist"
 )
@@ -289,7 +290,7 @@ func Load(dir *persist.Dir) (*gen.Device, []CommitInfo, []*gen.Device, error) {
 	if err := root.ΛValidate(); err != nil {
 		return nil, nil, nil, fmt.Errorf("saved configuration in %s fails YANG validation (%w): %w", dir.Path(), persist.ErrCorrupt, err)
 	}
-	if err := checkMandatory(reflect.ValueOf(root), RootEntry(), ""); err != nil {
+	if err := checkMandatory(reflect.ValueOf(root), RootEntry(), nil); err != nil {
 		return nil, nil, nil, fmt.Errorf("saved configuration in %s fails YANG validation (%w): %w", dir.Path(), persist.ErrCorrupt, err)
 	}
 	return root, infos, roots, nil
@@ -380,7 +381,7 @@ func (p *DiskPersister) SavePending(pc PendingCommit, rollbackTo *gen.Device) er
 	if err != nil {
 		return fmt.Errorf("render the rollback point as JSON: %w", err)
 	}
-	out, err := json.Marshal(pendingFile{ID: pc.ID, Owner: pc.Owner, PersistID: pc.PersistID, Deadline: pc.Deadline, RollbackTo: b})
+	out, err := json.Marshal(pendingFile{ID: pc.ID, Owner: pc.Owner.String(), PersistID: pc.PersistID, Deadline: pc.Deadline, RollbackTo: b})
 	if err != nil {
 		return err
 	}
@@ -417,7 +418,7 @@ func (s *Store) rollBackLeftPending(dir *persist.Dir) error {
 	defer s.commitMu.Unlock()
 	tx := newTxFromTrees(s.Running(), root)
 	if tx.Changed() {
-		if _, err := s.apply(context.Background(), tx, CommitOptions{User: "system", Owner: pf.Owner, system: true,
+		if _, err := s.apply(context.Background(), tx, CommitOptions{User: "system", Owner: api.Owner{Name: pf.Owner}, system: true,
 			Comment: fmt.Sprintf("confirmed commit %d was not confirmed before the agent stopped", pf.ID)}, false); err != nil {
 			return fmt.Errorf("roll back unconfirmed commit %d: %w", pf.ID, err)
 		}

@@ -17,4 +17,12 @@
 // engine returns, the Validator, Applier, Finisher, StateSource and PKI
 // hooks) is package agent/api, and every package names it there; the engine
 // imports agent/api only, and agent never imports the engine.
+//
+// One file a concern: datastore.go the Store, locks.go, candidate.go (with
+// regions.go, the nodes an edit writes, and conflict.go), commit.go the
+// pipeline, confirm.go, history.go, state.go the state sources, disk.go
+// persistence, tx.go transactions over tree.go's copy-on-write trees,
+// values.go and leaf.go the one value checker (NETCONF's too, CheckValue),
+// screen.go the key-material screening, rpc.go the rpcs' entry with the
+// YANG defaults of module.go's schema.
 package agent

@@ -56,18 +56,6 @@ func (e *KeyLeafError) Error() string {
 
 func (e *KeyLeafError) Unwrap() []error { return []error{api.ErrInvalid, ErrKeyLeaf} }
 
-// LockError says who holds a lock.
-type LockError struct {
-	Datastore Datastore
-	Holder    string // owner id, e.g. "netconf session 3"
-}
-
-func (e *LockError) Error() string {
-	return fmt.Sprintf("%s datastore is locked by %s", e.Datastore, e.Holder)
-}
-
-func (e *LockError) Unwrap() error { return ErrLocked }
-
 // kindError joins a kind with a detailed cause so errors.Is matches both.
 type kindError struct {
 	kind  error

@@ -69,7 +69,7 @@ func TestKeyLeavesAreImmutable(t *testing.T) {
 				t.Fatalf("err = %v, want a KeyLeafError", err)
 			}
 			var pe *api.PathError
-			if !errors.As(err, &pe) || !strings.HasPrefix(pe.Path, "/authority/router[name=") {
+			if !errors.As(err, &pe) || !strings.HasPrefix(api.PathString(pe.Path), "/authority/router[name=") {
 				t.Fatalf("err = %v does not name the path", err)
 			}
 			if !strings.Contains(err.Error(), "cannot be changed or deleted on its own: delete the entry and create it instead") {
@@ -121,7 +121,7 @@ func TestCommitWhoseRecordWouldNotReplayIsRefused(t *testing.T) {
 	// the entry's key leaf no longer matches its list key.
 	b := "b"
 	tx.Root().GetAuthority().GetRouter("a").Name = &b
-	_, err := s.Commit(context.Background(), tx, CommitOptions{User: "alice", Owner: "test"})
+	_, err := s.Commit(context.Background(), tx, CommitOptions{User: "alice", Owner: api.Owner{Name: "test"}})
 	if !errors.Is(err, ErrPersist) || !strings.Contains(err.Error(), "would not load back at the next start") {
 		t.Fatalf("err = %v", err)
 	}
@@ -158,7 +158,7 @@ func TestStaleTransactionKeepsAConcurrentWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tx := range []*Tx{tx1, tx2} {
-		if _, err := s.Commit(ctx, tx, CommitOptions{Owner: "gnmi"}); err != nil {
+		if _, err := s.Commit(ctx, tx, CommitOptions{Owner: api.Owner{Name: "gnmi"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,21 +178,21 @@ func TestCandidateCommitKeepsLaterRunningWrites(t *testing.T) {
 			if _, err := commitEdits(t, s, addCRL(t, "http://x/base.crl", 2)); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.EditCandidate("netconf session 1", Edit{Op: OpMerge, Path: mustPath(t, "/authority"), Value: jsonVal(`{"router": [{"name": "n-1", "peer-validation": true}]}`)}); err != nil {
+			if err := s.EditCandidate(api.NetconfOwner(1), Edit{Op: OpMerge, Path: mustPath(t, "/authority"), Value: jsonVal(`{"router": [{"name": "n-1", "peer-validation": true}]}`)}); err != nil {
 				t.Fatal(err)
 			}
 			if lock {
 				// The README's pattern: the lock is taken while editing;
 				// then no other owner can commit to running at all.
-				if err := s.Lock(Candidate, "netconf session 1"); err != nil {
+				if err := s.Lock(Candidate, api.NetconfOwner(1)); err != nil {
 					t.Fatal(err)
 				}
 				_, err := commitEdits(t, s, Edit{Op: OpMerge, Path: mustPath(t, routerPath("g-1")+"/peer-validation"), Value: boolVal(true)})
 				var le *LockError
-				if !errors.As(err, &le) || le.Holder != "netconf session 1" || !strings.Contains(err.Error(), "locked by netconf session 1") {
+				if !errors.As(err, &le) || le.Holder != api.NetconfOwner(1) || !strings.Contains(err.Error(), "locked by netconf session 1") {
 					t.Fatalf("gNMI-style commit under a candidate lock: %v", err)
 				}
-				if err := s.Unlock(Candidate, "netconf session 1"); err != nil {
+				if err := s.Unlock(Candidate, api.NetconfOwner(1)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -203,7 +203,7 @@ func TestCandidateCommitKeepsLaterRunningWrites(t *testing.T) {
 			if c := s.Candidate().GetAuthority(); c.GetRouter("g-1") == nil || c.GetRouter("n-1") == nil {
 				t.Fatalf("candidate routers: %v", c.Router)
 			}
-			if _, err := s.CommitCandidate(ctx, CommitOptions{User: "nc", Owner: "netconf session 1"}); err != nil {
+			if _, err := s.CommitCandidate(ctx, CommitOptions{User: "nc", Owner: api.NetconfOwner(1)}); err != nil {
 				t.Fatal(err)
 			}
 			for _, got := range []*gen.Device{s.Running(), reload(t, dir)} {
@@ -318,7 +318,7 @@ func TestCandidateCommitConflicts(t *testing.T) {
 			if _, err := commitEdits(t, s, pv("a", true)); err != nil {
 				t.Fatal(err)
 			}
-			const me = "netconf session 1"
+			me := api.NetconfOwner(1)
 			if tc.cand == nil {
 				tx := s.Begin(Running)
 				if err := tx.Apply(addCRL(t, "http://x/whole.crl", 3)); err != nil {
@@ -386,7 +386,7 @@ func TestLocksBlockOtherWritersOfRunning(t *testing.T) {
 	for _, ds := range []Datastore{Running, Candidate} {
 		t.Run(ds.String(), func(t *testing.T) {
 			s, _ := newTestStore(t, Config{})
-			const holder = "netconf session 7"
+			holder := api.NetconfOwner(7)
 			if err := s.Lock(ds, holder); err != nil {
 				t.Fatal(err)
 			}
@@ -395,7 +395,7 @@ func TestLocksBlockOtherWritersOfRunning(t *testing.T) {
 			if !errors.As(err, &le) || le.Holder != holder || le.Datastore != ds {
 				t.Fatalf("direct commit: %v", err)
 			}
-			if _, err := s.RollbackTo(ctx, 0, CommitOptions{Owner: "gnmi bob"}); !errors.As(err, &le) {
+			if _, err := s.RollbackTo(ctx, 0, CommitOptions{Owner: api.Owner{Name: "gnmi bob"}}); !errors.As(err, &le) {
 				t.Fatalf("rollback by another owner: %v", err)
 			}
 			tx := s.Begin(Running)
@@ -407,10 +407,10 @@ func TestLocksBlockOtherWritersOfRunning(t *testing.T) {
 			}
 			if ds == Running {
 				// Another session may edit the candidate, not commit it.
-				if err := s.EditCandidate("netconf session 8", addCRL(t, "http://x/b.crl", 1)); err != nil {
+				if err := s.EditCandidate(api.NetconfOwner(8), addCRL(t, "http://x/b.crl", 1)); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: "netconf session 8"}); !errors.As(err, &le) || le.Holder != holder {
+				if _, err := s.CommitCandidate(ctx, CommitOptions{Owner: api.NetconfOwner(8)}); !errors.As(err, &le) || le.Holder != holder {
 					t.Fatalf("candidate commit under a running lock: %v", err)
 				}
 			}

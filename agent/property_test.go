@@ -148,7 +148,7 @@ func TestRandomEditsReloadAsAcknowledged(t *testing.T) {
 	acked := s.Running()
 	var candEdits []Edit // the candidate's edits since it last matched running
 	counts := map[string]int{}
-	const me = "netconf session 1"
+	me := api.NetconfOwner(1)
 	for step := range steps {
 		switch k := r.Intn(20); {
 		case k < 9: // straight to running

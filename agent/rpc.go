@@ -30,7 +30,7 @@ const MaxRPCInput = 2 << 20
 // returns its output as a JSON object. Northbound servers convert to and
 // from their own encodings.
 func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input []byte) ([]byte, error) {
-	if c.Role != api.RoleAdmin && c.Role != api.RoleOperator {
+	if !api.CanRunRPC(c.Role) {
 		return nil, fmt.Errorf("%w: rpc %s needs role admin or operator; user %q has role %q", ErrAccessDenied, name, c.User, c.Role)
 	}
 	if p == nil {
@@ -44,11 +44,15 @@ func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input 
 	}
 	// The one screening for key material, before any rpc sees the input.
 	if at, found := keyMaterialInJSON([]*gnmi.PathElem{{Name: name}}, input); found {
-		leaf := strings.TrimPrefix(strings.TrimPrefix(at, "/"+name), "/")
-		if leaf == "" {
-			leaf = "(the whole input)"
+		words, leaf := "(the whole input)", ""
+		if len(at) > 1 {
+			words, leaf = strings.TrimPrefix(prefixString(at[1:]), "/"), at[1].Name
 		}
-		return nil, keyMaterialRefused(fmt.Sprintf("rpc %s: input %s", name, leaf))
+		return nil, &api.InputError{RPC: name, Leaf: leaf, Err: keyMaterialRefused(fmt.Sprintf("rpc %s: input %s", name, words))}
+	}
+	input, err := withDefaults(name, input)
+	if err != nil {
+		return nil, err
 	}
 	decode := func(v any) error {
 		d := json.NewDecoder(strings.NewReader(string(input)))
@@ -59,33 +63,17 @@ func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input 
 		return nil
 	}
 	var out any
-	var err error
 	switch name {
 	case "generate-private-key":
 		var in api.GenerateKeyInput
 		if err = decode(&in); err != nil {
 			return nil, err
 		}
-		if in.Algorithm == "" {
-			in.Algorithm = "ecc"
-		}
-		if in.RSAKeySize == 0 {
-			in.RSAKeySize = 2048
-		}
-		if in.ECCCurve == "" {
-			in.ECCCurve = "secp256r1"
-		}
-		if in.KeyStorage == "" {
-			in.KeyStorage = "file"
-		}
 		out, err = p.GeneratePrivateKey(ctx, c, in)
 	case "generate-csr":
 		var in api.GenerateCSRInput
 		if err = decode(&in); err != nil {
 			return nil, err
-		}
-		if in.ValidityPeriod == 0 {
-			in.ValidityPeriod = 365
 		}
 		out, err = p.GenerateCSR(ctx, c, in)
 	case "import-certificate":
@@ -125,4 +113,41 @@ func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input 
 		return nil, err
 	}
 	return json.Marshal(out)
+}
+
+// withDefaults adds to input, a JSON object, the YANG default of every
+// input leaf of rpc name that it does not give. Input that is no JSON
+// object is returned as it is, for the decoder to refuse.
+func withDefaults(name string, input []byte) ([]byte, error) {
+	m, err := Module()
+	if err != nil {
+		return nil, err
+	}
+	rpc := m.Dir[name]
+	if rpc == nil || rpc.RPC == nil || rpc.RPC.Input == nil {
+		return input, nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(input, &obj) != nil || obj == nil {
+		return input, nil
+	}
+	added := false
+	for leaf, e := range rpc.RPC.Input.Dir {
+		def, ok := e.SingleDefaultValue()
+		if _, given := obj[leaf]; given || !ok {
+			continue
+		}
+		v, err := json.Marshal(def)
+		if isInt(e.Type) {
+			v, err = []byte(def), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		obj[leaf], added = v, true
+	}
+	if !added {
+		return input, nil
+	}
+	return json.Marshal(obj)
 }

@@ -23,8 +23,8 @@ import (
 var ErrKeyMaterial = errors.New("private key material is not accepted")
 
 // keyMaterialError says which node holds key material, never the value.
-func keyMaterialError(op, at string) error {
-	return &api.PathError{Op: op, Path: at, Err: withKind(api.ErrInvalid, fmt.Errorf(
+func keyMaterialError(op string, at []*gnmi.PathElem) error {
+	return &api.PathError{Op: op, Path: api.PathAt(at), Err: withKind(api.ErrInvalid, fmt.Errorf(
 		"%w: the value holds a private key, which never belongs in the configuration (keys are generated on the device); refused, nothing was stored",
 		ErrKeyMaterial))}
 }
@@ -74,8 +74,8 @@ func screenTree(root *gen.Device) error {
 	return nil
 }
 
-func keyMaterialIn(elems []*gnmi.PathElem, v *gnmi.TypedValue) (string, bool) {
-	at := prefixString(elems)
+func keyMaterialIn(elems []*gnmi.PathElem, v *gnmi.TypedValue) ([]*gnmi.PathElem, bool) {
+	at := elems
 	has := func(b []byte) bool { return pemx.FindPrivateKey(b) != nil }
 	switch x := v.GetValue().(type) {
 	case *gnmi.TypedValue_StringVal:
@@ -95,18 +95,18 @@ func keyMaterialIn(elems []*gnmi.PathElem, v *gnmi.TypedValue) (string, bool) {
 	case *gnmi.TypedValue_JsonVal:
 		return keyMaterialInJSON(elems, x.JsonVal)
 	}
-	return "", false
+	return nil, false
 }
 
 // keyMaterialInJSON walks a JSON value given at elems and returns the
 // path of the first string that holds key material. Malformed JSON is
 // screened as one string (the unmarshaller refuses it later).
-func keyMaterialInJSON(elems []*gnmi.PathElem, data []byte) (string, bool) {
+func keyMaterialInJSON(elems []*gnmi.PathElem, data []byte) ([]*gnmi.PathElem, bool) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return prefixString(elems), pemx.FindPrivateKey(data) != nil
+		return elems, pemx.FindPrivateKey(data) != nil
 	}
 	var entry *yang.Entry
 	if len(elems) == 0 {
@@ -117,11 +117,11 @@ func keyMaterialInJSON(elems []*gnmi.PathElem, data []byte) (string, bool) {
 	return walkJSON(elems, entry, v)
 }
 
-func walkJSON(elems []*gnmi.PathElem, e *yang.Entry, v any) (string, bool) {
+func walkJSON(elems []*gnmi.PathElem, e *yang.Entry, v any) ([]*gnmi.PathElem, bool) {
 	switch x := v.(type) {
 	case string:
 		if pemx.FindPrivateKey([]byte(x)) != nil {
-			return prefixString(elems), true
+			return elems, true
 		}
 	case []any:
 		for _, el := range x {
@@ -138,7 +138,7 @@ func walkJSON(elems []*gnmi.PathElem, e *yang.Entry, v any) (string, bool) {
 			name := memberName(k)
 			// A member name can be the key material too.
 			if pemx.FindPrivateKey([]byte(k)) != nil {
-				return prefixString(elems), true
+				return elems, true
 			}
 			var child *yang.Entry
 			if e != nil {
@@ -150,7 +150,7 @@ func walkJSON(elems []*gnmi.PathElem, e *yang.Entry, v any) (string, bool) {
 			}
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // withListKey names a list entry of a JSON array by its key, when the

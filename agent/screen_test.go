@@ -86,14 +86,14 @@ func TestPrivateKeyValuesRefusedBeforeStored(t *testing.T) {
 				if ds == Running {
 					_, err = commitEdits(t, s, tc.edit(t))
 				} else {
-					err = s.EditCandidate("session 1", tc.edit(t))
+					err = s.EditCandidate(api.Owner{Name: "session 1"}, tc.edit(t))
 				}
 				if !errors.Is(err, ErrKeyMaterial) || !errors.Is(err, api.ErrInvalid) {
 					t.Fatalf("%s: err = %v, want ErrKeyMaterial and ErrInvalid", ds, err)
 				}
 				var pe *api.PathError
-				if !errors.As(err, &pe) || pe.Path != tc.wantPath {
-					t.Errorf("%s: error path %q, want %q (%v)", ds, pe.Path, tc.wantPath, err)
+				if !errors.As(err, &pe) || api.PathString(pe.Path) != tc.wantPath {
+					t.Errorf("%s: error path %q, want %q (%v)", ds, api.PathString(pe.Path), tc.wantPath, err)
 				}
 				assertNoKey(t, err.Error(), der)
 			}
@@ -111,7 +111,7 @@ func TestPrivateKeyValuesRefusedBeforeStored(t *testing.T) {
 		root := &gen.Device{}
 		r := root.GetOrCreateAuthority().GetOrCreateTrustedCaCertificate("r")
 		r.Content = &keyPEM
-		err := s.ReplaceCandidate("session 1", root)
+		err := s.ReplaceCandidate(api.Owner{Name: "session 1"}, root)
 		if !errors.Is(err, ErrKeyMaterial) || !strings.Contains(err.Error(), "/authority/trusted-ca-certificate[name=r]/content") {
 			t.Fatalf("err = %v", err)
 		}

@@ -32,24 +32,52 @@ func entryFor(t reflect.Type) *yang.Entry {
 	return schema().SchemaTree[t.Name()]
 }
 
-// fieldIndexes maps a struct type and a YANG element name to the field.
-var fieldIndexes sync.Map // reflect.Type -> map[string]int
+// Field is a YANG child of a generated struct: its element name and the
+// index of the struct field that holds it.
+type Field struct {
+	Name  string
+	Index int
+}
 
-func fieldIndex(t reflect.Type, name string) (int, bool) {
-	if m, ok := fieldIndexes.Load(t); ok {
-		i, ok := m.(map[string]int)[name]
-		return i, ok
+// structInfo is what the walkers of the tree need of a generated struct
+// type, read once from its path tags: its YANG children in field order,
+// and the field of each element name.
+type structInfo struct {
+	fields []Field
+	index  map[string]int
+}
+
+var structInfos sync.Map // reflect.Type -> *structInfo
+
+// infoOf reads the path tags of the generated struct type t (the one
+// reflection walk over struct tags).
+func infoOf(t reflect.Type) *structInfo {
+	if si, ok := structInfos.Load(t); ok {
+		return si.(*structInfo)
 	}
-	m := map[string]int{}
+	si := &structInfo{index: map[string]int{}}
 	for i := 0; i < t.NumField(); i++ {
-		if tag, ok := t.Field(i).Tag.Lookup("path"); ok {
-			for _, p := range strings.Split(tag, "|") {
-				m[p] = i
-			}
+		tag, ok := t.Field(i).Tag.Lookup("path")
+		if !ok {
+			continue
+		}
+		for _, p := range strings.Split(tag, "|") {
+			si.index[p] = i
+		}
+		if name, _, _ := strings.Cut(tag, "|"); !strings.Contains(name, "/") { // compressed paths are not generated for us
+			si.fields = append(si.fields, Field{Name: name, Index: i})
 		}
 	}
-	fieldIndexes.Store(t, m)
-	i, ok := m[name]
+	v, _ := structInfos.LoadOrStore(t, si)
+	return v.(*structInfo)
+}
+
+// StructFields returns the YANG children of the generated struct type t
+// in field order.
+func StructFields(t reflect.Type) []Field { return infoOf(t).fields }
+
+func fieldIndex(t reflect.Type, name string) (int, bool) {
+	i, ok := infoOf(t).index[name]
 	return i, ok
 }
 
@@ -142,7 +170,7 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 		child := entry.Dir[pe.Name]
 		fi, found := fieldIndex(cur.Elem().Type(), pe.Name)
 		if child == nil || !found {
-			return nil, false, &api.PathError{Op: "resolve", Path: at, Err: fmt.Errorf("%w %q: %s has no such child", ErrUnknownPath, pe.Name, at)}
+			return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i]), Err: fmt.Errorf("%w %q: %s has no such child", ErrUnknownPath, pe.Name, at)}
 		}
 		last := i == len(elems)-1
 		f := cur.Elem().Field(fi)
@@ -150,25 +178,25 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 		switch {
 		case child.IsLeaf() || child.IsLeafList():
 			if !last {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: %s is a leaf and has no children", ErrUnknownPath, here)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: %s is a leaf and has no children", ErrUnknownPath, here)}
 			}
 			if len(pe.Key) > 0 {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: leaf %s takes no keys", api.ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: leaf %s takes no keys", api.ErrInvalid, pe.Name)}
 			}
 			return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
 		case child.IsList():
 			if len(pe.Key) == 0 {
 				if last {
-					return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...]", api.ErrInvalid, here, child.Key)}
+					return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s needs its key [%s=...]", api.ErrInvalid, here, child.Key)}
 				}
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s needs its key [%s=...] before %s", api.ErrInvalid, here, child.Key, elems[i+1].Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s needs its key [%s=...] before %s", api.ErrInvalid, here, child.Key, elems[i+1].Name)}
 			}
 			kv, kok := pe.Key[child.Key]
 			if len(pe.Key) != 1 || !kok {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s is keyed by %q only", api.ErrInvalid, pe.Name, child.Key)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s is keyed by %q only", api.ErrInvalid, pe.Name, child.Key)}
 			}
 			if f.Type().Key().Kind() != reflect.String {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: list %s has a non-string key", api.ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: list %s has a non-string key", api.ErrInvalid, pe.Name)}
 			}
 			key := reflect.ValueOf(kv).Convert(f.Type().Key())
 			if c != nil {
@@ -203,7 +231,7 @@ func resolve(root reflect.Value, elems []*gnmi.PathElem, c *cow, create bool) (l
 			cur, entry = v, child
 		default: // container
 			if len(pe.Key) > 0 {
-				return nil, false, &api.PathError{Op: "resolve", Path: here, Err: fmt.Errorf("%w: container %s takes no keys", api.ErrInvalid, pe.Name)}
+				return nil, false, &api.PathError{Op: "resolve", Path: api.PathAt(elems[:i+1]), Err: fmt.Errorf("%w: container %s takes no keys", api.ErrInvalid, pe.Name)}
 			}
 			if last {
 				return &location{parent: cur, field: fi, entry: child, elems: elems}, true, nil
@@ -278,8 +306,32 @@ func readOnlyAt(elems []*gnmi.PathElem) (string, bool) {
 
 // checkMandatory reports mandatory leaves missing in a struct subtree; ygot's
 // validation does not check YANG mandatory.
-func checkMandatory(v reflect.Value, e *yang.Entry, at string) error {
-	if !v.IsValid() || v.IsNil() || e == nil {
+func checkMandatory(v reflect.Value, e *yang.Entry, at []*gnmi.PathElem) error {
+	return configFields(v, e, func(name string, child *yang.Entry, f reflect.Value) error {
+		switch {
+		case child.IsLeaf():
+			if child.Mandatory == yang.TSTrue && f.IsZero() {
+				return &api.PathError{Op: "validate", Path: api.PathAt(appendElemCopy(at, &gnmi.PathElem{Name: name})), Err: fmt.Errorf("%w: mandatory leaf %s is missing", api.ErrInvalid, name)}
+			}
+		case child.IsList():
+			for it := f.MapRange(); it.Next(); {
+				p := appendElemCopy(at, &gnmi.PathElem{Name: name, Key: map[string]string{child.Key: fmt.Sprint(it.Key())}})
+				if err := checkMandatory(it.Value(), child, p); err != nil {
+					return err
+				}
+			}
+		case child.IsContainer():
+			return checkMandatory(f, child, appendElemCopy(at, &gnmi.PathElem{Name: name}))
+		}
+		return nil
+	})
+}
+
+// configFields calls fn with every configuration child (config true) of
+// the generated struct v of schema e and the field that holds it, until fn
+// fails: the one walk of a struct's children by its schema.
+func configFields(v reflect.Value, e *yang.Entry, fn func(name string, child *yang.Entry, f reflect.Value) error) error {
+	if !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() || e == nil {
 		return nil
 	}
 	s := v.Elem()
@@ -287,25 +339,8 @@ func checkMandatory(v reflect.Value, e *yang.Entry, at string) error {
 		if child.ReadOnly() {
 			continue
 		}
-		fi, ok := fieldIndex(s.Type(), name)
-		if !ok {
-			continue
-		}
-		f := s.Field(fi)
-		switch {
-		case child.IsLeaf():
-			if child.Mandatory == yang.TSTrue && f.IsZero() {
-				return &api.PathError{Op: "validate", Path: at + "/" + name, Err: fmt.Errorf("%w: mandatory leaf %s is missing", api.ErrInvalid, name)}
-			}
-		case child.IsList():
-			for it := f.MapRange(); it.Next(); {
-				p := fmt.Sprintf("%s/%s[%s=%v]", at, name, child.Key, it.Key())
-				if err := checkMandatory(it.Value(), child, p); err != nil {
-					return err
-				}
-			}
-		case child.IsContainer():
-			if err := checkMandatory(f, child, at+"/"+name); err != nil {
+		if fi, ok := fieldIndex(s.Type(), name); ok {
+			if err := fn(name, child, s.Field(fi)); err != nil {
 				return err
 			}
 		}

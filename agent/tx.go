@@ -121,7 +121,7 @@ func (t *Tx) apply(e Edit) error {
 			pe.Op = e.Op.String()
 			return err
 		}
-		return &api.PathError{Op: e.Op.String(), Path: ps, Err: err}
+		return &api.PathError{Op: e.Op.String(), Path: e.Path, Err: err}
 	}
 	if at, ro := readOnlyAt(elems); ro {
 		return fail(fmt.Errorf("%w: %s is state (config false) and cannot be written", ErrReadOnly, at))
@@ -362,7 +362,7 @@ func (t *Tx) Validate() error {
 		if err := t.root.ΛValidate(); err != nil {
 			return validateError(nil, t.root, RootEntry(), err)
 		}
-		return checkMandatory(reflect.ValueOf(t.root), RootEntry(), "")
+		return checkMandatory(reflect.ValueOf(t.root), RootEntry(), nil)
 	}
 	for _, elems := range t.scopes() {
 		v, err := lookup(t.root, elems)
@@ -372,7 +372,6 @@ func (t *Tx) Validate() error {
 		if !v.IsValid() {
 			continue
 		}
-		at := prefixString(elems)
 		loc, _, _ := resolve(reflect.ValueOf(t.root), elems, nil, false)
 		var entry = RootEntry()
 		if loc != nil {
@@ -386,7 +385,7 @@ func (t *Tx) Validate() error {
 				return validateError(elems, gs, entry, err)
 			}
 		}
-		if err := checkMandatory(v, entry, strings.TrimSuffix(at, "/")); err != nil {
+		if err := checkMandatory(v, entry, elems); err != nil {
 			return err
 		}
 	}

@@ -65,8 +65,8 @@ func TestValueErrorsInOperatorWords(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, kind)
 			}
 			var pe *api.PathError
-			if !errors.As(err, &pe) || pe.Path != tc.wantPath {
-				t.Errorf("path = %q, want %q", pe.Path, tc.wantPath)
+			if !errors.As(err, &pe) || api.PathString(pe.Path) != tc.wantPath {
+				t.Errorf("path = %q, want %q", api.PathString(pe.Path), tc.wantPath)
 			}
 			msg := err.Error()
 			if !strings.Contains(msg, tc.wantText) {

@@ -20,15 +20,12 @@ import (
 	"github.com/pkiagent/pkiagent/pki/keystore"
 )
 
-// Key names a rotation reserves beside a certificate name NAME: the key a
-// certz Rotate generates waits as NAME.certz-new until its certificate is
-// installed; the key (and certificate, DIR/certs/NAME.certz-old.pem) it
-// replaces waits as NAME.certz-old until the rotation is finalized.
-// RecoverRotations undoes a rotation that a crash interrupted.
-const (
-	RotateNewSuffix = ".certz-new"
-	RotateOldSuffix = ".certz-old"
-)
+// Key names a rotation reserves beside a certificate name NAME
+// (api.RotateNewSuffix, api.RotateOldSuffix): the key a certz Rotate
+// generates waits as NAME.certz-new until its certificate is installed; the
+// key (and certificate, DIR/certs/NAME.certz-old.pem) it replaces waits as
+// NAME.certz-old until the rotation is finalized. RecoverRotations undoes a
+// rotation that a crash interrupted.
 
 // keyRenamer and keyDeleter are abilities of the file and TPM key stores
 // that rotation needs beyond KeyStore.
@@ -60,14 +57,11 @@ type Rotation struct {
 
 // BeginRotation starts a rotation of the certificate name.
 func (e *Engine) BeginRotation(name string, c api.Caller) (*Rotation, error) {
-	if err := checkName(name); err != nil {
+	if err := api.CheckName("name", name, api.MaxRotatedNameLen); err != nil {
 		return nil, err
 	}
-	if strings.HasSuffix(name, RotateNewSuffix) || strings.HasSuffix(name, RotateOldSuffix) {
+	if strings.HasSuffix(name, api.RotateNewSuffix) || strings.HasSuffix(name, api.RotateOldSuffix) {
 		return nil, fmt.Errorf("%w: name %s ends in a suffix reserved for rotation", api.ErrInvalid, name)
-	}
-	if len(name)+len(RotateNewSuffix) > keystore.MaxNameLen {
-		return nil, fmt.Errorf("%w: name %s is too long to rotate: at most %d characters", api.ErrInvalid, name, keystore.MaxNameLen-len(RotateNewSuffix))
 	}
 	return &Rotation{e: e, name: name, caller: c}, nil
 }
@@ -116,7 +110,7 @@ func (r *Rotation) GenerateCSR(ctx context.Context, key api.GenerateKeyInput, in
 	if err := spec.Validate(); err != nil {
 		return "", fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
-	staged := r.name + RotateNewSuffix
+	staged := r.name + api.RotateNewSuffix
 	if err := r.dropNewKey(); err != nil {
 		return "", err
 	}
@@ -176,7 +170,7 @@ func (r *Rotation) dropNewKey() error {
 	if !ok {
 		return fmt.Errorf("%s storage cannot delete keys", r.newStorage)
 	}
-	if err := d.Delete(r.name + RotateNewSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.Delete(r.name + api.RotateNewSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("discard the key generated for %s: %w", r.name, err)
 	}
 	r.newKey = nil
@@ -262,7 +256,7 @@ func (r *Rotation) saveBefore() error {
 	default:
 		r.prevFile = b
 		if r.newKey != nil && ok {
-			if err := persist.WriteFileAtomic(certPath(e.cfg.StateDir, r.name+RotateOldSuffix), b, 0o600); err != nil {
+			if err := persist.WriteFileAtomic(certPath(e.cfg.StateDir, r.name+api.RotateOldSuffix), b, 0o600); err != nil {
 				return fmt.Errorf("keep the certificate %s in force: %w", r.name, err)
 			}
 		}
@@ -285,14 +279,14 @@ func (r *Rotation) swapKeys() error {
 		if oldStore, ok = e.cfg.Keys[r.prev.storage].(keyRenamer); !ok {
 			return fmt.Errorf("%s storage cannot rename keys", r.prev.storage)
 		}
-		if err := oldStore.Rename(r.name, r.name+RotateOldSuffix); err != nil {
+		if err := oldStore.Rename(r.name, r.name+api.RotateOldSuffix); err != nil {
 			return fmt.Errorf("set the key of %s aside: %w", r.name, err)
 		}
 	}
-	if err := newStore.Rename(r.name+RotateNewSuffix, r.name); err != nil {
+	if err := newStore.Rename(r.name+api.RotateNewSuffix, r.name); err != nil {
 		err = fmt.Errorf("put the new key of %s in place: %w", r.name, err)
 		if r.hadKey {
-			if rerr := oldStore.Rename(r.name+RotateOldSuffix, r.name); rerr != nil {
+			if rerr := oldStore.Rename(r.name+api.RotateOldSuffix, r.name); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("restore the key of %s: %w", r.name, rerr))
 			}
 		}
@@ -313,12 +307,12 @@ func (r *Rotation) Commit() error {
 	var errs []error
 	if r.swapped && r.hadKey {
 		if d, ok := e.cfg.Keys[r.prev.storage].(keyDeleter); ok {
-			if err := d.Delete(r.name + RotateOldSuffix); err != nil {
+			if err := d.Delete(r.name + api.RotateOldSuffix); err != nil {
 				errs = append(errs, fmt.Errorf("destroy the replaced key of %s: %w", r.name, err))
 			}
 		}
 	}
-	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil {
+	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+api.RotateOldSuffix)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.dropNewKey(); err != nil {
@@ -349,7 +343,7 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("destroy the new key of %s: %w", r.name, err))
 			}
 			if r.hadKey {
-				if err := e.cfg.Keys[r.prev.storage].(keyRenamer).Rename(r.name+RotateOldSuffix, r.name); err != nil {
+				if err := e.cfg.Keys[r.prev.storage].(keyRenamer).Rename(r.name+api.RotateOldSuffix, r.name); err != nil {
 					errs = append(errs, fmt.Errorf("restore the key of %s: %w", r.name, err))
 				}
 			}
@@ -374,7 +368,7 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 	} else if err := r.dropNewKey(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+RotateOldSuffix)); err != nil {
+	if err := persist.RemoveIfExists(certPath(e.cfg.StateDir, r.name+api.RotateOldSuffix)); err != nil {
 		errs = append(errs, err)
 	}
 	err := errors.Join(errs...)
@@ -435,10 +429,10 @@ func (e *Engine) RecoverRotations(ctx context.Context) error {
 			continue
 		}
 		for _, n := range names {
-			base, isNew := strings.CutSuffix(n, RotateNewSuffix)
+			base, isNew := strings.CutSuffix(n, api.RotateNewSuffix)
 			if !isNew {
 				var isOld bool
-				if base, isOld = strings.CutSuffix(n, RotateOldSuffix); !isOld {
+				if base, isOld = strings.CutSuffix(n, api.RotateOldSuffix); !isOld {
 					continue
 				}
 				errs = append(errs, e.restoreOld(storage, base))
@@ -450,7 +444,7 @@ func (e *Engine) RecoverRotations(ctx context.Context) error {
 		}
 	}
 	// A certificate set aside by a rotation whose key is gone was finalized.
-	olds, _ := filepath.Glob(filepath.Join(certDir(e.cfg.StateDir), "*"+RotateOldSuffix+".pem"))
+	olds, _ := filepath.Glob(filepath.Join(certDir(e.cfg.StateDir), "*"+api.RotateOldSuffix+".pem"))
 	for _, p := range olds {
 		errs = append(errs, persist.RemoveIfExists(p))
 	}
@@ -479,10 +473,10 @@ func (e *Engine) restoreOld(storage, name string) error {
 	if !ok {
 		return fmt.Errorf("%s storage cannot rename keys", storage)
 	}
-	if err := r.Rename(name+RotateOldSuffix, name); err != nil {
+	if err := r.Rename(name+api.RotateOldSuffix, name); err != nil {
 		return err
 	}
-	old, cur := certPath(e.cfg.StateDir, name+RotateOldSuffix), certPath(e.cfg.StateDir, name)
+	old, cur := certPath(e.cfg.StateDir, name+api.RotateOldSuffix), certPath(e.cfg.StateDir, name)
 	err := persist.Rename(old, cur)
 	if errors.Is(err, fs.ErrNotExist) {
 		return persist.RemoveIfExists(cur)

@@ -41,7 +41,7 @@ func TestRecoverRotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newKey, _ := f.keys.Signer(ctx, "r1"+RotateNewSuffix)
+	newKey, _ := f.keys.Signer(ctx, "r1"+api.RotateNewSuffix)
 	if !newKey.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(req.PublicKey) {
 		t.Fatal("the CSR is not signed by the rotation's key")
 	}
@@ -70,7 +70,7 @@ func TestRecoverRotations(t *testing.T) {
 			t.Errorf("rotation key %s left after recovery", n)
 		}
 	}
-	if st := e2.State(); st.GetCertificates().GetCertificate("r1"+RotateOldSuffix) != nil {
+	if st := e2.State(); st.GetCertificates().GetCertificate("r1"+api.RotateOldSuffix) != nil {
 		t.Error("the set-aside key shows as a certificate")
 	}
 }

@@ -72,7 +72,7 @@ func TestFailedCommitPublishesNothingAndLeavesState(t *testing.T) {
 		if err := tx.Apply(edits...); err != nil {
 			t.Fatal(err)
 		}
-		return store.Commit(ctx, tx, agent.CommitOptions{User: "admin", Owner: "test"})
+		return store.Commit(ctx, tx, agent.CommitOptions{User: "admin", Owner: api.Owner{Name: "test"}})
 	}
 	merge := func(value string, elems ...*gnmi.PathElem) agent.Edit {
 		return agent.Edit{Op: agent.OpMerge, Path: &gnmi.Path{Elem: append([]*gnmi.PathElem{{Name: "authority"}}, elems...)},

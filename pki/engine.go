@@ -268,7 +268,7 @@ func (e *Engine) Evaluate() {
 // reports an error-path and gNMI names the path.
 func invalidAt(err error, elems ...*gnmi.PathElem) error {
 	p := &gnmi.Path{Elem: append([]*gnmi.PathElem{{Name: "authority"}}, elems...)}
-	return &api.PathError{Op: "validate", Path: api.PathString(p), Err: fmt.Errorf("%w: %w", api.ErrInvalid, err)}
+	return &api.PathError{Op: "validate", Path: p, Err: fmt.Errorf("%w: %w", api.ErrInvalid, err)}
 }
 
 func listElem(list, key, value string) *gnmi.PathElem {

@@ -424,3 +424,31 @@ func TestCertificateInvalidWhenItsCAIsNoLongerTrusted(t *testing.T) {
 		t.Fatalf("certificate invalid counter %d", st.GetStats().GetSecurity().GetCertificate().GetInvalid())
 	}
 }
+
+// TestRPCInputErrorsNameTheLeaf: an rpc input the engine refuses comes
+// back as an *api.InputError naming the leaf, so NETCONF's error-path is
+// that leaf: a csr.FieldError's field, the name refused by the one
+// object-name rule, the key spec's leaf.
+func TestRPCInputErrorsNameTheLeaf(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: "r", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(desc string, err error, rpc, leaf string) {
+		t.Helper()
+		ie, ok := errors.AsType[*api.InputError](err)
+		if !ok || ie.RPC != rpc || ie.Leaf != leaf || !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("%s: %v (%#v), want an invalid input error at %s/%s", desc, err, ie, rpc, leaf)
+		}
+	}
+	_, err := f.engine.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: "r", CommonName: "r.example", CountryName: "USA", ValidityPeriod: 365})
+	check("country-name USA", err, "generate-csr", "country-name")
+	_, err = f.engine.GenerateCSR(ctx, admin, api.GenerateCSRInput{Name: "r", CommonName: "r.example", ValidityPeriod: 365,
+		SubjectAltName: &api.SubjectAltName{URI: []string{"not-a-uri"}}})
+	check("uri not-a-uri", err, "generate-csr", "subject-alt-name")
+	_, err = f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: "..", Algorithm: "ecc", ECCCurve: "secp256r1", KeyStorage: "file"})
+	check("name ..", err, "generate-private-key", "name")
+	_, err = f.engine.GeneratePrivateKey(ctx, admin, api.GenerateKeyInput{Name: "k", Algorithm: "rsa", RSAKeySize: 1000, KeyStorage: "file"})
+	check("rsa-key-size 1000", err, "generate-private-key", "rsa-key-size")
+}

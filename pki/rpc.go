@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/pkiagent/pkiagent/agent/api"
@@ -24,30 +23,30 @@ import (
 	"github.com/pkiagent/pkiagent/pki/keystore"
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-func checkName(name string) error {
-	if !nameRE.MatchString(name) {
-		return fmt.Errorf("%w: name %q must be 1 to 64 letters, digits, dots, underscores or hyphens", api.ErrInvalid, name)
+// checkName checks the name input of rpc by the one object-name rule.
+func checkName(rpc, name string) error {
+	if err := api.CheckName("name", name, api.MaxNameLen); err != nil {
+		return &api.InputError{RPC: rpc, Leaf: "name", Err: err}
 	}
 	return nil
 }
 
 // GeneratePrivateKey implements api.PKI.
 func (e *Engine) GeneratePrivateKey(ctx context.Context, c api.Caller, in api.GenerateKeyInput) (api.GenerateKeyOutput, error) {
-	if err := checkName(in.Name); err != nil {
+	if err := checkName("generate-private-key", in.Name); err != nil {
 		return api.GenerateKeyOutput{}, err
 	}
 	ks, ok := e.cfg.Keys[in.KeyStorage]
 	if !ok {
+		err := fmt.Errorf("%w: key-storage %q is not file or tpm", api.ErrInvalid, in.KeyStorage)
 		if in.KeyStorage == "tpm" {
-			return api.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage tpm: no TPM is configured (start the agent with --tpm sim, /dev/tpmrm0 or tcp://HOST:PORT)", api.ErrInvalid)
+			err = fmt.Errorf("%w: key-storage tpm: no TPM is configured (start the agent with --tpm sim, /dev/tpmrm0 or tcp://HOST:PORT)", api.ErrInvalid)
 		}
-		return api.GenerateKeyOutput{}, fmt.Errorf("%w: key-storage %q is not file or tpm", api.ErrInvalid, in.KeyStorage)
+		return api.GenerateKeyOutput{}, &api.InputError{RPC: "generate-private-key", Leaf: "key-storage", Err: err}
 	}
 	spec := KeySpec{Algorithm: in.Algorithm, RSABits: int(in.RSAKeySize), Curve: in.ECCCurve}
 	if err := spec.Validate(); err != nil {
-		return api.GenerateKeyOutput{}, fmt.Errorf("%w: %v", api.ErrInvalid, err)
+		return api.GenerateKeyOutput{}, &api.InputError{RPC: "generate-private-key", Leaf: specLeaf(spec), Err: fmt.Errorf("%w: %v", api.ErrInvalid, err)}
 	}
 	e.mu.Lock()
 	_, exists := e.certs[in.Name]
@@ -58,7 +57,8 @@ func (e *Engine) GeneratePrivateKey(ctx context.Context, c api.Caller, in api.Ge
 	signer, err := ks.Generate(ctx, in.Name, spec)
 	switch {
 	case errors.Is(err, keystore.ErrUnsupported):
-		return api.GenerateKeyOutput{}, fmt.Errorf("%w: %s storage cannot hold a %s key: %v; choose a size or curve it supports", api.ErrInvalid, in.KeyStorage, spec, err)
+		return api.GenerateKeyOutput{}, &api.InputError{RPC: "generate-private-key", Leaf: specLeaf(spec),
+			Err: fmt.Errorf("%w: %s storage cannot hold a %s key: %v; choose a size or curve it supports", api.ErrInvalid, in.KeyStorage, spec, err)}
 	case errors.Is(err, keystore.ErrExists):
 		return api.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists in %s storage; keys are never overwritten", api.ErrExists, in.Name, in.KeyStorage)
 	case err != nil:
@@ -118,7 +118,7 @@ func (e *Engine) GenerateCSR(ctx context.Context, c api.Caller, in api.GenerateC
 		e.saveCounters()
 		e.auditEvent(c, "system.generate_csr", fmt.Sprintf("generate CSR for %s", in.Name), csrAuditDetail(in, err == nil), err)
 	}()
-	if err := checkName(in.Name); err != nil {
+	if err := checkName("generate-csr", in.Name); err != nil {
 		return out, err
 	}
 	signer, _, err := e.signerFor(ctx, in.Name)
@@ -128,6 +128,11 @@ func (e *Engine) GenerateCSR(ctx context.Context, c api.Caller, in api.GenerateC
 	req := csrRequest(in)
 	p, err := csr.Create(req, signer)
 	if err != nil {
+		if fe := (*csr.FieldError)(nil); errors.As(err, &fe) {
+			// subject-alt-name[2] is an element of leaf-list subject-alt-name.
+			leaf, _, _ := strings.Cut(fe.Field, "[")
+			return out, &api.InputError{RPC: "generate-csr", Leaf: leaf, Err: fmt.Errorf("%w: %w", api.ErrInvalid, err)}
+		}
 		if errors.Is(err, csr.ErrInvalidField) {
 			return out, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
@@ -287,4 +292,16 @@ func purpose(ekus []x509.ExtKeyUsage) string {
 		return "N/A"
 	}
 	return strings.Join(out, ", ")
+}
+
+// specLeaf is the generate-private-key input leaf a refused key spec is
+// about: the size of an RSA key, the curve of an ECC key, else the algorithm.
+func specLeaf(s KeySpec) string {
+	switch s.Algorithm {
+	case keystore.AlgorithmRSA:
+		return "rsa-key-size"
+	case keystore.AlgorithmECC:
+		return "ecc-curve"
+	}
+	return "algorithm"
 }

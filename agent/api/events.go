@@ -66,9 +66,9 @@ type Event struct {
 	Time     time.Time
 	CommitID uint64
 	User     string
-	// Owner is the session that made a config commit (agent.CommitOptions.Owner),
-	// e.g. "netconf session 4"; NETCONF reports it in netconf-config-change.
-	Owner        string
+	// Owner is the session that made a config commit (agent.CommitOptions.Owner);
+	// NETCONF reports its session id in netconf-config-change.
+	Owner        Owner
 	Changes      []Change
 	Notification *Notification
 	// System is set when the agent itself made the change, not a client:

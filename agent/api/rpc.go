@@ -9,6 +9,28 @@ const (
 	RoleViewer   = "viewer"   // read only
 )
 
+// The role rules, the one place every protocol asks.
+
+// ValidRole reports whether role is admin, operator or viewer.
+func ValidRole(role string) bool {
+	switch role {
+	case RoleAdmin, RoleOperator, RoleViewer:
+		return true
+	}
+	return false
+}
+
+// CanRead reports whether role may read config and state and subscribe.
+func CanRead(role string) bool { return ValidRole(role) }
+
+// CanWrite reports whether role may change the configuration (and lock it,
+// commit, kill sessions).
+func CanWrite(role string) bool { return role == RoleAdmin }
+
+// CanRunRPC reports whether role may run the PKI rpcs (key, CSR, import,
+// CRL refresh, peer validation, certz).
+func CanRunRPC(role string) bool { return role == RoleAdmin || role == RoleOperator }
+
 // Caller is who invokes an operation.
 type Caller struct {
 	User string

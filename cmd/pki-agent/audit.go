@@ -93,8 +93,8 @@ func (c *commitAuditor) write(ev api.Event) {
 	slices.Sort(updated)
 	slices.Sort(deleted)
 	detail := map[string]any{"commit-id": ev.CommitID, "changes": len(ev.Changes)}
-	if ev.Owner != "" {
-		detail["owner"] = ev.Owner
+	if o := ev.Owner.String(); o != "" {
+		detail["owner"] = o
 	}
 	left := maxAuditedPaths
 	for _, l := range []struct {
@@ -171,7 +171,7 @@ func (c confirmAuditor) Audit(ev api.Event) {
 		user = "system"
 	}
 	desc := fmt.Sprintf("Confirmed commit %d: %s", ch.Commit, ch.Outcome)
-	detail := map[string]any{"commit-id": ch.Commit, "confirm-event": ch.Outcome.String(), "session": ev.Owner}
+	detail := map[string]any{"commit-id": ch.Commit, "confirm-event": ch.Outcome.String(), "session": ev.Owner.String()}
 	if ch.Outcome == api.ConfirmStarted || ch.Outcome == api.ConfirmExtended {
 		desc += fmt.Sprintf(" (rolls back in %s unless confirmed)", ch.Timeout.Round(time.Second))
 		detail["timeout-seconds"] = int64(ch.Timeout.Round(time.Second) / time.Second)

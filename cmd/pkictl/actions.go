@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // pkiNS is the namespace of the agent's rpcs.
@@ -28,11 +30,11 @@ var actionCommands = []command{
 	{words: "peer validate", args: "ROUTER PEER CHAIN.pem", summary: "validate a peer's certificate chain as ROUTER would (exit 1 unless valid)", run: peerValidate},
 }
 
-var objectName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
+// checkName refuses, before asking the agent, a name the agent's one
+// object-name rule (api.CheckName) refuses.
 func checkName(what, s string) error {
-	if !objectName.MatchString(s) {
-		return usagef("%s %q: 1 to 64 letters, digits, dots, underscores or hyphens", what, clip(s))
+	if err := api.CheckName(what, s, api.MaxNameLen); err != nil {
+		return usagef("%s %q: 1 to 64 letters, digits, dots, underscores or hyphens, not . or ..", what, clip(s))
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -139,7 +140,7 @@ func Open(cfg Config) (*Users, error) {
 	if _, err := io.ReadFull(cfg.Rand, u.cacheKey); err != nil {
 		return nil, fmt.Errorf("users: reading randomness: %w", err)
 	}
-	dummy, err := hashWith(cfg.Rand, randomText(cfg.Rand))
+	dummy, err := dummyHash(cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +149,9 @@ func Open(cfg Config) (*Users, error) {
 		if err := u.createFirstAdmin(); err != nil {
 			return nil, err
 		}
+		// The admin's hash took argon2id's 19 MiB once: give it back to
+		// the system now rather than hold it while the agent idles.
+		debug.FreeOSMemory()
 	}
 	if err := u.Reload(); err != nil {
 		return nil, err
@@ -250,7 +254,7 @@ func check(users []User) error {
 			return fmt.Errorf("%w: user %d has no name", ErrUsersFile, i+1)
 		case seen[usr.Name]:
 			return fmt.Errorf("%w: user %q appears twice", ErrUsersFile, usr.Name)
-		case !ValidRole(usr.Role):
+		case !api.ValidRole(usr.Role):
 			return fmt.Errorf("%w: user %q has role %q; want admin, operator or viewer", ErrUsersFile, usr.Name, usr.Role)
 		}
 		if _, err := parseHash(usr.Hash); err != nil {
@@ -389,25 +393,6 @@ func (u *Users) RoleFor(user string) (string, bool) {
 	usr, ok := u.byName[user]
 	return usr.Role, ok
 }
-
-// ValidRole reports whether role is admin, operator or viewer.
-func ValidRole(role string) bool {
-	switch role {
-	case api.RoleAdmin, api.RoleOperator, api.RoleViewer:
-		return true
-	}
-	return false
-}
-
-// CanRead reports whether role may read config and state and subscribe.
-func CanRead(role string) bool { return ValidRole(role) }
-
-// CanWrite reports whether role may change the configuration.
-func CanWrite(role string) bool { return role == api.RoleAdmin }
-
-// CanRunRPC reports whether role may run the PKI rpcs (key, CSR, import,
-// CRL refresh, peer validation).
-func CanRunRPC(role string) bool { return role == api.RoleAdmin || role == api.RoleOperator }
 
 // randomText returns 128 random bits as URL-safe base64.
 func randomText(r io.Reader) string {

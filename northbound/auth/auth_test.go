@@ -3,7 +3,10 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pkiagent/pkiagent/agent/api"
+	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -186,8 +191,48 @@ func TestRoles(t *testing.T) {
 		{"", false, false, false},
 		{"root", false, false, false},
 	} {
-		if CanRead(tc.role) != tc.read || CanWrite(tc.role) != tc.write || CanRunRPC(tc.role) != tc.rpcs {
-			t.Errorf("role %q: read %v write %v rpc %v; want %v %v %v", tc.role, CanRead(tc.role), CanWrite(tc.role), CanRunRPC(tc.role), tc.read, tc.write, tc.rpcs)
+		if api.CanRead(tc.role) != tc.read || api.CanWrite(tc.role) != tc.write || api.CanRunRPC(tc.role) != tc.rpcs {
+			t.Errorf("role %q: read %v write %v rpc %v; want %v %v %v", tc.role, api.CanRead(tc.role), api.CanWrite(tc.role), api.CanRunRPC(tc.role), tc.read, tc.write, tc.rpcs)
+		}
+	}
+}
+
+// TestDummyHash: the hash unknown users are checked against costs a real
+// check (it has HashPassword's parameters) and matches no password.
+func TestDummyHash(t *testing.T) {
+	d, err := dummyHash(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parseHash(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := HashPassword("x")
+	r, _ := parseHash(real)
+	if p.argon.memory != r.argon.memory || p.argon.time != r.argon.time || p.argon.threads != r.argon.threads || len(p.argon.key) != len(r.argon.key) {
+		t.Fatalf("dummy %s has other parameters than %s", d, real)
+	}
+	for _, pw := range []string{"", "x", "admin"} {
+		if err := verify(d, pw); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("verify(dummy, %q) = %v", pw, err)
+		}
+	}
+}
+
+// TestVerifyOtherParameters: hashes made with other argon2id parameters
+// (stored by an older agent or another tool) still verify, as the
+// parameters travel in the hash.
+func TestVerifyOtherParameters(t *testing.T) {
+	salt := []byte("0123456789abcdef")
+	for _, c := range []struct{ m, t uint32 }{{64 * 1024, 3}, {19 * 1024, 2}, {46 * 1024, 1}} {
+		key := argon2.IDKey([]byte("pw"), salt, c.t, c.m, 1, 32)
+		h := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$%s$%s", c.m, c.t, base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+		if err := verify(h, "pw"); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+		if err := verify(h, "other"); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("%s with a wrong password: %v", h, err)
 		}
 	}
 }

@@ -153,6 +153,23 @@ func verify(h, password string) error {
 // file.
 func HashPassword(password string) (string, error) { return hashWith(nil, password) }
 
+// dummyHash returns a hash in HashPassword's format that no password
+// matches (a random salt and a random key): verifying a password against
+// it costs what verifying against a real hash costs, without hashing
+// anything to make it.
+func dummyHash(r io.Reader) (string, error) {
+	b := make([]byte, argonSaltLen+argonKeyLen)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("users: reading randomness: %w", err)
+	}
+	return phc(b[:argonSaltLen], b[argonSaltLen:]), nil
+}
+
+func phc(salt, key []byte) string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
 func hashWith(r io.Reader, password string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if r == nil {
@@ -162,6 +179,5 @@ func hashWith(r io.Reader, password string) (string, error) {
 		return "", fmt.Errorf("hashing a password: reading randomness: %w", err)
 	}
 	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+	return phc(salt, key), nil
 }

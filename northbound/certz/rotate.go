@@ -17,7 +17,6 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/gen"
-	"github.com/pkiagent/pkiagent/northbound/auth"
 )
 
 // rollbackTimeout bounds the rollback of a broken Rotate.
@@ -48,7 +47,7 @@ type trustEntry struct{ content, mode string }
 // back.
 func (s *Server) Rotate(stream certz.Certz_RotateServer) error {
 	ctx := stream.Context()
-	c, err := caller(ctx, auth.CanRunRPC, "rotate certificates (certz Rotate needs role admin or operator)")
+	c, err := caller(ctx, api.CanRunRPC, "rotate certificates (certz Rotate needs role admin or operator)")
 	if err != nil {
 		return err
 	}
@@ -128,7 +127,7 @@ func (r *rotation) engine() (Rotation, error) {
 	if r.eng == nil {
 		e, err := r.s.cfg.Engine.BeginRotation(r.name, r.caller)
 		if err != nil {
-			return nil, engineStatus(err)
+			return nil, r.s.status(err)
 		}
 		r.eng = e
 	}
@@ -155,7 +154,7 @@ func (r *rotation) generateCSR(ctx context.Context, g *certz.GenerateCSRRequest)
 	}
 	csr, err := eng.GenerateCSR(ctx, key, in)
 	if err != nil {
-		return nil, engineStatus(fmt.Errorf("generate_csr: %w", err))
+		return nil, r.s.status(fmt.Errorf("generate_csr: %w", err))
 	}
 	return &certz.RotateCertificateResponse{RotateResponse: &certz.RotateCertificateResponse_GeneratedCsr{GeneratedCsr: &certz.GenerateCSRResponse{
 		CertificateSigningRequest: &certz.CertificateSigningRequest{
@@ -233,7 +232,7 @@ func (r *rotation) upload(ctx context.Context, force bool, up *certz.UploadReque
 		}
 		versions[kind] = entityVersion{Version: e.GetVersion(), CreatedOn: e.GetCreatedOn()}
 	}
-	if trust != "" && !auth.CanWrite(r.caller.Role) {
+	if trust != "" && !api.CanWrite(r.caller.Role) {
 		return status.Errorf(codes.PermissionDenied, "user %s (role %s) may not upload a trust bundle: it changes the configuration (trusted-ca-certificate %s), which needs role admin", r.caller.User, r.caller.Role, r.profile)
 	}
 	if crls != nil && r.s.cfg.CRLs == nil {
@@ -252,14 +251,14 @@ func (r *rotation) upload(ctx context.Context, force bool, up *certz.UploadReque
 	if crls != nil {
 		undo, err := r.s.cfg.CRLs.InstallCRLs(ctx, r.profile, crls)
 		if err != nil {
-			return engineStatus(fmt.Errorf("certificate_revocation_list_bundle: %w", err))
+			return r.s.status(fmt.Errorf("certificate_revocation_list_bundle: %w", err))
 		}
 		r.crlUndo = append(r.crlUndo, undo)
 	}
 	if chain != "" {
 		out, err := r.eng.Install(ctx, chain)
 		if err != nil {
-			return engineStatus(fmt.Errorf("certificate_chain: %w", err))
+			return r.s.status(fmt.Errorf("certificate_chain: %w", err))
 		}
 		r.installed = true
 		r.s.log.Info("certz: certificate installed; the client may test it before finalizing", "profile", r.profile, "name", r.name, "fingerprint", out.FingerprintSHA256, "user", r.caller.User)
@@ -284,7 +283,7 @@ func (r *rotation) commitTrust(ctx context.Context, content string) error {
 		r.trustSaved = true
 	}
 	if err := r.setTrust(ctx, &trustEntry{content: content, mode: "strict"}, "trust bundle uploaded"); err != nil {
-		return trustStatus(fmt.Errorf("trust_bundle (trusted-ca-certificate %s): %w", r.profile, err))
+		return r.s.status(fmt.Errorf("trust_bundle (trusted-ca-certificate %s): %w", r.profile, err))
 	}
 	r.trustSet = true
 	return nil
@@ -306,7 +305,7 @@ func (r *rotation) setTrust(ctx context.Context, t *trustEntry, why string) erro
 		return err
 	}
 	_, err := r.s.cfg.Store.Commit(ctx, tx, agent.CommitOptions{
-		User: r.caller.User, Owner: fmt.Sprintf("gnsi certz %s rotate %s", r.caller.User, r.profile),
+		User: r.caller.User, Owner: api.Owner{Protocol: "gnsi certz", Name: fmt.Sprintf("%s rotate %s", r.caller.User, r.profile)},
 		Comment: fmt.Sprintf("gNSI certz Rotate of profile %s: %s", r.profile, why),
 	})
 	return err
@@ -349,38 +348,4 @@ func (r *rotation) rollback(ctx context.Context) {
 	if r.eng != nil || r.trustSet || len(r.crlUndo) > 0 {
 		r.s.log.Warn("certz: Rotate ended before finalize; everything it changed was rolled back", "profile", r.profile, "user", r.caller.User)
 	}
-}
-
-// engineStatus maps an engine error to a status with its operator text.
-func engineStatus(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case errors.Is(err, api.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, api.ErrMissing):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, agent.ErrAccessDenied):
-		return status.Error(codes.PermissionDenied, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
-}
-
-// trustStatus maps a datastore commit error.
-func trustStatus(err error) error {
-	var le *agent.LockError
-	switch {
-	case errors.As(err, &le), errors.Is(err, agent.ErrPendingCommit):
-		return status.Errorf(codes.FailedPrecondition, "%v; nothing was changed", err)
-	case errors.Is(err, agent.ErrApply):
-		return status.Errorf(codes.Aborted, "%v; nothing was changed", err)
-	case errors.Is(err, agent.ErrPersist):
-		// The store's message already says that nothing changed.
-		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, agent.ErrClosed):
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	return engineStatus(err)
 }

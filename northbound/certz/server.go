@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"regexp"
 	"sort"
 	"sync"
 
@@ -21,7 +20,6 @@ import (
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/persist"
-	"github.com/pkiagent/pkiagent/northbound/auth"
 	"github.com/pkiagent/pkiagent/northbound/gnmi"
 )
 
@@ -115,8 +113,6 @@ const (
 	kindCRLBundle   = "crl-bundle"
 )
 
-var profileRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,54}$`)
-
 // New returns a server that has loaded cfg.ProfilesFile.
 func New(cfg Config) (*Server, error) {
 	if cfg.Engine == nil || cfg.Store == nil {
@@ -192,15 +188,19 @@ func checkProfileID(field, id string) error {
 	if id == "" {
 		return status.Errorf(codes.InvalidArgument, "%s is empty: name the SSL profile (%s is the gNMI server's)", field, ServerProfile)
 	}
-	if id != ServerProfile && !profileRE.MatchString(id) {
-		return status.Errorf(codes.InvalidArgument, "%s %q: a profile id is 1 to 54 letters, digits, dots, underscores or hyphens", field, id)
+	if id != ServerProfile {
+		// The one object-name rule, leaving room for the suffix a
+		// rotation gives the key it generates.
+		if err := api.CheckName(field, id, api.MaxRotatedNameLen); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
 	}
 	return nil
 }
 
 // GetProfileList lists the SSL profiles.
 func (s *Server) GetProfileList(ctx context.Context, _ *certz.GetProfileListRequest) (*certz.GetProfileListResponse, error) {
-	if _, err := caller(ctx, auth.CanRead, "read the certz profiles"); err != nil {
+	if _, err := caller(ctx, api.CanRead, "read the certz profiles"); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -216,7 +216,7 @@ func (s *Server) GetProfileList(ctx context.Context, _ *certz.GetProfileListRequ
 // AddProfile adds an empty profile; its certificate is the managed
 // certificate of the same name.
 func (s *Server) AddProfile(ctx context.Context, req *certz.AddProfileRequest) (*certz.AddProfileResponse, error) {
-	c, err := caller(ctx, auth.CanRunRPC, "add certz profiles")
+	c, err := caller(ctx, api.CanRunRPC, "add certz profiles")
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +241,7 @@ func (s *Server) AddProfile(ctx context.Context, req *certz.AddProfileRequest) (
 // DeleteProfile forgets a profile. Its key, certificate and trusted CA
 // entry stay (delete them through the configuration and rpcs).
 func (s *Server) DeleteProfile(ctx context.Context, req *certz.DeleteProfileRequest) (*certz.DeleteProfileResponse, error) {
-	c, err := caller(ctx, auth.CanRunRPC, "delete certz profiles")
+	c, err := caller(ctx, api.CanRunRPC, "delete certz profiles")
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +270,7 @@ func (s *Server) DeleteProfile(ctx context.Context, req *certz.DeleteProfileRequ
 // CanGenerateCSR answers whether Rotate would generate a key and CSR for
 // the parameters.
 func (s *Server) CanGenerateCSR(ctx context.Context, req *certz.CanGenerateCSRRequest) (*certz.CanGenerateCSRResponse, error) {
-	if _, err := caller(ctx, auth.CanRead, "query certz"); err != nil {
+	if _, err := caller(ctx, api.CanRead, "query certz"); err != nil {
 		return nil, err
 	}
 	if req.GetParams() == nil {
@@ -326,3 +326,6 @@ func (s *Server) exists(id string) bool {
 	defer s.mu.Unlock()
 	return s.profiles[id] != nil
 }
+
+// status maps a datastore or engine error by the one gRPC mapping.
+func (s *Server) status(err error) error { return gnmi.Status(s.log, err) }

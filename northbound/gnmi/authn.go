@@ -45,10 +45,10 @@ func (c Caller) Agent() api.Caller { return api.Caller{User: c.User, Role: c.Rol
 // gNMI methods and the check each needs. Methods of other services on the
 // same grpc.Server are authenticated here and authorised by their service.
 var methodNeeds = map[string]func(role string) bool{
-	"/gnmi.gNMI/Capabilities": auth.CanRead,
-	"/gnmi.gNMI/Get":          auth.CanRead,
-	"/gnmi.gNMI/Subscribe":    auth.CanRead,
-	"/gnmi.gNMI/Set":          auth.CanWrite,
+	"/gnmi.gNMI/Capabilities": api.CanRead,
+	"/gnmi.gNMI/Get":          api.CanRead,
+	"/gnmi.gNMI/Subscribe":    api.CanRead,
+	"/gnmi.gNMI/Set":          api.CanWrite,
 }
 
 // authenticate finds the caller: username/password metadata, else a

@@ -62,7 +62,7 @@ func BenchmarkGetTree1000(b *testing.B) {
 	if err := tx.Apply(edits...); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := e.store.Commit(context.Background(), tx, agent.CommitOptions{User: "bench", Owner: "bench"}); err != nil {
+	if _, err := e.store.Commit(context.Background(), tx, agent.CommitOptions{User: "bench", Owner: api.Owner{Name: "bench"}}); err != nil {
 		b.Fatal(err)
 	}
 	c := e.admin()

@@ -88,9 +88,9 @@ func typeAt(elems []*gnmi.PathElem) (reflect.Type, *yang.Entry, bool) {
 			return nil, nil, false
 		}
 		fi := -1
-		for _, f := range structFields(t.Elem()) {
-			if f.name == pe.Name {
-				fi = f.index
+		for _, f := range agent.StructFields(t.Elem()) {
+			if f.Name == pe.Name {
+				fi = f.Index
 			}
 		}
 		if fi < 0 {

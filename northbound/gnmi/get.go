@@ -82,23 +82,23 @@ func (s *Server) Get(ctx context.Context, req *gnmi.GetRequest) (*gnmi.GetRespon
 	for _, p := range paths {
 		elems, err := fullPath(req.GetPrefix(), p, true)
 		if err != nil {
-			return nil, statusFor(err)
+			return nil, s.status(err)
 		}
 		targets = append(targets, target{elems, p})
 	}
 	root, err := s.tree(req.GetType())
 	if err != nil {
-		return nil, statusFor(err)
+		return nil, s.status(err)
 	}
 	ts := s.clock.Now().UnixNano()
 	resp := &gnmi.GetResponse{}
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
-			return nil, statusFor(err)
+			return nil, s.status(err)
 		}
 		ups, err := render(root, t.elems, enc)
 		if err != nil {
-			return nil, statusFor(err)
+			return nil, s.status(err)
 		}
 		if len(ups) == 0 && len(t.elems) > 0 && !hasWildcard(t.elems) && !isContainer(t.elems) {
 			return nil, status.Errorf(codes.NotFound, "nothing at %s", api.PathString(&gnmi.Path{Elem: t.elems}))

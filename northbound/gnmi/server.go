@@ -11,19 +11,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pkiagent/pkiagent/agent/api"
-
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 
 	// Registers the gzip compressor: clients that send or accept
 	// grpc-encoding gzip (gnmic --gzip) are served compressed.
 	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/status"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/audit"
@@ -301,40 +297,4 @@ func (s *Server) Capabilities(ctx context.Context, req *gnmi.CapabilityRequest) 
 		// Set; an empty Commit says so.
 		Extension: []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_Commit{Commit: &gnmi_ext.Commit{}}}},
 	}, nil
-}
-
-// statusFor maps a datastore error to a gRPC status with the operator
-// message of err.
-func statusFor(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
-		return err
-	}
-	var le *agent.LockError
-	switch {
-	case errors.As(err, &le):
-		return status.Errorf(codes.FailedPrecondition, "%v; unlock it or wait", err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case errors.Is(err, errPath), errors.Is(err, errValue):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, agent.ErrPersistID):
-		// gNMI's commit extension has ids, not NETCONF persist-ids.
-		return status.Error(codes.InvalidArgument, "the commit id does not match the pending confirmed commit's; give the id it was started with")
-	case errors.Is(err, agent.ErrPendingCommit), errors.Is(err, agent.ErrNoPendingCommit), errors.Is(err, agent.ErrLocked):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, agent.ErrApply):
-		return status.Errorf(codes.Aborted, "%v; nothing was changed", err)
-	case errors.Is(err, agent.ErrPersist):
-		// The store's message already says that nothing changed.
-		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, api.ErrInvalid), errors.Is(err, agent.ErrUnknownPath), errors.Is(err, agent.ErrReadOnly),
-		errors.Is(err, api.ErrExists), errors.Is(err, api.ErrMissing):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, agent.ErrClosed):
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
 }

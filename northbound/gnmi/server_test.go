@@ -290,7 +290,7 @@ func TestSetAllOrNothing(t *testing.T) {
 
 func TestSetLockedByNetconf(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	if err := e.store.Lock(agent.Running, "netconf session 7"); err != nil {
+	if err := e.store.Lock(agent.Running, api.NetconfOwner(7)); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.admin().Set(ctxT(t), &gnmi.SetRequest{Update: []*gnmi.Update{{Path: p(t, "/authority/crl-settings/discover-from-certificates"), Val: &gnmi.TypedValue{Value: &gnmi.TypedValue_BoolVal{BoolVal: false}}}}})

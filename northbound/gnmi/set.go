@@ -41,7 +41,7 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 	if nops > s.limits.MaxSetOps {
 		return nil, status.Errorf(codes.ResourceExhausted, "Set has %d operations; at most %d per request", nops, s.limits.MaxSetOps)
 	}
-	owner := fmt.Sprintf("gnmi %s@%s set %d", c.User, c.Peer, s.seq.Add(1))
+	owner := api.Owner{Protocol: "gnmi", Name: fmt.Sprintf("%s@%s set %d", c.User, c.Peer, s.seq.Add(1))}
 	resp := &gnmi.SetResponse{Prefix: req.GetPrefix()}
 	if commit != nil {
 		resp.Extension = []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_Commit{Commit: commit}}}
@@ -69,7 +69,7 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 	}
 	tx := s.store.Begin(agent.Running)
 	if err := tx.Apply(edits...); err != nil {
-		return nil, statusFor(fmt.Errorf("set: %w", err))
+		return nil, s.status(fmt.Errorf("set: %w", err))
 	}
 	opts := agent.CommitOptions{User: c.User, Owner: owner, Comment: "gNMI Set"}
 	if commit != nil {
@@ -91,7 +91,7 @@ func (s *Server) Set(ctx context.Context, req *gnmi.SetRequest) (*gnmi.SetRespon
 		if commit != nil {
 			return nil, s.commitStatus(commit.GetId(), err)
 		}
-		return nil, statusFor(fmt.Errorf("set: %w", err))
+		return nil, s.status(fmt.Errorf("set: %w", err))
 	}
 	s.log.Info("gNMI Set committed", "user", c.User, "peer", c.Peer, "commit", info.ID, "ops", nops, "confirmed", commit != nil)
 	resp.Response = results
@@ -187,7 +187,7 @@ func (s *Server) commitStatus(id string, err error) error {
 		}
 		return status.Errorf(codes.FailedPrecondition, "commit %s: another confirmed commit is pending; confirm or cancel it first", id)
 	}
-	return statusFor(fmt.Errorf("commit %s: %w", id, err))
+	return s.status(fmt.Errorf("commit %s: %w", id, err))
 }
 
 // setValue checks a Set value at elems: JSON (json_ietf_val, or json_val

@@ -197,7 +197,7 @@ func (s *Server) newStream(srv gnmi.GNMI_SubscribeServer, c Caller, list *gnmi.S
 	for _, x := range subs {
 		pat, err := fullPath(list.GetPrefix(), x.GetPath(), true)
 		if err != nil {
-			return nil, statusFor(err)
+			return nil, s.status(err)
 		}
 		sb := &sub{pat: pat, mode: x.GetMode(), suppress: x.GetSuppressRedundant()}
 		at := api.PathString(&gnmi.Path{Elem: pat})
@@ -280,7 +280,7 @@ func (st *stream) wait() error {
 func (st *stream) snapshot() ([]map[string]seen, error) {
 	root, err := st.s.view()
 	if err != nil {
-		return nil, statusFor(err)
+		return nil, st.s.status(err)
 	}
 	ts := st.s.clock.Now().UnixNano()
 	out := make([]map[string]seen, len(st.subs))
@@ -293,7 +293,7 @@ func (st *stream) snapshot() ([]map[string]seen, error) {
 			})
 		})
 		if err != nil {
-			return nil, statusFor(err)
+			return nil, st.s.status(err)
 		}
 		out[i] = m
 	}
@@ -364,7 +364,7 @@ type seen struct {
 func (st *stream) sample(sb *sub, ts int64, full bool, last map[string]seen) (map[string]seen, error) {
 	root, err := st.s.view()
 	if err != nil {
-		return nil, statusFor(err)
+		return nil, st.s.status(err)
 	}
 	cur := map[string]seen{}
 	err = walk(root, sb.pat, func(n node) error {
@@ -378,7 +378,7 @@ func (st *stream) sample(sb *sub, ts int64, full bool, last map[string]seen) (ma
 		})
 	})
 	if err != nil {
-		return nil, statusFor(err)
+		return nil, st.s.status(err)
 	}
 	if !sb.onChange {
 		for k, old := range last {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strings"
-	"sync"
 
 	"github.com/pkiagent/pkiagent/agent/api"
 
@@ -31,34 +29,6 @@ type node struct {
 }
 
 func (n node) isLeaf() bool { return n.entry.IsLeaf() || n.entry.IsLeafList() }
-
-// fields maps a generated struct type to its YANG children in field order.
-var fields sync.Map // reflect.Type -> []field
-
-type field struct {
-	name  string
-	index int
-}
-
-func structFields(t reflect.Type) []field {
-	if f, ok := fields.Load(t); ok {
-		return f.([]field)
-	}
-	var out []field
-	for i := 0; i < t.NumField(); i++ {
-		tag, ok := t.Field(i).Tag.Lookup("path")
-		if !ok {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, "|")
-		if strings.Contains(name, "/") { // compressed paths are not generated for us
-			continue
-		}
-		out = append(out, field{name: name, index: i})
-	}
-	fields.Store(t, out)
-	return out
-}
 
 // maxWalk bounds how many nodes one pattern may select.
 const maxWalk = 1 << 20
@@ -138,22 +108,22 @@ func children(v reflect.Value, e *yang.Entry, pe *gnmi.PathElem, cur []*gnmi.Pat
 		return nil
 	}
 	s := v.Elem()
-	for _, f := range structFields(s.Type()) {
-		if pe != nil && pe.Name != "*" && pe.Name != f.name {
+	for _, f := range agent.StructFields(s.Type()) {
+		if pe != nil && pe.Name != "*" && pe.Name != f.Name {
 			continue
 		}
-		ce := e.Dir[f.name]
+		ce := e.Dir[f.Name]
 		if ce == nil {
 			continue
 		}
-		fv := s.Field(f.index)
+		fv := s.Field(f.Index)
 		if fv.IsZero() {
 			continue
 		}
 		path := func(key map[string]string) []*gnmi.PathElem {
 			out := make([]*gnmi.PathElem, len(cur), len(cur)+1)
 			copy(out, cur)
-			return append(out, &gnmi.PathElem{Name: f.name, Key: key})
+			return append(out, &gnmi.PathElem{Name: f.Name, Key: key})
 		}
 		switch {
 		case ce.IsList():
@@ -169,12 +139,12 @@ func children(v reflect.Value, e *yang.Entry, pe *gnmi.PathElem, cur []*gnmi.Pat
 						continue
 					}
 				}
-				if err := fn(fv.MapIndex(k), ce, path(map[string]string{ce.Key: ks}), v, f.index); err != nil {
+				if err := fn(fv.MapIndex(k), ce, path(map[string]string{ce.Key: ks}), v, f.Index); err != nil {
 					return err
 				}
 			}
 		default:
-			if err := fn(fv, ce, path(nil), v, f.index); err != nil {
+			if err := fn(fv, ce, path(nil), v, f.Index); err != nil {
 				return err
 			}
 		}

@@ -7,9 +7,10 @@
 // The pieces can be used alone: Decode tells PEM from DER, Parse walks a
 // CRL's DER with cryptobyte into a compact SerialSet (no
 // x509.RevocationList is ever kept), CRL.Verify checks the signature,
-// Fetcher downloads with timeouts, a size limit, conditional GET, a proxy
-// and a redirect limit. Manager ties them together and reports through
-// typed Events.
+// ReadVerified does all three on a body as it arrives (the DER is never
+// held whole), Fetcher downloads with timeouts, a size limit, conditional
+// GET, a proxy and a redirect limit. Manager ties them together (Open +
+// ReadVerified) and reports through typed Events.
 //
 // Wiring (what the PKI engine does in pki.New and Engine.Run):
 //

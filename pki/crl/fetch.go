@@ -79,30 +79,106 @@ type Request struct {
 
 // Response is a fetched body or a "not modified" answer.
 type Response struct {
-	// Body is the raw body (DER or PEM); nil when NotModified.
-	Body        []byte
+	// Body is the raw body (DER or PEM) read by Fetch; nil when
+	// NotModified and from Open.
+	Body []byte
+	// Stream is the body still to read, from Open (nil when NotModified):
+	// it refuses to read past the size limit, with ErrTooLarge, and the
+	// caller must close it.
+	Stream      io.ReadCloser
 	NotModified bool
 	// Validators to send next time.
 	ETag         string
 	LastModified string
+	size         int64 // announced body size, -1 when unknown
 }
 
 // Fetch downloads req.URL within the options' limits. Errors wrap ErrFetch
 // or ErrTooLarge.
 func (f *Fetcher) Fetch(ctx context.Context, req Request) (*Response, error) {
+	resp, err := f.Open(ctx, req)
+	if err != nil || resp.NotModified {
+		return resp, err
+	}
+	defer resp.Stream.Close()
+	body, err := readLimited(resp.Stream, resp.size, f.opts.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body, resp.Stream = body, nil
+	return resp, nil
+}
+
+// Open starts downloading req.URL: the body is left to read from
+// Response.Stream, whose read errors (a timeout, the size limit) are worded
+// like Fetch's. Errors wrap ErrFetch or ErrTooLarge.
+func (f *Fetcher) Open(ctx context.Context, req Request) (*Response, error) {
 	u, err := url.Parse(req.URL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: URL %q does not parse: %w", ErrFetch, req.URL, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
-	defer cancel()
+	var resp *Response
 	switch u.Scheme {
 	case "http", "https":
-		return f.fetchHTTP(ctx, u, req)
+		resp, err = f.fetchHTTP(ctx, u, req)
 	case "file":
-		return f.fetchFile(u, req)
+		resp, err = f.fetchFile(u, req)
+	default:
+		err = fmt.Errorf("%w: URL scheme %q is not http, https or file", ErrFetch, u.Scheme)
 	}
-	return nil, fmt.Errorf("%w: URL scheme %q is not http, https or file", ErrFetch, u.Scheme)
+	if err != nil || resp.Stream == nil {
+		cancel()
+		return resp, err
+	}
+	resp.Stream = &body{ReadCloser: resp.Stream, cancel: cancel}
+	return resp, nil
+}
+
+// body ends the fetch's context when closed.
+type body struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *body) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// limitedBody reads a body up to max octets, wording its errors.
+type limitedBody struct {
+	r     io.ReadCloser
+	n     int64 // read so far
+	max   int64
+	what  string // the URL or file, redacted
+	ctx   context.Context
+	limit time.Duration
+	onEnd func()
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.max+1-l.n {
+		p = p[:l.max+1-l.n]
+	}
+	k, err := l.r.Read(p)
+	l.n += int64(k)
+	if l.n > l.max {
+		return k, fmt.Errorf("%w: %s sent more than %d bytes", ErrTooLarge, l.what, l.max)
+	}
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w from %s: reading the body: %w", ErrFetch, l.what, timeoutWords(l.ctx, err, l.limit))
+	}
+	return k, err
+}
+
+func (l *limitedBody) Close() error {
+	err := l.r.Close()
+	if l.onEnd != nil {
+		l.onEnd()
+	}
+	return err
 }
 
 func (f *Fetcher) fetchHTTP(ctx context.Context, u *url.URL, req Request) (*Response, error) {
@@ -122,7 +198,6 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, u *url.URL, req Request) (*Resp
 		}
 		tr.Proxy = http.ProxyURL(p)
 	}
-	defer tr.CloseIdleConnections()
 	max := f.opts.MaxRedirects
 	client := &http.Client{
 		Transport: tr,
@@ -147,9 +222,16 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, u *url.URL, req Request) (*Resp
 	}
 	resp, err := client.Do(hr)
 	if err != nil {
+		tr.CloseIdleConnections()
 		return nil, fmt.Errorf("%w from %s: %w", ErrFetch, u.Redacted(), timeoutWords(ctx, err, f.opts.Timeout))
 	}
-	defer resp.Body.Close()
+	streaming := false
+	defer func() {
+		if !streaming {
+			resp.Body.Close()
+			tr.CloseIdleConnections()
+		}
+	}()
 	out := &Response{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
@@ -167,14 +249,9 @@ func (f *Fetcher) fetchHTTP(ctx context.Context, u *url.URL, req Request) (*Resp
 	if resp.ContentLength > f.opts.MaxSize {
 		return nil, fmt.Errorf("%w: %s announces %d bytes, the limit is %d", ErrTooLarge, u.Redacted(), resp.ContentLength, f.opts.MaxSize)
 	}
-	body, err := readLimited(resp.Body, resp.ContentLength, f.opts.MaxSize)
-	if err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, fmt.Errorf("%w: %s sent more than %d bytes", ErrTooLarge, u.Redacted(), f.opts.MaxSize)
-		}
-		return nil, fmt.Errorf("%w from %s: reading the body: %w", ErrFetch, u.Redacted(), timeoutWords(ctx, err, f.opts.Timeout))
-	}
-	out.Body = body
+	streaming = true
+	out.size = resp.ContentLength
+	out.Stream = &limitedBody{r: resp.Body, max: f.opts.MaxSize, what: u.Redacted(), ctx: ctx, limit: f.opts.Timeout, onEnd: tr.CloseIdleConnections}
 	return out, nil
 }
 
@@ -191,7 +268,8 @@ func timeoutWords(ctx context.Context, err error, d time.Duration) error {
 }
 
 // readLimited reads r to the end, refusing more than max bytes. size is the
-// announced length (-1 when unknown), used to allocate once.
+// announced length (-1 when unknown), used to allocate once. Errors from r
+// are returned as they are.
 func readLimited(r io.Reader, size, max int64) ([]byte, error) {
 	initial := int64(64 << 10)
 	if size >= 0 {
@@ -208,14 +286,14 @@ func readLimited(r io.Reader, size, max int64) ([]byte, error) {
 		}
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
 		if int64(len(buf)) > max {
-			return nil, ErrTooLarge
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
 		}
 		if err == io.EOF {
 			return buf, nil
-		}
-		if err != nil {
-			return nil, err
 		}
 	}
 }
@@ -231,7 +309,12 @@ func (f *Fetcher) fetchFile(u *url.URL, req Request) (*Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
-	defer fh.Close()
+	streaming := false
+	defer func() {
+		if !streaming {
+			fh.Close()
+		}
+	}()
 	st, err := fh.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
@@ -246,12 +329,29 @@ func (f *Fetcher) fetchFile(u *url.URL, req Request) (*Response, error) {
 	if req.ETag != "" && req.ETag == stamp {
 		return &Response{NotModified: true, ETag: stamp}, nil
 	}
-	body, err := readLimited(fh, st.Size(), f.opts.MaxSize)
-	if err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, fmt.Errorf("%w: %s grew past %d bytes", ErrTooLarge, path, f.opts.MaxSize)
-		}
-		return nil, fmt.Errorf("%w: reading %s: %w", ErrFetch, path, err)
+	streaming = true
+	return &Response{ETag: stamp, size: st.Size(), Stream: &fileBody{fh, path, 0, f.opts.MaxSize}}, nil
+}
+
+// fileBody reads a file: URL's file up to the size limit.
+type fileBody struct {
+	*os.File
+	path string
+	n    int64
+	max  int64
+}
+
+func (b *fileBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.max+1-b.n {
+		p = p[:b.max+1-b.n]
 	}
-	return &Response{Body: body, ETag: stamp}, nil
+	k, err := b.File.Read(p)
+	b.n += int64(k)
+	if b.n > b.max {
+		return k, fmt.Errorf("%w: %s grew past %d bytes", ErrTooLarge, b.path, b.max)
+	}
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: reading %s: %w", ErrFetch, b.path, err)
+	}
+	return k, err
 }

@@ -12,6 +12,12 @@ import (
 )
 
 func fuzzSeeds(f *testing.F) [][]byte {
+	seeds, _ := fuzzSeedsCA(f)
+	return seeds
+}
+
+// fuzzSeedsCA returns the seeds and the CA that signed them.
+func fuzzSeedsCA(f *testing.F) ([][]byte, *testpki.Cert) {
 	g := testpki.New(t0)
 	ca := testpki.Must(g.Root(testpki.Options{CN: "fuzz CA"}))
 	var out [][]byte
@@ -24,7 +30,41 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	add(testpki.CRLOptions{Number: 3, Revoked: serials(5), ExtraExtensions: []pkixExt{ext([]int{2, 5, 29, 28}, false, []byte{0x30, 0})}})
 	add(testpki.CRLOptions{Number: 4, ExtraExtensions: []pkixExt{ext([]int{2, 5, 29, 27}, true, []byte{2, 1, 1})}})
 	out = append(out, buildCRL(f, ca, bigCRLOptions{N: 20, Number: 5, ReasonCode: true}))
-	return out
+	return out, ca
+}
+
+// FuzzReadVerified checks the streaming parser never panics and reaches
+// ParseVerified's verdict (and fields) whatever the read sizes.
+func FuzzReadVerified(f *testing.F) {
+	seeds, ca := fuzzSeedsCA(f)
+	for i, s := range seeds {
+		f.Add(s, uint32(i*7919))
+		f.Add(testpki.CRLPEM(s), uint32(i))
+	}
+	trusted := caPool(ca)
+	f.Fuzz(func(t *testing.T, data []byte, split uint32) {
+		sizes := []int{int(split & 0xff), int(split >> 8 & 0xfff), int(split >> 20)}
+		var want *CRL
+		der, wantErr := Decode(data)
+		if wantErr == nil {
+			want, _, wantErr = ParseVerified(der, trusted)
+		}
+		chunk := chunkSize
+		if split&1 == 1 {
+			chunk = 1 + int(split>>1%97) // every element crosses chunks somewhere
+		}
+		c, _, d, err := readVerified(&chunkReader{data: data, sizes: sizes}, DefaultMaxSize, trusted, chunk)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("ReadVerified: %v; ParseVerified: %v", err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		if d.Size != int64(len(der)) {
+			t.Fatalf("size %d, DER %d", d.Size, len(der))
+		}
+		sameCRL(t, c, want)
+	})
 }
 
 // FuzzParse checks that Parse never panics and, when crypto/x509 accepts

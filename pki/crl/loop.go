@@ -3,8 +3,8 @@ package crl
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -244,7 +244,7 @@ func (m *Manager) attempt(ctx context.Context, j job) *result {
 	if j.prev != nil && !j.forced {
 		req.ETag, req.LastModified = j.prev.etag, j.prev.lastModified
 	}
-	resp, err := m.fetcher.Fetch(ctx, req)
+	resp, err := m.fetcher.Open(ctx, req)
 	if err != nil {
 		r.fetchErr = err
 		return r
@@ -257,28 +257,20 @@ func (m *Manager) attempt(ctx context.Context, j job) *result {
 		r.notModified = true
 		return r
 	}
-	der, err := Decode(resp.Body)
-	if err != nil {
+	// The body is parsed, verified and hashed as it arrives. Identical
+	// bytes (same size and SHA-256) are no update.
+	c, ca, sum, err := ReadVerified(resp.Stream, m.fetcher.opts.MaxSize, j.trusted)
+	resp.Stream.Close()
+	var readErr *ReadError
+	switch {
+	case errors.As(err, &readErr):
+		r.fetchErr = readErr.Err
+		return r
+	case err != nil:
 		r.ingestErr = err
 		return r
-	}
-	// Identical bytes are no update. Only a body of the held size can be
-	// identical; otherwise the hash (kept for the next fetch) is computed
-	// beside the parsing.
-	var sum [32]byte
-	var hashed sync.WaitGroup
-	if j.prev != nil && int64(len(der)) == j.prev.size {
-		if sum = sha256.Sum256(der); sum == j.prev.derHash {
-			r.notModified = true
-			return r
-		}
-	} else {
-		hashed.Go(func() { sum = sha256.Sum256(der) })
-	}
-	c, ca, err := ParseVerified(der, j.trusted)
-	hashed.Wait()
-	if err != nil {
-		r.ingestErr = err
+	case j.prev != nil && sum.Size == j.prev.size && sum.SHA256 == j.prev.derHash:
+		r.notModified = true
 		return r
 	}
 	sameIssuer := j.prev != nil && bytes.Equal(j.prev.rawIssuer, c.RawIssuer)
@@ -297,8 +289,8 @@ func (m *Manager) attempt(ctx context.Context, j job) *result {
 	h := &held{
 		rawIssuer: c.RawIssuer, issuer: ca.Subject.String(), ca: OneLine(ca.RawSubject),
 		thisUpdate: c.ThisUpdate, nextUpdate: c.NextUpdate, number: c.Number,
-		etag: resp.ETag, lastModified: resp.LastModified, derHash: sum,
-		size: int64(len(der)), entries: c.Entries, serials: c.Serials,
+		etag: resp.ETag, lastModified: resp.LastModified, derHash: sum.SHA256,
+		size: sum.Size, entries: c.Entries, serials: c.Serials,
 	}
 	if sameIssuer {
 		r.added, r.removed = diffCounts(j.prev.serials, c.Serials)
@@ -327,6 +319,7 @@ func (m *Manager) finish(ctx context.Context, r *result) {
 	}
 	u := &Update{Time: now, URL: s.cfg.URL, Learned: s.cfg.Learned, Forced: r.forced}
 	var failure error
+	var changed *Changed
 	switch {
 	case r.fetchErr != nil:
 		m.fetchFail.Add(1)
@@ -346,7 +339,7 @@ func (m *Manager) finish(ctx context.Context, r *result) {
 		m.publishIndex()
 		m.persist(now)
 		if r.added+r.removed > 0 || (prev != nil && !bytes.Equal(prev.rawIssuer, s.held.rawIssuer)) {
-			defer m.emit(&Changed{URL: s.cfg.URL, Added: r.added, Removed: r.removed})
+			changed = &Changed{URL: s.cfg.URL, Added: r.added, Removed: r.removed}
 		}
 	default: // not modified
 		m.fetchOK.Add(1)
@@ -392,6 +385,11 @@ func (m *Manager) finish(ctx context.Context, r *result) {
 	m.checkStale(now)
 	m.publishState(s)
 	m.emit(u) // after the state, so States() agrees with any Update seen
+	if changed != nil {
+		// Before the waiters are answered: Refresh flushes the events
+		// queued by then, Changed included.
+		m.emit(changed)
+	}
 
 	waiters := s.waiters
 	s.waiters = nil

@@ -71,9 +71,9 @@ var (
 func malformed(what string) error { return fmt.Errorf("%w: %s", ErrMalformed, what) }
 
 // Parse walks the DER of a CRL (RFC 5280 CertificateList) with cryptobyte
-// and returns its fields and an index of its revoked serials. It streams
-// over the entries twice (count, then copy) and never builds per-entry
-// values. It refuses a delta CRL, a critical issuing distribution point,
+// and returns its fields and an index of its revoked serials. It walks
+// the entries once, copying their serials into arenas sized from the
+// first entry, and never builds per-entry values. It refuses a delta CRL, a critical issuing distribution point,
 // an indirect CRL entry (certificate issuer extension) and any other
 // critical extension it does not know. Parse does not verify the
 // signature: call CRL.Verify.
@@ -307,85 +307,117 @@ func serialKey(content []byte) (key []byte, neg bool) {
 	return content, false
 }
 
-// indexEntries walks revokedCertificates: pass one validates every entry
-// and counts serials per width, pass two copies them into exactly sized
-// arenas.
+// indexEntries walks revokedCertificates once, indexing the serials.
 func (c *CRL) indexEntries(revoked cryptobyte.String) error {
-	var counts [MaxSerialLen + 1]int
-	var lastExts []byte // entry extensions already checked (often all alike)
-	walk := revoked
-	for !walk.Empty() {
-		var entry, serial cryptobyte.String
-		if !walk.ReadASN1(&entry, cbasn1.SEQUENCE) || !entry.ReadASN1(&serial, cbasn1.INTEGER) || len(serial) == 0 {
+	ix := indexer{c: c}
+	for first := true; !revoked.Empty(); first = false {
+		var entry cryptobyte.String
+		if !revoked.ReadASN1Element(&entry, cbasn1.SEQUENCE) {
 			return malformed(fmt.Sprintf("revoked certificate entry %d does not parse", c.Entries+1))
 		}
-		c.Entries++
-		var tag cbasn1.Tag
-		var when cryptobyte.String
-		if !entry.ReadAnyASN1(&when, &tag) || (tag != cbasn1.UTCTime && tag != cbasn1.GeneralizedTime) {
-			return malformed(fmt.Sprintf("revocation date of entry %d does not parse", c.Entries))
+		if first {
+			ix.expect(len(revoked)+len(entry), len(entry))
 		}
-		if !entry.Empty() {
-			var exts cryptobyte.String
-			if !entry.ReadASN1(&exts, cbasn1.SEQUENCE) || !entry.Empty() {
-				return malformed(fmt.Sprintf("extensions of entry %d do not parse", c.Entries))
-			}
-			if bytes.Equal(exts, lastExts) {
-				exts = nil
-			} else {
-				lastExts = exts
-			}
-			for !exts.Empty() {
-				id, critical, _, ok := readExtension(&exts)
-				if !ok {
-					return malformed(fmt.Sprintf("an extension of entry %d does not parse", c.Entries))
-				}
-				if string(id) == oidCertificateIssuer || (critical && string(id) != oidReasonCode && string(id) != oidInvalidityDate) {
-					return fmt.Errorf("%w: critical %s", ErrUnhandledExtension, oidName(string(id)))
-				}
-			}
-		}
-		key, neg := serialKey(serial)
-		if neg {
-			c.Negative++
-			continue
-		}
-		if len(key) > MaxSerialLen {
-			return malformed(fmt.Sprintf("serial number of entry %d is longer than %d octets", c.Entries, MaxSerialLen))
-		}
-		counts[len(key)]++
-	}
-
-	set := &SerialSet{zero: counts[0] > 0}
-	var slot [MaxSerialLen + 1]int // bucket index by width
-	for w := 1; w <= MaxSerialLen; w++ {
-		if counts[w] > 0 {
-			slot[w] = len(set.buckets)
-			set.buckets = append(set.buckets, bucket{width: w, data: make([]byte, 0, counts[w]*w)})
+		if err := ix.add(entry); err != nil {
+			return err
 		}
 	}
-	sorted := make([]bool, len(set.buckets))
-	for i := range sorted {
-		sorted[i] = true
-	}
-	for !revoked.Empty() {
-		var entry, serial cryptobyte.String
-		revoked.ReadASN1(&entry, cbasn1.SEQUENCE)
-		entry.ReadASN1(&serial, cbasn1.INTEGER)
-		key, neg := serialKey(serial)
-		if neg || len(key) == 0 {
-			continue
-		}
-		i := slot[len(key)]
-		b := &set.buckets[i]
-		if sorted[i] && len(b.data) > 0 && bytes.Compare(b.data[len(b.data)-len(key):], key) > 0 {
-			sorted[i] = false
-		}
-		b.data = append(b.data, key...)
-	}
-	for i := range set.buckets {
-		set.buckets[i].finish(sorted[i])
-	}
-	c.Serials = set
+	ix.finish()
 	return nil
+}
+
+// indexer validates revokedCertificates entries one at a time and copies
+// their serials into one arena per width.
+type indexer struct {
+	c        *CRL
+	lastExts []byte // a copy of the entry extensions last checked (often all alike)
+	arenas   [MaxSerialLen + 1][]byte
+	unsorted [MaxSerialLen + 1]bool
+	zero     bool
+	hinted   bool
+	hint     int // expected entries
+}
+
+// expect sizes the arena of the first entry's width from the length of
+// revokedCertificates and that entry's length, so a list whose entries are
+// alike is copied once into an arena of about its size (an entry may be
+// an octet longer than the first for a sign octet, hence the margin).
+func (ix *indexer) expect(listLen, entryLen int) {
+	if entryLen > 8 {
+		ix.hint = listLen/(entryLen-1) + 1
+	}
+}
+
+// add validates one entry (its full SEQUENCE element) and indexes its
+// serial. The entry may be reused by the caller once add returns.
+func (ix *indexer) add(elem cryptobyte.String) error {
+	c := ix.c
+	var entry, serial cryptobyte.String
+	if !elem.ReadASN1(&entry, cbasn1.SEQUENCE) || !elem.Empty() || !entry.ReadASN1(&serial, cbasn1.INTEGER) || len(serial) == 0 {
+		return malformed(fmt.Sprintf("revoked certificate entry %d does not parse", c.Entries+1))
+	}
+	c.Entries++
+	var tag cbasn1.Tag
+	var when cryptobyte.String
+	if !entry.ReadAnyASN1(&when, &tag) || (tag != cbasn1.UTCTime && tag != cbasn1.GeneralizedTime) {
+		return malformed(fmt.Sprintf("revocation date of entry %d does not parse", c.Entries))
+	}
+	if !entry.Empty() {
+		var exts cryptobyte.String
+		if !entry.ReadASN1(&exts, cbasn1.SEQUENCE) || !entry.Empty() {
+			return malformed(fmt.Sprintf("extensions of entry %d do not parse", c.Entries))
+		}
+		if ix.lastExts != nil && bytes.Equal(exts, ix.lastExts) {
+			exts = nil
+		} else {
+			ix.lastExts = append(ix.lastExts[:0], exts...)
+		}
+		for !exts.Empty() {
+			id, critical, _, ok := readExtension(&exts)
+			if !ok {
+				ix.lastExts = nil
+				return malformed(fmt.Sprintf("an extension of entry %d does not parse", c.Entries))
+			}
+			if string(id) == oidCertificateIssuer || (critical && string(id) != oidReasonCode && string(id) != oidInvalidityDate) {
+				ix.lastExts = nil
+				return fmt.Errorf("%w: critical %s", ErrUnhandledExtension, oidName(string(id)))
+			}
+		}
+	}
+	key, neg := serialKey(serial)
+	if neg {
+		c.Negative++
+		return nil
+	}
+	w := len(key)
+	if w == 0 {
+		ix.zero = true
+		return nil
+	}
+	if w > MaxSerialLen {
+		return malformed(fmt.Sprintf("serial number of entry %d is longer than %d octets", c.Entries, MaxSerialLen))
+	}
+	a := ix.arenas[w]
+	if a == nil && !ix.hinted && ix.hint > 0 {
+		a = make([]byte, 0, ix.hint*w)
+		ix.hinted = true
+	}
+	if !ix.unsorted[w] && len(a) > 0 && bytes.Compare(a[len(a)-w:], key) > 0 {
+		ix.unsorted[w] = true
+	}
+	ix.arenas[w] = append(a, key...)
+	return nil
+}
+
+// finish sorts the arenas and sets c.Serials.
+func (ix *indexer) finish() {
+	set := &SerialSet{zero: ix.zero}
+	for w := 1; w <= MaxSerialLen; w++ {
+		if len(ix.arenas[w]) > 0 {
+			b := bucket{width: w, data: ix.arenas[w]}
+			b.finish(!ix.unsorted[w])
+			set.buckets = append(set.buckets, b)
+		}
+	}
+	ix.c.Serials = set
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/big"
+	"math/bits"
 )
 
 // MaxSerialLen is the longest serial number (in octets, without the DER
@@ -12,9 +13,10 @@ import (
 const MaxSerialLen = 64
 
 // SerialSet is an immutable set of non-negative serial numbers stored
-// compactly: one sorted arena of fixed-width records per serial length, so
-// a lookup is a binary search with no allocation and the memory is the
-// serial bytes themselves. It is safe for concurrent use.
+// compactly: one sorted arena of fixed-width records per serial length,
+// with a prefix table per arena (see bucket.index) so a lookup reads about
+// two cache lines and allocates nothing. The memory is the serial bytes
+// plus an eighth of it for the tables. It is safe for concurrent use.
 type SerialSet struct {
 	zero    bool     // serial 0 is listed
 	buckets []bucket // by increasing width
@@ -24,6 +26,100 @@ type SerialSet struct {
 type bucket struct {
 	width int
 	data  []byte
+	// table[p] is the first record whose prefix (the bits bits after the
+	// skip bits every record shares) is >= p; len(table) is 1<<bits + 1.
+	// Nil for small buckets, which are binary searched.
+	table []uint32
+	skip  int
+	bits  int
+}
+
+// Prefix tables: about tableLoad records per slot, for buckets of at least
+// minTableRecords records.
+const (
+	tableLoad       = 2
+	minTableRecords = 64
+	maxTableBits    = 24
+)
+
+// index builds the prefix table of a sorted, distinct bucket. The prefix
+// starts after the longest bit prefix shared by the first and last record
+// (hence by all), so sequential serials spread as well as random ones.
+func (b *bucket) index() {
+	n := b.count()
+	b.table, b.skip, b.bits = nil, 0, 0
+	if n < minTableRecords || n > 1<<32-1 {
+		return
+	}
+	first, last := b.at(0), b.at(n-1)
+	for b.skip < 8*b.width && bitAt(first, b.skip) == bitAt(last, b.skip) {
+		b.skip++
+	}
+	b.bits = min(bits.Len(uint(n/tableLoad))-1, maxTableBits, 8*b.width-b.skip)
+	if b.bits <= 0 {
+		b.bits = 0
+		return
+	}
+	slots := 1 << b.bits
+	b.table = make([]uint32, slots+1)
+	p := 0 // next slot to fill
+	for i := 0; i < n; i++ {
+		for q := int(b.prefix(b.at(i))); p <= q; p++ {
+			b.table[p] = uint32(i)
+		}
+	}
+	for ; p <= slots; p++ {
+		b.table[p] = uint32(n)
+	}
+}
+
+func bitAt(key []byte, i int) byte { return key[i>>3] >> (7 - i&7) & 1 }
+
+// prefix is the b.bits bits of key (b.width octets) after b.skip bits.
+func (b *bucket) prefix(key []byte) uint32 {
+	o := b.skip >> 3
+	var v uint64
+	if len(key)-o >= 8 {
+		v = binary.BigEndian.Uint64(key[o:])
+	} else {
+		for i, c := range key[o:] {
+			v |= uint64(c) << (56 - 8*i)
+		}
+	}
+	return uint32(v << (b.skip & 7) >> (64 - b.bits))
+}
+
+// contains looks up a key of b.width octets.
+func (b *bucket) contains(key []byte) bool {
+	lo, hi := 0, b.count()
+	if b.table != nil {
+		// Records outside the shared prefix are not in the bucket.
+		first := b.at(0)
+		o := b.skip >> 3
+		if !bytes.Equal(key[:o], first[:o]) || (b.skip&7 != 0 && (key[o]^first[o])>>(8-b.skip&7) != 0) {
+			return false
+		}
+		p := b.prefix(key)
+		lo, hi = int(b.table[p]), int(b.table[p+1])
+	}
+	w := b.width
+	for hi-lo > 4 {
+		m := int(uint(lo+hi) >> 1)
+		switch bytes.Compare(b.data[m*w:(m+1)*w], key) {
+		case 0:
+			return true
+		case -1:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	for i := lo; i < hi; i++ {
+		if bytes.Equal(b.data[i*w:(i+1)*w], key) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *bucket) count() int { return len(b.data) / b.width }
@@ -82,22 +178,9 @@ func (s *SerialSet) containsBytes(key []byte) bool {
 	}
 	for i := range s.buckets {
 		b := &s.buckets[i]
-		if b.width != len(key) {
-			continue
+		if b.width == len(key) {
+			return b.contains(key)
 		}
-		lo, hi := 0, b.count()
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			switch bytes.Compare(b.data[m*b.width:(m+1)*b.width], key) {
-			case 0:
-				return true
-			case -1:
-				lo = m + 1
-			default:
-				hi = m
-			}
-		}
-		return false
 	}
 	return false
 }
@@ -155,12 +238,13 @@ func diffBucket(p, n *bucket) (added, removed int) {
 	return added + nc - ni, removed + pc - pi
 }
 
-// finish sorts each bucket (unless it was filled in order) and drops
-// duplicate serials.
+// finish sorts each bucket (unless it was filled in order), drops
+// duplicate serials and builds the prefix table.
 func (b *bucket) finish(sorted bool) {
 	if !sorted {
 		radixSort(b.data, b.width, 0)
 	}
+	defer b.index()
 	// Remove duplicates in place.
 	n := b.count()
 	if n < 2 {
@@ -183,17 +267,12 @@ func (b *bucket) finish(sorted bool) {
 
 // radixSort sorts the fixed-width records of data in place by their bytes
 // from offset d on (an MSD "American flag" sort: no extra memory beyond
-// the recursion's counters).
+// the recursion's counters). One octet per pass: its 256 write positions
+// stay in cache, and after the first pass over a large arena each part
+// fits in L2 (a 16-bit digit made three times the cache misses).
 func radixSort(data []byte, w, d int) {
 	for {
 		n := len(data) / w
-		if n >= 1<<16 && w-d >= 2 {
-			if radixSort16(data, w, d) {
-				return
-			}
-			d += 2 // all records share these two octets
-			continue
-		}
 		if n < 2 || d >= w {
 			return
 		}
@@ -237,50 +316,6 @@ func radixSort(data []byte, w, d int) {
 		}
 		return
 	}
-}
-
-// radixSort16 is one American flag pass on a 16-bit digit, for large
-// inputs: it halves the scattered passes over memory. It reports false,
-// doing nothing, when every record has the same digit.
-func radixSort16(data []byte, w, d int) bool {
-	n := len(data) / w
-	count := make([]int32, 1<<16)
-	for i := 0; i < n; i++ {
-		count[binary.BigEndian.Uint16(data[i*w+d:])]++
-	}
-	if int(count[binary.BigEndian.Uint16(data[d:])]) == n {
-		return false
-	}
-	next := make([]int32, 1<<16)
-	sum := int32(0)
-	for v := range count {
-		next[v] = sum
-		sum += count[v]
-	}
-	end := int32(0)
-	for v := range count {
-		end += count[v]
-		for next[v] < end {
-			i := int(next[v])
-			x := binary.BigEndian.Uint16(data[i*w+d:])
-			if int(x) == v {
-				next[v]++
-				continue
-			}
-			j := int(next[x])
-			next[x]++
-			swapRecords(data[i*w:(i+1)*w], data[j*w:(j+1)*w])
-		}
-	}
-	start := 0
-	for v := range count {
-		c := int(count[v])
-		if c > 1 {
-			radixSort(data[start*w:(start+c)*w], w, d+2)
-		}
-		start += c
-	}
-	return true
 }
 
 // swapRecords swaps two equal-length records eight octets at a time

@@ -222,6 +222,7 @@ func decodeMaster(data []byte) ([]storedList, error) {
 					return nil, bad("serial arena order")
 				}
 			}
+			bk.index()
 			h.serials.buckets = append(h.serials.buckets, bk)
 		}
 		out = append(out, storedList{url: s.URL, learned: s.Learned, h: h})

@@ -82,6 +82,28 @@ func signatureAlgorithm(ai cryptobyte.String) x509.SignatureAlgorithm {
 // one the key may sign anything, RFC 5280 4.2.1.3, as x509 also holds). It
 // returns the verifying CA. A CRL that fails here must never be used.
 func (c *CRL) Verify(trusted []*x509.Certificate) (*x509.Certificate, error) {
+	cands, err := c.candidates(trusted)
+	if err != nil {
+		return nil, err
+	}
+	rl := &x509.RevocationList{RawTBSRevocationList: c.RawTBS, Signature: c.Signature, SignatureAlgorithm: c.SignatureAlgorithm}
+	var errs []error
+	for _, ca := range cands {
+		if ca.KeyUsage != 0 && ca.KeyUsage&x509.KeyUsageCRLSign == 0 {
+			errs = append(errs, fmt.Errorf("CA %q may not sign CRLs (no cRLSign key usage)", ca.Subject.String()))
+			continue
+		}
+		if err := rl.CheckSignatureFrom(ca); err != nil {
+			errs = append(errs, fmt.Errorf("CA %q: %w", ca.Subject.String(), err))
+			continue
+		}
+		return ca, nil
+	}
+	return nil, fmt.Errorf("%w: %w", ErrSignature, errors.Join(errs...))
+}
+
+// candidates are the trusted CAs that may have issued the CRL, best first.
+func (c *CRL) candidates(trusted []*x509.Certificate) ([]*x509.Certificate, error) {
 	var cands []*x509.Certificate
 	for _, ca := range trusted {
 		if ca == nil || !bytes.Equal(ca.RawSubject, c.RawIssuer) {
@@ -99,18 +121,5 @@ func (c *CRL) Verify(trusted []*x509.Certificate) (*x509.Certificate, error) {
 	if c.SignatureAlgorithm == x509.UnknownSignatureAlgorithm {
 		return nil, fmt.Errorf("%w: the signature algorithm is not supported", ErrSignature)
 	}
-	rl := &x509.RevocationList{RawTBSRevocationList: c.RawTBS, Signature: c.Signature, SignatureAlgorithm: c.SignatureAlgorithm}
-	var errs []error
-	for _, ca := range cands {
-		if ca.KeyUsage != 0 && ca.KeyUsage&x509.KeyUsageCRLSign == 0 {
-			errs = append(errs, fmt.Errorf("CA %q may not sign CRLs (no cRLSign key usage)", ca.Subject.String()))
-			continue
-		}
-		if err := rl.CheckSignatureFrom(ca); err != nil {
-			errs = append(errs, fmt.Errorf("CA %q: %w", ca.Subject.String(), err))
-			continue
-		}
-		return ca, nil
-	}
-	return nil, fmt.Errorf("%w: %w", ErrSignature, errors.Join(errs...))
+	return cands, nil
 }

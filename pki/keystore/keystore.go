@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+
+	"github.com/pkiagent/pkiagent/agent/api"
 )
 
 // Store is a backend holding named private keys that never leave it.
@@ -93,7 +95,7 @@ const (
 )
 
 // MaxNameLen is the longest key name.
-const MaxNameLen = 64
+const MaxNameLen = api.MaxNameLen
 
 // KeySpec describes a key to generate, as the generate-private-key RPC does.
 type KeySpec struct {
@@ -185,25 +187,12 @@ func SpecOf(pub crypto.PublicKey) (KeySpec, error) {
 	return s, nil
 }
 
-// ValidateName accepts 1 to 64 characters of [A-Za-z0-9._-], except "." and
-// "..": a name is always a single, harmless path element. Errors wrap
-// ErrInvalidName.
+// ValidateName accepts the names api.CheckName does: 1 to 64 characters
+// of [A-Za-z0-9._-], except "." and "..", so a name is always a single,
+// harmless path element. Errors wrap ErrInvalidName.
 func ValidateName(name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidName)
-	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("%w: %d characters, at most %d", ErrInvalidName, len(name), MaxNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' {
-			continue
-		}
-		return fmt.Errorf("%w: %q: character %q at offset %d is not one of A-Z a-z 0-9 . _ -", ErrInvalidName, name, c, i)
-	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("%w: %q", ErrInvalidName, name)
+	if err := api.CheckName("key name", name, MaxNameLen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidName, err)
 	}
 	return nil
 }

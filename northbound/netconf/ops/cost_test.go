@@ -88,10 +88,10 @@ func TestEditCommitCostDoesNotGrowWithTheList(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.EditCandidate("netconf session 1", edits...); err != nil {
+			if err := s.EditCandidate(api.NetconfOwner(1), edits...); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.CommitCandidate(context.Background(), agent.CommitOptions{User: "alice", Owner: "netconf session 1"}); err != nil {
+			if _, err := s.CommitCandidate(context.Background(), agent.CommitOptions{User: "alice", Owner: api.NetconfOwner(1)}); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -340,7 +340,7 @@ func (h *Handler) lock(s *netconf.Session, op *node) ncxml.Reply {
 	if err := h.store.Lock(ds, owner(s)); err != nil {
 		var le *agent.LockError
 		if errors.As(err, &le) {
-			return ncxml.Error(ncxml.LockDenied(holderID(le.Holder),
+			return ncxml.Error(ncxml.LockDenied(le.Holder.Session,
 				fmt.Sprintf("the %s datastore is already locked by %s", ds, le.Holder)))
 		}
 		return ncxml.Error(h.toRPCError(err, "lock "+ds.String()))
@@ -364,7 +364,7 @@ func (h *Handler) unlock(s *netconf.Session, op *node) ncxml.Reply {
 		var le *agent.LockError
 		if errors.As(err, &le) {
 			e := ncxml.InUse(ncxml.Protocol, fmt.Sprintf("the %s datastore is locked by %s, not by this session", ds, le.Holder))
-			id := holderID(le.Holder)
+			id := le.Holder.Session
 			e.Info.SessionID = &id
 			return ncxml.Error(e)
 		}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -96,7 +94,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Bus == nil {
 		return nil, errors.New("netconf handler: no telemetry bus")
 	}
-	if _, err := module(); err != nil {
+	if _, err := agent.Module(); err != nil {
 		return nil, fmt.Errorf("netconf handler: %w", err)
 	}
 	if cfg.Clock == nil {
@@ -119,18 +117,7 @@ func New(cfg Config) (*Handler, error) {
 	}, nil
 }
 
-func owner(s *netconf.Session) string { return fmt.Sprintf("netconf session %d", s.ID()) }
-
-// holderID returns the NETCONF session id of a lock owner, 0 for others
-// (RFC 6241: 0 means a non-NETCONF holder).
-func holderID(owner string) uint32 {
-	if rest, ok := strings.CutPrefix(owner, "netconf session "); ok {
-		if id, err := strconv.ParseUint(rest, 10, 32); err == nil {
-			return uint32(id)
-		}
-	}
-	return 0
-}
+func owner(s *netconf.Session) api.Owner { return api.NetconfOwner(s.ID()) }
 
 func base(local string) xml.Name { return xml.Name{Space: ncxml.BaseNS, Local: local} }
 
@@ -277,22 +264,26 @@ func datastoreArg(ps map[string]*node, param string, inline bool) (agent.Datasto
 
 // canWrite checks that the session's role may change configuration.
 func canWrite(s *netconf.Session, what string) error {
-	if s.Role() == api.RoleAdmin {
+	if api.CanWrite(s.Role()) {
 		return nil
 	}
 	return ncxml.AccessDenied(ncxml.Application,
 		fmt.Sprintf("%s needs role admin; user %q has role %q", what, s.Username(), s.Role()))
 }
 
-// toRPCError maps an error of the agent to an rpc-error whose message says
-// what failed and how to fix it.
+// toRPCError is the one mapping of datastore and engine errors to
+// rpc-errors (edits, locks, commits and the pki-authority rpcs): an error
+// of a known kind keeps its operator text, which says what failed and how
+// to fix it, and its error-path (the node of an *api.PathError, the input
+// leaf of an *api.InputError); any other error is a fault of the agent:
+// the client is told operation-failed and the log gets the cause.
 func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 	if errs := ncxml.AsRPCErrors(err); len(errs) > 0 {
 		return errs[0]
 	}
 	var le *agent.LockError
 	if errors.As(err, &le) {
-		id := holderID(le.Holder)
+		id := le.Holder.Session
 		e := ncxml.InUse(ncxml.Protocol, fmt.Sprintf("%s: the %s datastore is locked by %s; wait until it is unlocked", what, le.Datastore, le.Holder))
 		e.Info.SessionID = &id
 		return e
@@ -309,7 +300,7 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 	}
 	msg := what + ": " + err.Error()
 	var path string
-	var elems = parsePathOf(err)
+	elems := errorElems(err)
 	if elems != nil {
 		path = xpathOf(elems)
 	}
@@ -319,10 +310,11 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 		}
 		return e
 	}
+	_, edit := errors.AsType[*api.PathError](err)
 	switch {
-	case errors.Is(err, api.ErrExists):
+	case edit && errors.Is(err, api.ErrExists):
 		return withPath(ncxml.DataExists(msg + "; use merge or replace to change it"))
-	case errors.Is(err, api.ErrMissing):
+	case edit && errors.Is(err, api.ErrMissing):
 		return withPath(ncxml.DataMissing(msg + "; use remove to delete it only if present"))
 	case errors.Is(err, agent.ErrUnknownPath):
 		bad := ""
@@ -344,18 +336,30 @@ func (h *Handler) toRPCError(err error, what string) *ncxml.RPCError {
 		return ncxml.OperationFailed(ncxml.Protocol, msg)
 	case errors.Is(err, agent.ErrCandidateDirty):
 		return ncxml.ResourceDenied(ncxml.Protocol, msg)
-	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist), errors.Is(err, agent.ErrClosed):
+	case errors.Is(err, agent.ErrApply), errors.Is(err, agent.ErrPersist), errors.Is(err, agent.ErrClosed),
+		errors.Is(err, api.ErrExists), errors.Is(err, api.ErrMissing):
+		// An rpc's object that exists or is missing (a key, a router) is
+		// no data node of the edit: the operation failed.
 		return ncxml.OperationFailed(ncxml.Application, msg)
 	}
 	h.log.Error("netconf: unexpected error", "operation", what, "err", redact.Message(err.Error()))
 	return ncxml.OperationFailed(ncxml.Application, what+" failed on the server; the agent log has the details")
 }
 
-// parsePathOf returns the path of an *agent.PathError in err, if any.
-func parsePathOf(err error) []*gnmi.PathElem {
-	var pe *api.PathError
-	if errors.As(err, &pe) && pe.Path != "" && pe.Path != "/" {
-		return parsePath(pe.Path)
+// errorElems returns the node err names: the path of an *api.PathError,
+// or the rpc input leaf of an *api.InputError (the rpc itself when the
+// leaf is not one of its inputs).
+func errorElems(err error) []*gnmi.PathElem {
+	if pe, ok := errors.AsType[*api.PathError](err); ok {
+		return pe.Path.GetElem()
 	}
-	return nil
+	ie, ok := errors.AsType[*api.InputError](err)
+	if !ok {
+		return nil
+	}
+	at := []*gnmi.PathElem{{Name: ie.RPC}}
+	if e := schemaRoot().Dir[ie.RPC]; e != nil && e.RPC != nil && e.RPC.Input != nil && e.RPC.Input.Dir[ie.Leaf] != nil {
+		at = append(at, &gnmi.PathElem{Name: ie.Leaf})
+	}
+	return at
 }

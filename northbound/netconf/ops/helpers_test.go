@@ -59,7 +59,7 @@ func (f *fakePKI) GeneratePrivateKey(_ context.Context, c api.Caller, in api.Gen
 		f.keys = map[string]api.GenerateKeyInput{}
 	}
 	if _, ok := f.keys[in.Name]; ok {
-		return api.GenerateKeyOutput{}, fmt.Errorf("%w: a key named %s exists", api.ErrInvalid, in.Name)
+		return api.GenerateKeyOutput{}, &api.InputError{RPC: "generate-private-key", Leaf: "name", Err: fmt.Errorf("%w: a key named %s exists", api.ErrInvalid, in.Name)}
 	}
 	f.keys[in.Name] = in
 	return api.GenerateKeyOutput{Name: in.Name, KeyAlgorithm: in.Algorithm + "-" + in.ECCCurve, KeyStorage: in.KeyStorage}, nil

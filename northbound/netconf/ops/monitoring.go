@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pkiagent/pkiagent/agent"
+	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
@@ -80,7 +81,7 @@ func yangLibrary() pkyang.Module {
 // lockRecord is when a NETCONF session took a datastore lock, for
 // /netconf-state/datastores (the store keeps only the holder).
 type lockRecord struct {
-	owner string
+	owner api.Owner
 	since time.Time
 }
 
@@ -117,7 +118,7 @@ func (h *Handler) netconfState(s *netconf.Session) *node {
 			}
 			d.children = append(d.children, &node{name: xmlName(monNS, "locks"), children: []*node{{
 				name: xmlName(monNS, "global-lock"), children: []*node{
-					count(monNS, "locked-by-session", uint64(holderID(holder))),
+					count(monNS, "locked-by-session", uint64(holder.Session)),
 					leaf(monNS, "locked-time", dateTime(since)),
 				}}}})
 		}

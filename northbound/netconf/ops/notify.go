@@ -213,7 +213,7 @@ func (h *Handler) configChange(ev api.Event) *node {
 	} else {
 		by.children = []*node{
 			{name: xmlName(ncnNS, "username"), text: ev.User},
-			{name: xmlName(ncnNS, "session-id"), text: strconv.FormatUint(uint64(holderID(ev.Owner)), 10)},
+			{name: xmlName(ncnNS, "session-id"), text: strconv.FormatUint(uint64(ev.Owner.Session), 10)},
 		}
 	}
 	n.children = append(n.children, by, &node{name: xmlName(ncnNS, "datastore"), text: "running"})
@@ -331,7 +331,7 @@ func (h *Handler) confirmedCommit(ev api.Event) *node {
 		} else {
 			n.children = []*node{
 				{name: xmlName(ncnNS, "username"), text: ev.User},
-				{name: xmlName(ncnNS, "session-id"), text: strconv.FormatUint(uint64(holderID(ev.Owner)), 10)},
+				{name: xmlName(ncnNS, "session-id"), text: strconv.FormatUint(uint64(ev.Owner.Session), 10)},
 			}
 		}
 	}

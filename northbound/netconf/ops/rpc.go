@@ -61,34 +61,17 @@ func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxm
 	}
 	out, err := agent.InvokeRPC(ctx, h.pki, api.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
 	if err != nil {
-		msg := fmt.Sprintf("rpc %s: %v", e.Name, err)
-		switch {
-		case errors.Is(err, agent.ErrAccessDenied):
-			return ncxml.Error(ncxml.AccessDenied(ncxml.Application, msg))
-		case errors.Is(err, api.ErrInvalid):
-			return ncxml.Error(ncxml.InvalidValue(ncxml.Application, msg).WithPath(rpcErrorPath(e, err), pathNS))
+		if _, named := errors.AsType[*api.InputError](err); !named && errors.Is(err, api.ErrInvalid) {
+			// Invalid input that names no leaf: the error-path is the rpc.
+			err = &api.InputError{RPC: e.Name, Err: err}
 		}
-		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, msg))
+		return ncxml.Error(h.toRPCError(err, "rpc "+e.Name))
 	}
 	obj, err := decodeJSON(out)
 	if err != nil || e.RPC.Output == nil {
 		return ncxml.OK()
 	}
 	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, NS, obj), ""))
-}
-
-// rpcErrorPath names the input leaf an error talks about, else the rpc.
-func rpcErrorPath(e *yang.Entry, err error) string {
-	root := []*gnmi.PathElem{{Name: e.Name}}
-	if e.RPC.Input != nil {
-		msg := err.Error()
-		for _, c := range sortedChildren(e.RPC.Input) {
-			if strings.Contains(msg, c.Name) {
-				return xpathOf(appendElem(root, &gnmi.PathElem{Name: c.Name}))
-			}
-		}
-	}
-	return xpathOf(root)
 }
 
 var (

@@ -3,14 +3,13 @@ package ops
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/openconfig/goyang/pkg/yang"
 
+	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/redact"
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
@@ -18,34 +17,10 @@ import (
 // NS is the namespace of module pki-authority.
 var NS = pkyang.Main.Namespace
 
-// module is the goyang entry of pki-authority, parsed from the embedded
-// sources. Unlike the ygot schema it keeps rpcs, notifications and the AST
-// (for the statement order of children).
-var module = sync.OnceValues(func() (*yang.Entry, error) {
-	ms := yang.NewModules()
-	for _, m := range pkyang.Modules {
-		src, err := pkyang.Source(m.Name, "")
-		if err != nil {
-			return nil, err
-		}
-		if err := ms.Parse(src, m.Name+".yang"); err != nil {
-			return nil, fmt.Errorf("parse YANG module %s: %w", m.Name, err)
-		}
-	}
-	if errs := ms.Process(); len(errs) > 0 {
-		return nil, fmt.Errorf("process YANG modules: %v", errs)
-	}
-	e, errs := ms.GetModule(pkyang.Main.Name)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("YANG module %s: %v", pkyang.Main.Name, errs)
-	}
-	return e, nil
-})
-
-// schemaRoot returns the module entry; the embedded module is tested to
-// load, so a failure here is a build defect.
+// schemaRoot returns the entry of module pki-authority, rpcs included;
+// New checked that it loads.
 func schemaRoot() *yang.Entry {
-	e, err := module()
+	e, err := agent.Module()
 	if err != nil {
 		panic(err)
 	}
@@ -136,21 +111,6 @@ func sortEntries(parent *yang.Entry, es []*yang.Entry) {
 	})
 }
 
-// patterns caches compiled YANG patterns.
-var patterns sync.Map // string -> *regexp.Regexp (nil: not compilable by Go)
-
-func pattern(p string) *regexp.Regexp {
-	if r, ok := patterns.Load(p); ok {
-		return r.(*regexp.Regexp)
-	}
-	r, err := regexp.Compile(`^(?:` + p + `)$`)
-	if err != nil {
-		r = nil
-	}
-	patterns.Store(p, r)
-	return r
-}
-
 // leafValue checks the XML text s of a leaf of type t and returns its
 // RFC 7951 JSON value. The error says what is wrong with the value, for an
 // operator.
@@ -171,10 +131,8 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s is not an integer (%s)", redact.Value(s), t.Kind)
 		}
-		if err := intBounds(t.Kind, n); err != nil {
-			return nil, err
-		}
-		if err := inRange(n); err != nil {
+		// The range of the type and of its base type: agent's checker.
+		if err := agent.CheckValue(t, json.Number(n.String())); err != nil {
 			return nil, err
 		}
 		if t.Kind == yang.Yint64 || t.Kind == yang.Yuint64 {
@@ -204,14 +162,10 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 		}
 		return []any{nil}, nil
 	case yang.Yenum:
-		if t.Enum != nil && t.Enum.IsDefined(trimmed) {
-			return trimmed, nil
+		if err := agent.CheckValue(t, trimmed); err != nil {
+			return nil, err
 		}
-		var names []string
-		if t.Enum != nil {
-			names = t.Enum.Names()
-		}
-		return nil, fmt.Errorf("%s is not one of %s", redact.Value(s), strings.Join(names, ", "))
+		return trimmed, nil
 	case yang.Yidentityref:
 		// RFC 7951 names an identity by module; XML by prefix. The model
 		// has no identityrefs; strip a prefix and pass the name on.
@@ -230,43 +184,12 @@ func leafValue(t *yang.YangType, s string) (any, error) {
 		}
 		return nil, fmt.Errorf("%s matches no member of the union: %s", redact.Value(s), strings.Join(errs, "; "))
 	}
-	// string, binary, bits, leafref, instance-identifier: text.
-	if len(t.Length) > 0 {
-		n := yang.FromInt(int64(utf8.RuneCountInString(s)))
-		if !t.Length.Contains(yang.YangRange{{Min: n, Max: n}}) {
-			return nil, fmt.Errorf("length %d is outside the allowed lengths %s", utf8.RuneCountInString(s), t.Length)
-		}
-	}
-	for _, p := range t.Pattern {
-		if r := pattern(p); r != nil && !r.MatchString(s) {
-			return nil, fmt.Errorf("%s does not match the pattern %s", redact.Value(s), p)
+	// string, binary, bits, leafref, instance-identifier: text, whose
+	// length and patterns agent's checker checks.
+	if t.Kind == yang.Ystring {
+		if err := agent.CheckValue(t, s); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
-}
-
-func intBounds(k yang.TypeKind, n yang.Number) error {
-	var lo, hi yang.Number
-	switch k {
-	case yang.Yint8:
-		lo, hi = yang.FromInt(-128), yang.FromInt(127)
-	case yang.Yint16:
-		lo, hi = yang.FromInt(-32768), yang.FromInt(32767)
-	case yang.Yint32:
-		lo, hi = yang.FromInt(-1<<31), yang.FromInt(1<<31-1)
-	case yang.Yint64:
-		lo, hi = yang.FromInt(-1<<63), yang.FromInt(1<<63-1)
-	case yang.Yuint8:
-		lo, hi = yang.FromInt(0), yang.FromInt(255)
-	case yang.Yuint16:
-		lo, hi = yang.FromInt(0), yang.FromInt(65535)
-	case yang.Yuint32:
-		lo, hi = yang.FromInt(0), yang.FromInt(1<<32-1)
-	default:
-		lo, hi = yang.FromInt(0), yang.FromUint(1<<64-1)
-	}
-	if n.Less(lo) || hi.Less(n) {
-		return fmt.Errorf("%s is outside the range of %s (%s..%s)", n, k, lo, hi)
-	}
-	return nil
 }
