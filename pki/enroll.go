@@ -777,7 +777,7 @@ func (r *Rotation) generateKey(ctx context.Context, storage string, spec KeySpec
 	if err := r.dropNewKey(); err != nil {
 		return nil, err
 	}
-	staged := r.name + RotateNewSuffix
+	staged := r.name + api.RotateNewSuffix
 	signer, err := ks.Generate(ctx, staged, spec)
 	if errors.Is(err, keystore.ErrExists) { // left by an attempt a crash interrupted
 		if d, ok := ks.(keyDeleter); ok {
@@ -800,7 +800,7 @@ func (r *Rotation) generateKey(ctx context.Context, storage string, spec KeySpec
 
 // EnrollCertificate implements api.PKI: enroll or renew name now.
 func (e *Engine) EnrollCertificate(ctx context.Context, c api.Caller, in api.EnrollCertificateInput) (api.EnrollCertificateOutput, error) {
-	if err := checkName(in.Name); err != nil {
+	if err := checkName("enroll-certificate", in.Name); err != nil {
 		return api.EnrollCertificateOutput{}, err
 	}
 	out, err := e.enroll.enroll(ctx, in.Name, c, in.Force)

@@ -17,7 +17,7 @@ import (
 // client-certificate, the gNMI server certificate (Config.ServerCertName) or
 // an enrollment uses it, unless in.Force.
 func (e *Engine) DeletePrivateKey(ctx context.Context, c api.Caller, in api.DeletePrivateKeyInput) (err error) {
-	if err := checkName(in.Name); err != nil {
+	if err := checkName("delete-private-key", in.Name); err != nil {
 		return err
 	}
 	defer func() {
