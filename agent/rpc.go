@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/pkiagent/pkiagent/agent/api"
 )
@@ -138,7 +139,7 @@ func withDefaults(name string, input []byte) ([]byte, error) {
 			continue
 		}
 		v, err := json.Marshal(def)
-		if isInt(e.Type) {
+		if isInt(e.Type) || e.Type != nil && e.Type.Kind == yang.Ybool { // JSON numbers and booleans are bare
 			v, err = []byte(def), nil
 		}
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/internal/netnstest"
+	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"github.com/pkiagent/pkiagent/internal/testpki"
 )
 
@@ -187,9 +188,45 @@ func TestEnrollAgainstOpenSSLCMP(t *testing.T) {
 		t.Errorf("enrollment counters: %s; want 2 successes and 2 failures", stats)
 	}
 
+	// kill -9 while a renewal with a new key waits on the CA: the restart
+	// has the pair in force before it, and serves it at once.
+	url3 := netnstest.StartCMPMock(t, files, write("renewed.pem", renewed.PEM()), "-poll_count", "1000", "-check_after", "5")
+	set(`{"pki-authority:ca-profile": [{"name": "lab", "url": "` + url3 + `"}],
+	      "pki-authority:client-certificate": [{"name": "r1", "enrollment": {"rekey": true}}]}`)
+	// Sent, and never answered: the agent dies first.
+	if err := nc.fw.WriteMessage([]byte(`<rpc xmlns="` + ncxml.BaseNS + `" message-id="999"><enroll-certificate ` + pkaNS + `><name>r1</name><force>true</force></enroll-certificate></rpc>`)); err != nil {
+		t.Fatal(err)
+	}
+	poll := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got = poll.rpc(stateFilter); strings.Contains(got, ">waiting</enrollment-status>") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the renewal never waited: %s", got)
+		}
+	}
+	if keys, _ := os.ReadDir(filepath.Join(state, "keys")); len(keys) != 2 {
+		t.Errorf("while waiting, %d keys; want the one in force and the new one", len(keys))
+	}
+	logBefore := p.log()
+	kill9(t, p)
+	p = runAgentBinary(t, state, "--tls-cert-name", "r1")
+	addr = logAttr(p.logged(t, "gNMI listening"), "addr")
+	nc = dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+	if got := nc.must(`<get><filter><certificates `+pkaNS+`/></filter></get>`, ">valid</status>"); !strings.Contains(got, fp2) {
+		t.Fatalf("after kill -9 during a renewal: %s; want %s in force", got, fp2)
+	}
+	if served := servedFP(); served != fp2 {
+		t.Fatalf("after kill -9 gNMI serves %q; want %s", served, fp2)
+	}
+	if keys, _ := os.ReadDir(filepath.Join(state, "keys")); len(keys) != 1 {
+		t.Errorf("after the restart %d keys; want the one in force", len(keys))
+	}
+
 	// The secrets appear in no log or audit record.
 	audit, _ := os.ReadFile(filepath.Join(state, "audit.log"))
-	for what, text := range map[string]string{"log": p.log(), "audit log": string(audit)} {
+	for what, text := range map[string]string{"log": logBefore + p.log(), "audit log": string(audit)} {
 		for _, secret := range []string{"wrong-secret", "insta\""} {
 			if strings.Contains(text, secret) {
 				t.Errorf("the %s holds the secret %q", what, secret)
