@@ -7,6 +7,7 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/google/go-tpm v0.9.8
 	github.com/google/go-tpm-tools v0.4.11
+	github.com/leodido/go-syslog/v4 v4.6.0
 	github.com/nemith/netconf v0.0.2
 	github.com/openconfig/gnmi v0.14.1
 	github.com/openconfig/gnsi v1.9.1

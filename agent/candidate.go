@@ -57,9 +57,12 @@ func (s *Store) EditCandidate(owner api.Owner, edits ...Edit) error {
 	if err := tx.Apply(edits...); err != nil {
 		return err
 	}
-	if !tx.Changed() {
+	if len(edits) == 0 {
 		return nil
 	}
+	// An edit that changed nothing (the remove of an absent node) is still
+	// the candidate's edit: if running gains the node before the commit,
+	// the commit must not silently keep or undo that write.
 	write, exist, err := editRegions(tx)
 	if err != nil {
 		return err
@@ -76,7 +79,12 @@ func (s *Store) EditCandidate(owner api.Owner, edits ...Edit) error {
 // tree is then the candidate's edit: a commit of it is refused when running
 // changed after the replace, since it would undo that change.
 func (s *Store) ReplaceCandidate(owner api.Owner, root *gen.Device) error {
-	if root != s.Running() {
+	if root == s.Running() {
+		// The reader's view of running (copy-config running to
+		// candidate): running itself, with its secrets.
+		root = s.runningTree()
+	}
+	if root != s.runningTree() {
 		if err := screenTree(root); err != nil {
 			return err
 		}
@@ -168,6 +176,11 @@ func (s *Store) candidateTxLocked() (*Tx, error) {
 	tx := newTx(s.running)
 	for _, r := range s.sortedRegions() {
 		if r.existence {
+			// An entry the candidate's edits made as the parent of what
+			// they wrote stays, even when those edits removed its content.
+			if err := tx.ensureEntry(s.candidate, r.elems); err != nil {
+				return nil, fmt.Errorf("carry the candidate's entry %s onto running: %w", prefixString(r.elems), err)
+			}
 			continue
 		}
 		if err := tx.graft(s.candidate, r.elems); err != nil {
@@ -188,6 +201,27 @@ func (s *Store) rebaseCandidateLocked() error {
 		return err
 	}
 	s.candidate, s.candBase = tx.Root(), s.running
+	return nil
+}
+
+// ensureEntry creates the list entry at elems, with only its key, when from
+// has it and t does not.
+func (t *Tx) ensureEntry(from *gen.Device, elems []*gnmi.PathElem) error {
+	if src, err := lookup(from, elems); err != nil || !src.IsValid() {
+		return err
+	}
+	loc, _, err := resolve(reflect.ValueOf(t.root), elems, t.cow, true)
+	if err != nil || loc == nil || !loc.isList() {
+		return err
+	}
+	if _, exists := loc.get(); exists {
+		return nil
+	}
+	f := loc.parent.Elem().Field(loc.field)
+	v := newListEntry(f.Type().Elem(), loc.entry, loc.key.String())
+	t.cow.own(v)
+	f.SetMapIndex(loc.key, v)
+	t.touch(elems)
 	return nil
 }
 

@@ -66,7 +66,10 @@ func (s *Store) ValidateTx(ctx context.Context, tx *Tx) error {
 	if err != nil {
 		return err
 	}
-	c := &api.Commit{Old: s.Running(), New: tx.Root(), Changes: changes}
+	if _, err := s.preseal(ctx, tx.Root()); err != nil {
+		return err
+	}
+	c := &api.Commit{Old: s.runningTree(), New: tx.Root(), Changes: changes}
 	for _, v := range s.valids {
 		if err := v.Validate(ctx, c); err != nil {
 			return withKind(api.ErrInvalid, err)
@@ -79,21 +82,29 @@ func (s *Store) ValidateTx(ctx context.Context, tx *Tx) error {
 // -> publish. On any failure running, the appliers and the disk are left as
 // before. tx must have been begun from running (gNMI Set) or candidate.
 func (s *Store) Commit(ctx context.Context, tx *Tx, opts CommitOptions) (CommitInfo, error) {
+	memo, err := s.preseal(ctx, tx.Root())
+	if err != nil {
+		return CommitInfo{}, err
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	return s.commitLocked(ctx, tx, opts, false)
+	return s.commitLocked(ctx, tx, opts, false, memo)
 }
 
 // CommitCandidate commits the candidate (NETCONF commit). With a confirmed
 // commit pending, a plain commit by its owner (or with its persist id)
 // confirms it.
 func (s *Store) CommitCandidate(ctx context.Context, opts CommitOptions) (CommitInfo, error) {
+	memo, err := s.preseal(ctx, s.candidateTree())
+	if err != nil {
+		return CommitInfo{}, err
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
 	// The candidate's own edits are applied on the running found now; a
 	// node running changed since the candidate edited it is a conflict.
-	err := s.checkWritable(Running, opts.Owner)
+	err = s.checkWritable(Running, opts.Owner)
 	if err == nil {
 		err = s.checkWritable(Candidate, opts.Owner)
 	}
@@ -114,7 +125,7 @@ func (s *Store) CommitCandidate(ctx context.Context, opts CommitOptions) (Commit
 	if err != nil {
 		return CommitInfo{}, err
 	}
-	return s.commitLocked(ctx, tx, opts, true)
+	return s.commitLocked(ctx, tx, opts, true, memo)
 }
 
 // newTxFromTrees builds a transaction whose base is old and whose tree is
@@ -126,7 +137,7 @@ func newTxFromTrees(old, cur *gen.Device) *Tx {
 	return tx
 }
 
-func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fromCandidate bool) (CommitInfo, error) {
+func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fromCandidate bool, memo sealMemo) (CommitInfo, error) {
 	s.mu.RLock()
 	err := s.checkWritable(Running, opts.Owner)
 	if err == nil && fromCandidate {
@@ -152,6 +163,9 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 			return CommitInfo{}, err
 		}
 		tx = rebased
+	}
+	if err := s.seal(ctx, tx, old, memo); err != nil {
+		return CommitInfo{}, err
 	}
 	var info CommitInfo
 	if tx.Changed() {
@@ -274,7 +288,8 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	// Published under the lock so subscribers see commits in order: the
 	// config event, then what the appliers staged (alarms, state), all
 	// marked with the commit id (as etcd's mvcc sends at End()).
-	s.publish(api.Event{Kind: api.EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: changes, System: opts.system})
+	public, writeOnly := publicChanges(changes)
+	s.publish(api.Event{Kind: api.EventConfig, Time: info.Time, CommitID: id, User: opts.User, Owner: opts.Owner, Changes: public, WriteOnly: writeOnly, System: opts.system})
 	for _, ev := range c.Staged() {
 		ev.CommitID = id
 		s.publish(ev)

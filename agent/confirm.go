@@ -250,7 +250,7 @@ func (s *Store) expire(p *pendingState) {
 // ends p with outcome o. When the rollback fails p stays pending.
 // commitMu must be held.
 func (s *Store) rollbackPending(ctx context.Context, p *pendingState, o api.ConfirmOutcome, by CommitOptions) error {
-	tx := newTxFromTrees(s.Running(), p.rollbackTo)
+	tx := newTxFromTrees(s.runningTree(), p.rollbackTo)
 	if tx.Changed() {
 		by.Comment = fmt.Sprintf("confirmed commit %d: %s, rolled back", p.ID, o)
 		if _, err := s.apply(ctx, tx, by, false); err != nil {

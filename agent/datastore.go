@@ -70,6 +70,10 @@ type Store struct {
 	pending      *pendingState
 	closed       bool
 	stateSources []api.StateSource
+
+	sealer Sealer // guarded by mu
+	// views are the redacted trees readers get (secrets.go).
+	views redactCache
 }
 
 // New returns a Store holding cfg.Initial as running and candidate.
@@ -137,16 +141,21 @@ func (s *Store) AddApplier(a api.Applier) {
 	s.commitMu.Unlock()
 }
 
-// Running returns the running tree (read-only).
-func (s *Store) Running() *gen.Device {
+// Running returns the running tree (read-only), without its write-only
+// leaves (secrets.go).
+func (s *Store) Running() *gen.Device { return s.views.view(s.runningTree()) }
+
+func (s *Store) runningTree() *gen.Device {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.running
 }
 
 // Candidate returns the candidate tree (read-only): running with the
-// candidate's uncommitted edits on top.
-func (s *Store) Candidate() *gen.Device {
+// candidate's uncommitted edits on top, without its write-only leaves.
+func (s *Store) Candidate() *gen.Device { return s.views.view(s.candidateTree()) }
+
+func (s *Store) candidateTree() *gen.Device {
 	s.mu.RLock()
 	c, stale := s.candidate, s.candidate != s.running && s.candBase != s.running
 	s.mu.RUnlock()
@@ -161,12 +170,15 @@ func (s *Store) Candidate() *gen.Device {
 	return s.candidate
 }
 
-// Get returns the named datastore's tree (read-only).
-func (s *Store) Get(ds Datastore) *gen.Device {
+// Get returns the named datastore's tree (read-only), without its
+// write-only leaves.
+func (s *Store) Get(ds Datastore) *gen.Device { return s.views.view(s.tree(ds)) }
+
+func (s *Store) tree(ds Datastore) *gen.Device {
 	if ds == Candidate {
-		return s.Candidate()
+		return s.candidateTree()
 	}
-	return s.Running()
+	return s.runningTree()
 }
 
 // CandidateDirty reports whether candidate differs from running.
@@ -177,7 +189,7 @@ func (s *Store) CandidateDirty() bool {
 }
 
 // Begin starts a transaction from a snapshot of ds.
-func (s *Store) Begin(ds Datastore) *Tx { return newTx(s.Get(ds)) }
+func (s *Store) Begin(ds Datastore) *Tx { return newTx(s.tree(ds)) }
 
 // Close waits for an in-flight commit to finish and refuses new ones.
 func (s *Store) Close() {

@@ -416,7 +416,7 @@ func (s *Store) rollBackLeftPending(dir *persist.Dir) error {
 	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	tx := newTxFromTrees(s.Running(), root)
+	tx := newTxFromTrees(s.runningTree(), root)
 	if tx.Changed() {
 		if _, err := s.apply(context.Background(), tx, CommitOptions{User: "system", Owner: api.Owner{Name: pf.Owner}, system: true,
 			Comment: fmt.Sprintf("confirmed commit %d was not confirmed before the agent stopped", pf.ID)}, false); err != nil {

@@ -51,5 +51,5 @@ func (s *Store) RollbackTo(ctx context.Context, id uint64, opts CommitOptions) (
 	if opts.Comment == "" {
 		opts.Comment = fmt.Sprintf("rollback to commit %d", id)
 	}
-	return s.commitLocked(ctx, newTxFromTrees(s.Running(), target), opts, false)
+	return s.commitLocked(ctx, newTxFromTrees(s.runningTree(), target), opts, false, sealMemo{})
 }

@@ -29,6 +29,16 @@ type Log struct {
 	mu   sync.Mutex
 	f    *os.File
 	node string
+	tees []func(Event)
+}
+
+// Tee registers f to receive a copy of every record written, after it is
+// on disk (a syslog sender). f is called from the writer's goroutine and
+// must not block. Register tees before the first Write.
+func (l *Log) Tee(f func(Event)) {
+	l.mu.Lock()
+	l.tees = append(l.tees, f)
+	l.mu.Unlock()
 }
 
 // Open opens (creating, mode 0600) the audit log at path.
@@ -50,11 +60,19 @@ func (l *Log) Write(ev Event) error {
 		return err
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.f.Write(append(b, '\n')); err != nil {
+	tees := l.tees
+	_, err = l.f.Write(append(b, '\n'))
+	if err == nil {
+		err = l.f.Sync()
+	}
+	l.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("write audit log %s: %w", l.f.Name(), err)
 	}
-	return l.f.Sync()
+	for _, f := range tees {
+		f(ev)
+	}
+	return nil
 }
 
 // Close closes the file.

@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests drive (yanglint, swtpm, yangcli,
 # python3-ncclient, the OpenSSL headers the TPM simulator builds against,
 # libnetconf2 and libyang with gcc for the C NETCONF client of
-# cmd/pki-agent) when any is missing. Safe to run repeatedly.
+# cmd/pki-agent, rsyslog with its TLS driver as the syslog receiver) when
+# any is missing. Safe to run repeatedly.
 set -euo pipefail
 
 missing=()
@@ -18,6 +19,8 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 [ -f /usr/include/nc_client.h ] || missing+=(libnetconf2-dev)
 [ -f /usr/include/libyang/libyang.h ] || missing+=(libyang2-dev)
 [ -f /usr/include/libssh/libssh.h ] || missing+=(libssh-dev)
+command -v rsyslogd >/dev/null || missing+=(rsyslog)
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

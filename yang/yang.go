@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-//go:generate go tool generator -path=. -output_file=../gen/pki.go -package_name=gen -generate_fakeroot -fakeroot_name=device -shorten_enum_leaf_names -typedef_enum_with_defmod -generate_getters -generate_leaf_getters -generate_append -generate_delete -generate_simple_unions -generate_populate_defaults -ignore_unsupported -exclude_modules=ietf-inet-types,ietf-yang-types pki-authority.yang
+//go:generate go tool generator -path=. -output_file=../gen/pki.go -package_name=gen -generate_fakeroot -fakeroot_name=device -shorten_enum_leaf_names -typedef_enum_with_defmod -generate_getters -generate_leaf_getters -generate_append -generate_delete -generate_simple_unions -generate_populate_defaults -ignore_unsupported -exclude_modules=ietf-inet-types,ietf-yang-types pki-authority.yang pki-agent-system.yang
 //go:generate gofmt -w ../gen/pki.go
 
 //go:embed *.yang
@@ -29,7 +29,7 @@ type Module struct {
 	Features []string
 }
 
-// Main is the agent's own module.
+// Main is the agent's PKI module.
 var Main = Module{
 	Name:      "pki-authority",
 	Revision:  "2026-12-02",
@@ -37,10 +37,20 @@ var Main = Module{
 	Prefix:    "pka",
 }
 
-// Modules lists the data model: the agent's module and what it imports.
-// gNMI serves these; ygot compiles pki-authority from them.
+// System is the module of the agent's own configuration: its users.
+var System = Module{
+	Name:      "pki-agent-system",
+	Revision:  "2026-12-02",
+	Namespace: "urn:pkiagent:yang:pki-agent-system",
+	Prefix:    "pks",
+}
+
+// Modules lists the data model: the agent's modules and what they import.
+// gNMI serves these; ygot compiles pki-authority and pki-agent-system from
+// them.
 var Modules = []Module{
 	Main,
+	System,
 	{Name: "ietf-inet-types", Revision: "2013-07-15", Namespace: "urn:ietf:params:xml:ns:yang:ietf-inet-types", Prefix: "inet", ImportOnly: true},
 	{Name: "ietf-yang-types", Revision: "2013-07-15", Namespace: "urn:ietf:params:xml:ns:yang:ietf-yang-types", Prefix: "yang", ImportOnly: true},
 }

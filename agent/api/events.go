@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+)
 
 // EventKind says what an Event carries.
 type EventKind int
@@ -68,8 +72,12 @@ type Event struct {
 	User     string
 	// Owner is the session that made a config commit (agent.CommitOptions.Owner);
 	// NETCONF reports its session id in netconf-config-change.
-	Owner        Owner
-	Changes      []Change
+	Owner   Owner
+	Changes []Change
+	// WriteOnly are the write-only leaves (passwords) a config commit
+	// set or deleted: their paths only, never their values, which are
+	// not in Changes either.
+	WriteOnly    []*gnmi.Path
 	Notification *Notification
 	// System is set when the agent itself made the change, not a client:
 	// the rollback of a confirmed commit that timed out or was left pending

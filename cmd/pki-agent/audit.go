@@ -90,9 +90,12 @@ func (c *commitAuditor) write(ev api.Event) {
 			updated = append(updated, p)
 		}
 	}
+	for _, p := range ev.WriteOnly { // passwords set or deleted: their paths only
+		updated = append(updated, api.PathString(p))
+	}
 	slices.Sort(updated)
 	slices.Sort(deleted)
-	detail := map[string]any{"commit-id": ev.CommitID, "changes": len(ev.Changes)}
+	detail := map[string]any{"commit-id": ev.CommitID, "changes": len(ev.Changes) + len(ev.WriteOnly)}
 	if o := ev.Owner.String(); o != "" {
 		detail["owner"] = o
 	}
@@ -107,7 +110,7 @@ func (c *commitAuditor) write(ev api.Event) {
 		}
 		left -= n
 	}
-	if omitted := len(ev.Changes) - (maxAuditedPaths - left); omitted > 0 {
+	if omitted := len(ev.Changes) + len(ev.WriteOnly) - (maxAuditedPaths - left); omitted > 0 {
 		detail["paths-omitted"] = omitted
 	}
 	desc := fmt.Sprintf("commit %d by %s: %d leaves updated, %d deleted", ev.CommitID, ev.User, len(updated), len(deleted))

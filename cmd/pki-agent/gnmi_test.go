@@ -41,7 +41,11 @@ func TestGNMIJSONIETFValidatesWithYanglint(t *testing.T) {
 
 	ca := testpki.Must(testpki.New(time.Now()).Hierarchy(2))
 	caJSON := strings.ReplaceAll(strings.TrimSpace(string(testpki.PEM(ca[0]))), "\n", `\n`)
-	config := `{"pki-authority:authority":{
+	// The replace of the whole tree names the users too (without their
+	// passwords, which it keeps): a tree without them would remove the
+	// last admin, which is refused.
+	config := `{"pki-agent-system:system":{"aaa":{"user":[{"name":"admin","role":"admin"}]}},
+	  "pki-authority:authority":{
 	  "trusted-ca-certificate":[{"name":"corp","content":"` + caJSON + `\n"}],
 	  "certificate-revocation-list":[{"url":"http://127.0.0.1:1/corp.crl","polling-interval":1}],
 	  "crl-settings":{"discover-from-certificates":false},

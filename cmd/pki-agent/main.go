@@ -48,6 +48,8 @@ type options struct {
 	tpm          string
 	usersFile    string
 	metricsAddr  string
+	syslog       string
+	syslogCA     string
 	logLevel     string
 	// netconfIdleTimeout ends silent NETCONF sessions (0: never);
 	// netconfMaxPerUser bounds the sessions of one user.
@@ -106,8 +108,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.clientCA, "client-ca", "", "require client certificates signed by this CA bundle (mTLS)")
 	fs.BoolVar(&o.gnmiInsecure, "gnmi-insecure", false, "serve gNMI without TLS (labs only)")
 	fs.StringVar(&o.tpm, "tpm", "none", "TPM: none, sim, /dev/tpmrm0 or tcp://HOST:PORT (swtpm)")
-	fs.StringVar(&o.usersFile, "users-file", "", "users, password hashes and roles (default STATE-DIR/users.json)")
+	fs.StringVar(&o.usersFile, "users-file", "", "users file to migrate into the configuration (/system/aaa/user) at the first start, then renamed FILE.migrated (default STATE-DIR/users.json)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (off when empty)")
+	fs.StringVar(&o.syslog, "syslog", "", "send alarms, audit events and expiry alerts as RFC 5424 syslog to udp://HOST:PORT, tcp://HOST:PORT (octet counting) or tls://HOST:PORT (off when empty)")
+	fs.StringVar(&o.syslogCA, "syslog-ca", "", "CA bundle (PEM) that verifies a tls:// syslog receiver (default: the system roots)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.netconfIdleTimeout, "netconf-idle-timeout", netconf.DefaultIdleTimeout,
 		"end a NETCONF session that sends no rpc for this long, e.g. 10m or 1h (0: never); a session with a notification subscription is not idle")
@@ -140,6 +144,9 @@ func parseFlags(args []string) (*options, error) {
 		if err := keystore.ValidateName(o.tlsCertName); err != nil {
 			return nil, fmt.Errorf("--tls-cert-name: %w (it names a certificate of generate-private-key)", err)
 		}
+	}
+	if err := checkSyslogFlags(o); err != nil {
+		return nil, err
 	}
 	if o.usersFile == "" {
 		o.usersFile = o.stateDir + "/users.json"
@@ -238,8 +245,9 @@ func run(args []string) error {
 	// Subscribed now, so no commit made once the servers run is missed.
 	commits := newCommitAuditor(hub, auditLog, log)
 
-	// Users and roles, shared by gNMI and NETCONF.
-	users, err := auth.Open(auth.Config{
+	// Users and roles, shared by gNMI and NETCONF: configuration
+	// (/system/aaa/user), in every commit from now on.
+	users, err := openUsers(store, auth.Config{
 		File: opts.usersFile, StateDir: opts.stateDir,
 		AdminPassword: os.Getenv(auth.AdminPasswordEnv), Logger: log,
 		Clock: clk, Audit: refusals,
@@ -293,6 +301,12 @@ func run(args []string) error {
 		metricsSrv = metricsServer(store, log)
 	}
 
+	// Syslog of alarms, audit records and expiry alerts, when asked for.
+	syslogSender, err := openSyslog(opts, store, hub, auditLog, clk, log)
+	if err != nil {
+		return err
+	}
+
 	// Everything runs until a signal or the failure of one component.
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -308,6 +322,9 @@ func run(args []string) error {
 	})
 	components.Go("netconf-notifications", ncOps.Run)
 	components.Go("netconf", func(ctx context.Context) error { return ncSrv.Serve(ctx, ncLis) })
+	if syslogSender != nil {
+		components.Go("syslog", syslogSender.Run)
+	}
 	if metricsSrv != nil {
 		components.Go("metrics", func(ctx context.Context) error { return serveMetrics(ctx, metricsSrv, metricsLis, log) })
 	}

@@ -25,7 +25,7 @@ func netconfConfig(opts *options, h *ops.Handler, users *auth.Users, refusals *a
 		KeyRole: func(user string) (string, error) {
 			role, ok := users.RoleFor(user)
 			if !ok {
-				return "", fmt.Errorf("user %q is not in %s", user, opts.usersFile)
+				return "", fmt.Errorf("user %q is not a configured user (/system/aaa/user)", user)
 			}
 			return role, nil
 		},

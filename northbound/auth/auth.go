@@ -1,7 +1,14 @@
-// Package auth checks the passwords and roles of pki-agent's users, read
-// from a JSON users file that holds bcrypt or argon2id password hashes.
+// Package auth checks the passwords and roles of pki-agent's users.
 //
-// The users file (default STATE-DIR/users.json, mode 0600) looks like:
+// The agent's users are configuration: /system/aaa/user[name] (module
+// pki-agent-system) holds each one's role and password hash, edited and
+// committed like the rest (store.go: Users hashes the passwords a commit
+// sets, refuses a commit that leaves no admin, and puts the committed
+// users in force for new logins at once). At the first start Bootstrap
+// migrates a users file of the older format, or creates the first admin.
+//
+// The users file (STATE-DIR/users.json, mode 0600), which Open still reads
+// for servers run without a datastore of users, looks like:
 //
 //	{"users": [
 //	  {"name": "admin", "role": "admin",  "hash": "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>"},
@@ -9,9 +16,9 @@
 //	]}
 //
 // Roles are admin (everything), operator (read and the PKI rpcs) and viewer
-// (read only). When the file does not exist, Open creates it with one user,
-// admin, whose password comes from PKI_AGENT_ADMIN_PASSWORD or is generated
-// and written to STATE-DIR/admin-password (mode 0600).
+// (read only). The first admin's password comes from
+// PKI_AGENT_ADMIN_PASSWORD or is generated and written to
+// STATE-DIR/admin-password (mode 0600).
 //
 // Users.Login bounds what password guessing costs: the checks running at
 // once (addresses in turn), a delay of the answer to a failure per source
@@ -113,6 +120,8 @@ type Users struct {
 	// bcrypt on every call. Only successes are cached; Reload clears it.
 	cacheKey []byte
 	cache    map[string][]byte
+	// pending are the users of a commit being applied (store.go).
+	pending map[string]User
 
 	throttle *throttle
 }
@@ -120,22 +129,22 @@ type Users struct {
 // maxCache bounds the verified-password cache (one entry per user).
 const maxCache = 1024
 
-// Open loads the users file, creating it with a first admin when it does
-// not exist.
-func Open(cfg Config) (*Users, error) {
+// New returns Users with nobody in force yet: Load or Bootstrap puts the
+// users of the datastore in force (the agent), Open those of a users file.
+func New(cfg Config) (*Users, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	if cfg.StateDir == "" {
+	if cfg.StateDir == "" && cfg.File != "" {
 		cfg.StateDir = filepath.Dir(cfg.File)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	u := &Users{cfg: cfg, throttle: newThrottle(cfg.Limits, cfg.Clock)}
+	u := &Users{cfg: cfg, throttle: newThrottle(cfg.Limits, cfg.Clock), byName: map[string]User{}, cache: map[string][]byte{}}
 	u.cacheKey = make([]byte, 32)
 	if _, err := io.ReadFull(cfg.Rand, u.cacheKey); err != nil {
 		return nil, fmt.Errorf("users: reading randomness: %w", err)
@@ -145,7 +154,17 @@ func Open(cfg Config) (*Users, error) {
 		return nil, err
 	}
 	u.dummy = dummy
-	if _, err := os.Stat(cfg.File); errors.Is(err, fs.ErrNotExist) {
+	return u, nil
+}
+
+// Open loads the users file, creating it with a first admin when it does
+// not exist (for servers run without a datastore of users).
+func Open(cfg Config) (*Users, error) {
+	u, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(u.cfg.File); errors.Is(err, fs.ErrNotExist) {
 		if err := u.createFirstAdmin(); err != nil {
 			return nil, err
 		}
@@ -159,30 +178,36 @@ func Open(cfg Config) (*Users, error) {
 	return u, nil
 }
 
+// firstAdminPassword returns PKI_AGENT_ADMIN_PASSWORD, or a generated
+// password written to STATE-DIR/admin-password (mode 0600).
+func (u *Users) firstAdminPassword() (string, error) {
+	if pw := u.cfg.AdminPassword; pw != "" {
+		u.cfg.Logger.Info("created user admin with the password from " + AdminPasswordEnv)
+		return pw, nil
+	}
+	pw := randomText(u.cfg.Rand)
+	if err := os.MkdirAll(u.cfg.StateDir, 0o700); err != nil {
+		return "", fmt.Errorf("users: creating %s: %w", u.cfg.StateDir, err)
+	}
+	pwFile := filepath.Join(u.cfg.StateDir, "admin-password")
+	if err := persist.WriteFileAtomic(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("users: writing the generated admin password: %w", err)
+	}
+	u.cfg.Logger.Warn("created user admin with a generated password; read it from the file and change it", "password-file", pwFile)
+	return pw, nil
+}
+
 func (u *Users) createFirstAdmin() error {
-	pw := u.cfg.AdminPassword
-	generated := pw == ""
-	if generated {
-		pw = randomText(u.cfg.Rand)
+	if err := os.MkdirAll(filepath.Dir(u.cfg.File), 0o700); err != nil {
+		return fmt.Errorf("users: creating %s: %w", filepath.Dir(u.cfg.File), err)
+	}
+	pw, err := u.firstAdminPassword()
+	if err != nil {
+		return err
 	}
 	h, err := hashWith(u.cfg.Rand, pw)
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(u.cfg.File), 0o700); err != nil {
-		return fmt.Errorf("users: creating %s: %w", filepath.Dir(u.cfg.File), err)
-	}
-	if generated {
-		if err := os.MkdirAll(u.cfg.StateDir, 0o700); err != nil {
-			return fmt.Errorf("users: creating %s: %w", u.cfg.StateDir, err)
-		}
-		pwFile := filepath.Join(u.cfg.StateDir, "admin-password")
-		if err := persist.WriteFileAtomic(pwFile, []byte(pw+"\n"), 0o600); err != nil {
-			return fmt.Errorf("users: writing the generated admin password: %w", err)
-		}
-		u.cfg.Logger.Warn("created user admin with a generated password; read it from the file and change it", "password-file", pwFile, "users-file", u.cfg.File)
-	} else {
-		u.cfg.Logger.Info("created user admin with the password from "+AdminPasswordEnv, "users-file", u.cfg.File)
 	}
 	return Save(u.cfg.File, []User{{Name: "admin", Role: api.RoleAdmin, Hash: h}})
 }
@@ -208,42 +233,47 @@ const maxUsersFile = 4 << 20
 // Reload re-reads the users file. On error the users loaded before stay in
 // force.
 func (u *Users) Reload() error {
-	f, err := os.Open(u.cfg.File)
+	users, err := readFile(u.cfg.File, u.cfg.Logger)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUsersFile, err)
+		return err
+	}
+	if len(users) == 0 {
+		u.cfg.Logger.Warn("the users file has no users; nobody can log in with a password", "file", u.cfg.File)
+	}
+	m := make(map[string]User, len(users))
+	for _, usr := range users {
+		m[usr.Name] = usr
+	}
+	u.set(m)
+	return nil
+}
+
+func readFile(path string, log *slog.Logger) ([]User, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsersFile, err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
-		u.cfg.Logger.Warn("the users file is readable by others; chmod 600 it", "file", u.cfg.File, "mode", st.Mode().Perm().String())
+		log.Warn("the users file is readable by others; chmod 600 it", "file", path, "mode", st.Mode().Perm().String())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxUsersFile+1))
 	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrUsersFile, u.cfg.File, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrUsersFile, path, err)
 	}
 	if len(b) > maxUsersFile {
-		return fmt.Errorf("%w: %s is larger than %d bytes", ErrUsersFile, u.cfg.File, maxUsersFile)
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrUsersFile, path, maxUsersFile)
 	}
 	var fl file
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fl); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrUsersFile, u.cfg.File, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrUsersFile, path, err)
 	}
 	if err := check(fl.Users); err != nil {
-		return fmt.Errorf("%s: %w", u.cfg.File, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(fl.Users) == 0 {
-		u.cfg.Logger.Warn("the users file has no users; nobody can log in with a password", "file", u.cfg.File)
-	}
-	m := make(map[string]User, len(fl.Users))
-	for _, usr := range fl.Users {
-		m[usr.Name] = usr
-	}
-	u.mu.Lock()
-	u.byName = m
-	u.cache = map[string][]byte{}
-	u.mu.Unlock()
-	return nil
+	return fl.Users, nil
 }
 
 func check(users []User) error {

@@ -27,9 +27,20 @@ const (
 )
 
 // origins we accept: none, "openconfig" (what many clients send by
-// default) and our module's name.
+// default) and the names of our data modules.
 func originOK(o string) bool {
-	return o == "" || o == "openconfig" || o == yangmod.Main.Name
+	return o == "" || o == "openconfig" || dataModule(o)
+}
+
+// dataModule reports whether name is one of our data modules
+// (pki-authority, pki-agent-system).
+func dataModule(name string) bool {
+	for _, m := range yangmod.Modules {
+		if m.Name == name && !m.ImportOnly {
+			return true
+		}
+	}
+	return false
 }
 
 // fullPath joins a request prefix and a path into one path of elements,
@@ -62,7 +73,7 @@ func fullPath(prefix, p *gnmi.Path, wild bool) ([]*gnmi.PathElem, error) {
 		}
 		name := e.GetName()
 		if mod, local, ok := strings.Cut(name, ":"); ok {
-			if mod != yangmod.Main.Name {
+			if !dataModule(mod) {
 				return nil, fmt.Errorf("%w: module %s of element %s is not served", errPath, quoteName(mod), quoteName(name))
 			}
 			name = local

@@ -284,7 +284,7 @@ func (s *Server) Capabilities(ctx context.Context, req *gnmi.CapabilityRequest) 
 	var models []*gnmi.ModelData
 	for _, m := range yangmod.Modules {
 		org := "IETF NETMOD (Network Modeling) Working Group"
-		if m.Name == yangmod.Main.Name {
+		if !m.ImportOnly {
 			org = "pki-agent"
 		}
 		models = append(models, &gnmi.ModelData{Name: m.Name, Organization: org, Version: m.Revision})

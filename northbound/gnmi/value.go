@@ -63,7 +63,7 @@ func nullsAt(e *yang.Entry, at []*gnmi.PathElem, v any) error {
 		for _, k := range slices.Sorted(maps.Keys(x)) {
 			name := k
 			if mod, local, ok := strings.Cut(k, ":"); ok {
-				if mod != yangmod.Main.Name {
+				if !dataModule(mod) {
 					return fmt.Errorf("%w: member %s under %s: module %s is not served; use %q or no module name", errValue, quoteName(k), api.PathString(&gnmi.Path{Elem: at}), quoteName(mod), yangmod.Main.Name)
 				}
 				name = local

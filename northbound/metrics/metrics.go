@@ -59,7 +59,18 @@ func Write(w io.Writer, dev *gen.Device) {
 	writeCertificates(&e, dev.GetCertificates())
 	writeCRLs(&e, dev.GetAuthority())
 	writePeers(&e, dev.GetAuthority())
+	writeSyslog(&e, dev.GetSystem().GetSyslog().GetState())
 	e.flush(w)
+}
+
+// writeSyslog renders the syslog sender's counters, when it runs.
+func writeSyslog(e *encoder, s *gen.PkiAgentSystem_System_Syslog_State) {
+	if s == nil {
+		return
+	}
+	f := e.family("pkiagent_syslog_messages_total", "counter", "Syslog messages, sent or dropped (receiver down or slow).")
+	f.add(float64(s.GetSent()), "result", "sent")
+	f.add(float64(s.GetDropped()), "result", "dropped")
 }
 
 func writeCounters(e *encoder, s *gen.PkiAuthority_Stats_Security) {

@@ -155,3 +155,19 @@ func BenchmarkScrape(b *testing.B) {
 		Write(io.Discard, d)
 	}
 }
+
+func TestSyslogCounters(t *testing.T) {
+	var b strings.Builder
+	Write(&b, &gen.Device{System: &gen.PkiAgentSystem_System{Syslog: &gen.PkiAgentSystem_System_Syslog{
+		State: &gen.PkiAgentSystem_System_Syslog_State{Sent: new(uint64(7)), Dropped: new(uint64(3))}}}})
+	for _, want := range []string{`pkiagent_syslog_messages_total{result="sent"} 7`, `pkiagent_syslog_messages_total{result="dropped"} 3`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %s in:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	Write(&b, &gen.Device{})
+	if strings.Contains(b.String(), "syslog") {
+		t.Errorf("syslog counters without a sender:\n%s", b.String())
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/pkiagent/pkiagent/gen"
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
-	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
 // treeNodes renders a datastore tree as XML elements in schema order.
@@ -233,7 +232,8 @@ func (h *Handler) rootJSON(ds agent.Datastore, cfg *node) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		obj[pkyang.Main.Name+":"+e.Name] = v
+		m, _ := moduleOf(nsOf(e))
+		obj[m.Name+":"+e.Name] = v
 	}
 	return json.Marshal(obj)
 }

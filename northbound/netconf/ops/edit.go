@@ -11,7 +11,6 @@ import (
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
-	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
 // editOps maps the edit-config operation attribute to agent operations.
@@ -220,22 +219,26 @@ func operationOf(n *node) (string, bool, error) {
 // (at parent path) and its path element, with the keys of a list entry.
 func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry, *gnmi.PathElem, error) {
 	here := appendElem(parent, &gnmi.PathElem{Name: n.name.Local})
-	if n.name.Space != NS {
-		e := ncxml.UnknownNamespace(ncxml.Application, n.name.Local, n.name.Space,
-			fmt.Sprintf("<%s> is in namespace %q; this server's data is in %s", n.name.Local, n.name.Space, NS))
-		if len(parent) > 0 {
-			e.WithPath(xpathOf(parent), pathNS)
-		}
-		return nil, nil, e
-	}
 	e := pe.Dir[n.name.Local]
+	if _, ours := moduleOf(n.name.Space); !ours || (e != nil && isData(e) && n.name.Space != nsOf(e)) {
+		want := dataNamespaces()
+		if e != nil && isData(e) {
+			want = nsOf(e)
+		}
+		ue := ncxml.UnknownNamespace(ncxml.Application, n.name.Local, n.name.Space,
+			fmt.Sprintf("<%s> is in namespace %q; this server's data is in %s", n.name.Local, n.name.Space, want))
+		if len(parent) > 0 {
+			ue.WithPath(xpathOf(parent), pathNS)
+		}
+		return nil, nil, ue
+	}
 	if e == nil || !isData(e) {
 		where := "the top level"
 		if len(parent) > 0 {
 			where = api.PathString(&gnmi.Path{Elem: parent})
 		}
 		return nil, nil, ncxml.UnknownElement(ncxml.Application, n.name.Local,
-			fmt.Sprintf("%s has no element <%s> in module pki-authority", where, n.name.Local)).WithPath(xpathOf(here), pathNS)
+			fmt.Sprintf("%s has no element <%s> in the data model", where, n.name.Local)).WithPath(xpathOf(here), pathNS)
 	}
 	if e.ReadOnly() {
 		return nil, nil, ncxml.InvalidValue(ncxml.Application,
@@ -251,13 +254,13 @@ func resolveChild(n *node, pe *yang.Entry, parent []*gnmi.PathElem) (*yang.Entry
 					fmt.Sprintf("list entry %s has no key <%s>; every entry needs its key", api.PathString(&gnmi.Path{Elem: here}), k)).
 					WithPath(xpathOf(here), pathNS)
 			}
-			if kn.name.Space != NS {
-				return nil, nil, ncxml.UnknownNamespace(ncxml.Application, k, kn.name.Space, fmt.Sprintf("key <%s> is in namespace %q, not %s", k, kn.name.Space, NS))
+			if kn.name.Space != nsOf(e) {
+				return nil, nil, ncxml.UnknownNamespace(ncxml.Application, k, kn.name.Space, fmt.Sprintf("key <%s> is in namespace %q, not %s", k, kn.name.Space, nsOf(e)))
 			}
 			v, err := leafValue(e.Dir[k].Type, kn.text)
 			if err != nil {
 				return nil, nil, ncxml.InvalidValue(ncxml.Application, fmt.Sprintf("key %s of %s: %v", k, api.PathString(&gnmi.Path{Elem: here}), err)).
-					WithPath(xpathOf(here)+"/"+pkyang.Main.Prefix+":"+k, pathNS)
+					WithPath(xpathOf(append(here, &gnmi.PathElem{Name: k})), pathNS)
 			}
 			elem.Key[k] = jsonText(v)
 		}

@@ -239,7 +239,7 @@ func applyDefaults(children []*node, e *yang.Entry, mode withDefaults, configOnl
 		if present[ce.Name] || !isData(ce) || (configOnly && ce.ReadOnly()) {
 			continue
 		}
-		ns := NS
+		ns := nsOf(ce)
 		switch {
 		case ce.IsLeaf():
 			if def, ok := ce.SingleDefaultValue(); ok {

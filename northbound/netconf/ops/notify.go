@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,8 +218,14 @@ func (h *Handler) configChange(ev api.Event) *node {
 		}
 	}
 	n.children = append(n.children, by, &node{name: xmlName(ncnNS, "datastore"), text: "running"})
+	changes := ev.Changes
+	for _, p := range ev.WriteOnly {
+		// A password set (its value is never published): a replace,
+		// unless its user's deletion covers it.
+		changes = append(slices.Clip(changes), api.Change{Path: p, Value: &gnmi.TypedValue{}})
+	}
 	var ix editIndex
-	for _, e := range ix.topmost(ev.Changes, maxEdits) {
+	for _, e := range ix.topmost(changes, maxEdits) {
 		target := &node{name: xmlName(ncnNS, "target"), text: xpathOf(e.target), nsDecl: pathNS}
 		n.children = append(n.children, &node{name: xmlName(ncnNS, "edit"), children: []*node{
 			target, {name: xmlName(ncnNS, "operation"), text: e.operation},

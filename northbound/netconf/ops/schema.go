@@ -14,11 +14,36 @@ import (
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
-// NS is the namespace of module pki-authority.
+// NS is the namespace of module pki-authority (its rpcs and
+// notifications).
 var NS = pkyang.Main.Namespace
 
-// schemaRoot returns the entry of module pki-authority, rpcs included;
-// New checked that it loads.
+// nsOf returns the namespace of the module that defines e.
+func nsOf(e *yang.Entry) string { return e.Namespace().Name }
+
+// moduleOf returns the data module whose namespace is ns.
+func moduleOf(ns string) (pkyang.Module, bool) {
+	for _, m := range pkyang.Modules {
+		if m.Namespace == ns && !m.ImportOnly {
+			return m, true
+		}
+	}
+	return pkyang.Module{}, false
+}
+
+// dataNamespaces lists the namespaces of the data modules, for errors.
+func dataNamespaces() string {
+	var ns []string
+	for _, m := range pkyang.Modules {
+		if !m.ImportOnly {
+			ns = append(ns, m.Namespace)
+		}
+	}
+	return strings.Join(ns, " and ")
+}
+
+// schemaRoot returns the module entry; the embedded module is tested to
+// load, so a failure here is a build defect.
 func schemaRoot() *yang.Entry {
 	e, err := agent.Module()
 	if err != nil {

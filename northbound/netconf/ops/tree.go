@@ -189,7 +189,11 @@ func fromJSON(e *yang.Entry, ns string, obj map[string]any) []*node {
 	for _, name := range names {
 		c := e.Dir[name]
 		v := byName[name]
-		xn := xml.Name{Space: ns, Local: name}
+		cns := ns
+		if e == schemaRoot() {
+			cns = nsOf(c)
+		}
+		xn := xml.Name{Space: cns, Local: name}
 		switch {
 		case c.IsList():
 			arr, _ := v.([]any)
@@ -198,7 +202,7 @@ func fromJSON(e *yang.Entry, ns string, obj map[string]any) []*node {
 				if !ok {
 					continue
 				}
-				out = append(out, &node{name: xn, children: fromJSON(c, ns, m), keys: keys(c)})
+				out = append(out, &node{name: xn, children: fromJSON(c, cns, m), keys: keys(c)})
 			}
 		case c.IsLeafList():
 			arr, _ := v.([]any)
@@ -212,7 +216,7 @@ func fromJSON(e *yang.Entry, ns string, obj map[string]any) []*node {
 			if !ok {
 				continue
 			}
-			out = append(out, &node{name: xn, children: fromJSON(c, ns, m)})
+			out = append(out, &node{name: xn, children: fromJSON(c, cns, m)})
 		}
 	}
 	return out

@@ -9,8 +9,16 @@ import (
 	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
-// pathNS binds the prefix used in error-path expressions.
-var pathNS = map[string]string{pkyang.Main.Prefix: pkyang.Main.Namespace}
+// pathNS binds the prefixes used in error-path expressions.
+var pathNS = func() map[string]string {
+	m := map[string]string{}
+	for _, mod := range pkyang.Modules {
+		if !mod.ImportOnly {
+			m[mod.Prefix] = mod.Namespace
+		}
+	}
+	return m
+}()
 
 // xpathOf renders elems as the error-path of RFC 6241 section 4.3, e.g.
 // /pka:authority/pka:trusted-ca-certificate[pka:name='x']/pka:content.
@@ -19,6 +27,11 @@ func xpathOf(elems []*gnmi.PathElem) string {
 		return "/"
 	}
 	p := pkyang.Main.Prefix + ":"
+	if e := schemaRoot().Dir[elems[0].GetName()]; e != nil {
+		if m, ok := moduleOf(nsOf(e)); ok {
+			p = m.Prefix + ":"
+		}
+	}
 	var b strings.Builder
 	for _, e := range elems {
 		b.WriteByte('/')
