@@ -106,7 +106,7 @@ func newEnrollFixture(t *testing.T, dir string, fc *clock.Fake, ca *signingCA, o
 	t.Helper()
 	f := newFixtureIn(t, dir, fc, opts...)
 	f.engine.enroll.dial = func(caProfile, *x509.CertPool, pkix.Name) caClient { return ca }
-	if err := f.engine.Load(context.Background(), f.store.Running()); err != nil {
+	if err := f.engine.Load(context.Background(), f.store.Sealed()); err != nil {
 		t.Fatal(err)
 	}
 	f.run(t)
@@ -442,7 +442,7 @@ func TestEnrollmentCrashDuringRenewal(t *testing.T) {
 	if err := f2.engine.RecoverRotations(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := f2.engine.Load(context.Background(), f2.store.Running()); err != nil {
+	if err := f2.engine.Load(context.Background(), f2.store.Sealed()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f2.cert("r1").GetFingerprintSha256(); got != first {

@@ -24,8 +24,8 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/internal/netnstest"
-	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"github.com/pkiagent/pkiagent/internal/testpki"
+	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 )
 
 // publicOnly lets testpki certify a public key whose private half stays
@@ -120,6 +120,24 @@ func TestEnrollAgainstOpenSSLCMP(t *testing.T) {
 		t.Errorf("last-error does not say the secret is wrong: %s", got)
 	}
 	nc.must(`<get><filter><alarms `+pkaNS+`/></filter></get>`, "certificate-enrollment-failed")
+
+	// Reads never show the secret: gNMI Get (config and all), NETCONF
+	// get-config and get.
+	for _, typ := range []gpb.GetRequest_DataType{gpb.GetRequest_CONFIG, gpb.GetRequest_ALL} {
+		r, err := gc.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{{Elem: []*gpb.PathElem{{Name: "authority"}}}}, Type: typ, Encoding: gpb.Encoding_JSON_IETF})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if js := fmt.Sprint(r); strings.Contains(js, "wrong-secret") || !strings.Contains(js, "3078") {
+			t.Errorf("gNMI Get %s shows the secret or lost the profile: %.2000s", typ, js)
+		}
+	}
+	for _, op := range []string{`<get-config><source><running/></source></get-config>`, `<get/>`,
+		`<get-config><source><running/></source><with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">report-all</with-defaults></get-config>`} {
+		if got := nc.must(op, "<reference>3078</reference>"); strings.Contains(got, "wrong-secret") || strings.Contains(got, "<secret>") {
+			t.Errorf("%s shows the secret: %.2000s", op, got)
+		}
+	}
 
 	// The right secret; enroll-certificate over NETCONF enrolls.
 	set(`{"pki-authority:ca-profile": [{"name": "lab", "cmpv2": {"secret": "insta"}}]}`)
