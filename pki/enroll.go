@@ -495,6 +495,7 @@ func (en *enroller) enroll(ctx context.Context, name string, caller api.Caller, 
 	if err != nil {
 		return out, err
 	}
+	r.via = "enrollment"
 	defer func() {
 		if err != nil {
 			if rerr := r.Rollback(ctx); rerr != nil {
