@@ -33,7 +33,7 @@ type Config struct {
 	Appliers   []api.Applier
 	// Bus carries the commits, confirmed-commit transitions and what the
 	// appliers staged to subscribers (telemetry.Bus); nil publishes nothing.
-	Bus Publisher
+	Bus api.Publisher
 	// History is how many commits are kept for rollback (default 64).
 	History int
 	// Initial running tree and the last commit id it reflects, as loaded
@@ -50,7 +50,7 @@ type Store struct {
 	valids    []api.Validator
 	appliers  []api.Applier
 	auditors  []Auditor // guarded by commitMu
-	bus       Publisher
+	bus       api.Publisher
 	maxHist   int
 
 	commitMu sync.Mutex // serialises commits and candidate edits
@@ -108,13 +108,6 @@ func New(cfg Config) *Store {
 	}
 	s.history = append(s.history, historyEntry{info: cfg.InitialCommit, root: root})
 	return s
-}
-
-// Publisher carries the store's events to subscribers. Publish must not
-// block: the store calls it under its lock, so subscribers see commits in
-// order.
-type Publisher interface {
-	Publish(api.Event)
 }
 
 // publish sends ev to the bus, if any; s.mu must be held.

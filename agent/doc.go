@@ -2,7 +2,7 @@
 // a shared candidate), the transactions that edit them, the commit pipeline
 // (validate -> apply -> persist -> publish, all or nothing), locks, confirmed
 // commit and the commit history. Each commit, and what the appliers staged
-// for it, is published in order through the Publisher the store is given
+// for it, is published in order through the api.Publisher the store is given
 // (cmd/pki-agent hands it a telemetry.Bus), which carries config changes,
 // state changes and notifications to the northbound servers.
 //

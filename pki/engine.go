@@ -62,18 +62,13 @@ type KeyStore interface {
 // KeySpec describes a key to generate.
 type KeySpec = keystore.KeySpec
 
-// Publisher is the agent's event bus.
-type Publisher interface {
-	Publish(api.Event)
-}
-
 // Config builds an Engine.
 type Config struct {
 	StateDir string
 	Node     string
 	Clock    clock.Clock
 	Logger   *slog.Logger
-	Bus      Publisher
+	Bus      api.Publisher
 	Audit    *audit.Log
 	// Keys by storage name: "file" always, "tpm" when a TPM is configured.
 	Keys map[string]KeyStore

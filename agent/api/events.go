@@ -101,3 +101,10 @@ type Leaf struct {
 	Name  string
 	Value any
 }
+
+// Publisher carries events to their subscribers (telemetry.Bus). Publish
+// must not block: the store and the engine call it under their locks, so
+// subscribers see commits, and what each staged, in order.
+type Publisher interface {
+	Publish(Event)
+}

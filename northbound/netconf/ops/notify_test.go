@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -174,4 +175,52 @@ func TestConfigChangeEditsAgreeWithReference(t *testing.T) {
 			t.Fatalf("the first 3 edits %v differ from %v", got, want)
 		}
 	}
+}
+
+// parsePath reads a path in api.PathString syntax
+// (/a/b[k=v]/c, "]" and "\" escaped in key values) into elements. It is
+// lenient: it reads what it can and never fails.
+func parsePath(s string) []*gnmi.PathElem {
+	var out []*gnmi.PathElem
+	var cur *gnmi.PathElem
+	i := 0
+	for i < len(s) {
+		switch s[i] {
+		case '/':
+			i++
+			j := i
+			for j < len(s) && s[j] != '/' && s[j] != '[' {
+				j++
+			}
+			if j > i {
+				cur = &gnmi.PathElem{Name: s[i:j]}
+				out = append(out, cur)
+			}
+			i = j
+		case '[':
+			i++
+			j := strings.IndexByte(s[i:], '=')
+			if j < 0 || cur == nil {
+				return out
+			}
+			k := s[i : i+j]
+			i += j + 1
+			var v strings.Builder
+			for i < len(s) && s[i] != ']' {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				v.WriteByte(s[i])
+				i++
+			}
+			i++ // ]
+			if cur.Key == nil {
+				cur.Key = map[string]string{}
+			}
+			cur.Key[k] = v.String()
+		default:
+			i++
+		}
+	}
+	return out
 }
