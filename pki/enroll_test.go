@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -565,5 +567,78 @@ func TestDeletePrivateKey(t *testing.T) {
 	}
 	if st, _ := f.store.State(); st.GetKeys().GetKey("r1") != nil {
 		t.Error("/keys still lists the deleted key")
+	}
+}
+
+// TestEnrollmentBadCA: the real CMP client against CAs that answer
+// garbage, an HTTP error, an oversized body, nothing in time, or are not
+// there: each attempt fails with the reason in last-error and the alarm,
+// the CA shows down or up accordingly, and no key or certificate is left.
+func TestEnrollmentBadCA(t *testing.T) {
+	fc := clock.NewFake(t0)
+	ca := newSigningCA(t, fc)
+	f := newFixtureIn(t, t.TempDir(), fc)
+	if err := f.engine.Load(context.Background(), f.store.Sealed()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.setTrusted(t, "ca", string(ca.ca.PEM()), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	hang := make(chan struct{})
+	defer close(hang)
+	serve := func(h http.HandlerFunc) string {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv.URL + "/pkix/"
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL + "/pkix/"
+	closed.Close()
+	for _, tc := range []struct {
+		desc, url, want string
+		down            bool
+	}{
+		{"garbage", serve(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/pkixcmp")
+			w.Write([]byte("this is not DER"))
+		}), "not a CMP message", false},
+		{"HTTP 500", serve(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 500) }), "500", false},
+		{"oversized", serve(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/pkixcmp")
+			w.Write(make([]byte, 2<<20))
+		}), "larger than", false},
+		{"hangs", serve(func(w http.ResponseWriter, _ *http.Request) { <-hang }), "within the timeout", true},
+		{"unreachable", closedURL, "cannot reach the CA", true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := `{"ca-profile": [{"name": "bad", "url": "` + tc.url + `", "trusted-ca": "ca", "timeout": 1,
+			  "cmpv2": {"reference": "3078", "secret": "insta-s3cret"}}],
+			  "client-certificate": [{"name": "r1", "enrollment": {"ca-profile": "bad", "subject": "CN=r1", "retry-interval": 3600}}]}`
+			if err := f.merge(t, cfg); err != nil {
+				t.Fatal(err)
+			}
+			out, err := f.engine.EnrollCertificate(context.Background(), admin, api.EnrollCertificateInput{Name: "r1", Force: true})
+			if err != nil || out.Result != "failed" || !strings.Contains(out.Message, tc.want) {
+				t.Fatalf("%+v %v", out, err)
+			}
+			st := f.enrollState("r1")
+			if st.GetLastError() == "" || st.GetEnrollmentStatus() != gen.PkiAuthority_Authority_ClientCertificate_State_EnrollmentStatus_failed {
+				t.Errorf("state: %s %q", st.GetEnrollmentStatus(), st.GetLastError())
+			}
+			if a := f.alarm(alarmEnrollment + "r1"); a == nil || !strings.Contains(a.GetText(), st.GetLastError()) {
+				t.Errorf("alarm %v does not carry last-error %q", a, st.GetLastError())
+			}
+			s, _ := f.store.State()
+			ps := s.GetAuthority().GetCaProfile("bad").GetState()
+			if want := map[bool]gen.E_PkiAuthority_Authority_CaProfile_State_Status{true: gen.PkiAuthority_Authority_CaProfile_State_Status_down, false: gen.PkiAuthority_Authority_CaProfile_State_Status_up}[tc.down]; ps.GetStatus() != want {
+				t.Errorf("CA status %s, want %s (%s)", ps.GetStatus(), want, ps.GetLastError())
+			}
+			if names, _ := f.keys.Names(); len(names) != 0 {
+				t.Errorf("keys left: %v", names)
+			}
+			if strings.Contains(st.GetLastError(), "insta-s3cret") {
+				t.Error("last-error holds the secret")
+			}
+		})
 	}
 }
