@@ -24,6 +24,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/pkiagent/pkiagent/internal/netnstest"
+	"github.com/pkiagent/pkiagent/internal/swtpmtest"
 	"github.com/pkiagent/pkiagent/internal/testpki"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 )
@@ -256,4 +257,83 @@ func TestEnrollAgainstOpenSSLCMP(t *testing.T) {
 func sha256Of(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// TestEnrollTPMKeyAgainstOpenSSLCMP: the same enrollment with the key in a
+// real TPM (swtpm): generate-private-key in the TPM, ir against openssl
+// cmp certifying it, then a kur keeping the key, its request signed by the
+// TPM; the gNMI port serves the certificate with the TPM key.
+func TestEnrollTPMKeyAgainstOpenSSLCMP(t *testing.T) {
+	if !netnstest.InNetns(t, "-test.run=^TestEnrollTPMKeyAgainstOpenSSLCMP$") {
+		return
+	}
+	dir := t.TempDir()
+	g := testpki.New(time.Now())
+	ca := testpki.Must(g.Root(testpki.Options{Subject: &pkix.Name{CommonName: "Test CMP CA"}}))
+	srv := testpki.Must(g.Issue(ca, testpki.Options{CN: "Test CMP Server", NoExtKeyUsage: true}))
+	write := func(name string, data []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := netnstest.MockFiles{Dir: dir, CA: write("ca.pem", ca.PEM()), SrvCert: write("srv.pem", srv.PEM()), SrvKey: write("srv.key", srv.KeyPEM())}
+	sw := swtpmtest.Start(t, t.TempDir())
+	state := filepath.Join(t.TempDir(), "state")
+	p := runAgentBinary(t, state, "--tpm", sw.Spec(), "--tls-cert-name", "r1")
+	addr := logAttr(p.logged(t, "gNMI listening"), "addr")
+	nc := dialNETCONF(t, logAttr(p.logged(t, "serving NETCONF"), "addr"))
+
+	nc.must(`<generate-private-key `+pkaNS+`><name>r1</name><key-storage>tpm</key-storage></generate-private-key>`, ">tpm</key-storage>")
+	nc.must(`<generate-private-key `+pkaNS+`><name>ed</name><algorithm>ed25519</algorithm><key-storage>tpm</key-storage></generate-private-key>`, "cannot hold Ed25519")
+	m := publicKeyElem.FindStringSubmatch(nc.must(`<get><filter><keys `+pkaNS+`/></filter></get>`, "BEGIN PUBLIC KEY"))
+	block, _ := pem.Decode([]byte(html.UnescapeString(m[1])))
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := big.NewInt(0x7171)
+	issued := testpki.Must(g.Issue(ca, testpki.Options{Subject: &pkix.Name{CommonName: "router1"}, Key: publicOnly{pub}, Serial: serial, DNSNames: []string{"localhost"}}))
+	url := netnstest.StartCMPMock(t, files, write("issued.pem", issued.PEM()))
+	cfg := `<edit-config><target><candidate/></target><config><authority ` + pkaNS + `>
+	  <trusted-ca-certificate><name>ca</name><content>` + html.EscapeString(string(ca.PEM())) + `</content></trusted-ca-certificate>
+	  <ca-profile><name>lab</name><url>` + url + `</url><trusted-ca>ca</trusted-ca><cmpv2><reference>3078</reference><secret>insta</secret></cmpv2></ca-profile>
+	  <client-certificate><name>r1</name><enrollment><ca-profile>lab</ca-profile><subject>CN=router1</subject>
+	    <subject-alt-name><dns>localhost</dns></subject-alt-name><key-storage>tpm</key-storage><rekey>false</rekey></enrollment></client-certificate>
+	</authority></config></edit-config>`
+	nc.must(cfg, "<ok/>")
+	nc.must(`<commit/>`, "<ok/>")
+	fp := fmt.Sprintf("%x", sha256.Sum256(issued.Cert.Raw))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if got := nc.rpc(`<get><filter><certificates ` + pkaNS + `/></filter></get>`); strings.Contains(got, fp) {
+			if !strings.Contains(got, ">tpm</key-storage>") {
+				t.Fatalf("the enrolled certificate's key is not in the TPM: %s", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not enroll its TPM key")
+		}
+	}
+	renewed := testpki.Must(g.Issue(ca, testpki.Options{Subject: &pkix.Name{CommonName: "router1"}, Key: publicOnly{pub}, Serial: serial, DNSNames: []string{"localhost"},
+		NotAfter: time.Now().Add(400 * 24 * time.Hour)}))
+	url2 := netnstest.StartCMPMock(t, files, write("renewed.pem", renewed.PEM()))
+	nc.must(`<edit-config><target><candidate/></target><config><authority `+pkaNS+`><ca-profile><name>lab</name><url>`+url2+`</url></ca-profile></authority></config></edit-config>`, "<ok/>")
+	nc.must(`<commit/>`, "<ok/>")
+	fp2 := fmt.Sprintf("%x", sha256.Sum256(renewed.Cert.Raw))
+	if reply := nc.must(`<enroll-certificate `+pkaNS+`><name>r1</name><force>true</force></enroll-certificate>`, ">renewed</result>"); !strings.Contains(reply, fp2) {
+		t.Fatalf("kur signed by the TPM key: %s", reply)
+	}
+	var served string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && served != fp2; time.Sleep(50 * time.Millisecond) {
+		if conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: testpki.Pool(ca), ServerName: "localhost", NextProtos: []string{"h2"}}); err == nil {
+			served = hex.EncodeToString(sha256Of(conn.ConnectionState().PeerCertificates[0].Raw))
+			conn.Close()
+		}
+	}
+	if served != fp2 {
+		t.Fatalf("gNMI serves %q; want the renewed %s (its key in the TPM)", served, fp2)
+	}
 }
