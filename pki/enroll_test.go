@@ -276,6 +276,20 @@ func TestEnrollmentLifecycle(t *testing.T) {
 	final := f.cert("r1").GetFingerprintSha256()
 	lastSuccess := f.enrollState("r1").GetLastSuccess()
 
+	// certificate-event notifications: enroll, then renew twice.
+	var events []string
+	for len(f.sub.C) > 0 {
+		if n := (<-f.sub.C).Notification; n != nil && n.Name == "certificate-event" {
+			for _, l := range n.Leaves {
+				if l.Name == "event" && (l.Value == "enroll" || l.Value == "renew") {
+					events = append(events, l.Value.(string))
+				}
+			}
+		}
+	}
+	if strings.Join(events, " ") != "enroll renew renew" {
+		t.Errorf("certificate-event notifications %v; want enroll renew renew", events)
+	}
 	// The audit log has the attempts, without the secret.
 	var audit string
 	waitFor(t, "5 system.enroll_certificate audit records", func() bool {
