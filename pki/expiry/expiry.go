@@ -95,12 +95,6 @@ func (w Windows) Check() error {
 	return nil
 }
 
-// GradeAt grades the window [notBefore, notAfter] at now with the default
-// windows.
-func GradeAt(notBefore, notAfter, now time.Time) Grade {
-	return DefaultWindows.GradeAt(notBefore, notAfter, now)
-}
-
 // GradeAt grades the window [notBefore, notAfter] at now. A certificate is
 // valid through notAfter inclusive (RFC 5280) and expired after it; it is
 // expiring within a week (the status keeps that name whatever w.Major

@@ -40,7 +40,7 @@ func TestGradeAt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			g := GradeAt(notBefore, notAfter, tc.now)
+			g := DefaultWindows.GradeAt(notBefore, notAfter, tc.now)
 			got := out{g.Status, g.Severity, g.Category, g.NextChange}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("grade (-want +got):\n%s", diff)
@@ -72,7 +72,7 @@ func TestGradeText(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			if got := GradeAt(t0.Add(-day), notAfter, tc.now).Text; got != tc.want {
+			if got := DefaultWindows.GradeAt(t0.Add(-day), notAfter, tc.now).Text; got != tc.want {
 				t.Errorf("text %q, want %q", got, tc.want)
 			}
 		})
@@ -94,7 +94,7 @@ func TestTrackerAcrossBoundaries(t *testing.T) {
 	}
 	var got []seen
 	eval := func(nb, na time.Time) {
-		g := GradeAt(nb, na, clk.Now())
+		g := DefaultWindows.GradeAt(nb, na, clk.Now())
 		if tr, ok := tr.Set(Alarm{ID: "certificate/r1", Resource: "/certificates/certificate[name=r1]", Category: g.Category, Severity: g.Severity, Text: g.Text}); ok {
 			got = append(got, seen{tr.Change, tr.Alarm.Severity, tr.Alarm.Category, clk.Now()})
 		}
