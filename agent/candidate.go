@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"reflect"
 	"sort"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -204,14 +203,15 @@ func (s *Store) rebaseCandidateLocked() error {
 	return nil
 }
 
-// ensureEntry creates the list entry at elems, with only its key, when from
-// has it and t does not.
-func (t *Tx) ensureEntry(from *gen.Device, elems []*gnmi.PathElem) error {
+// ensureEntry creates the list entry whose key leaf is at keyElems, with
+// only its key, when from has it and t does not.
+func (t *Tx) ensureEntry(from *gen.Device, keyElems []*gnmi.PathElem) error {
+	elems := keyElems[:len(keyElems)-1]
 	if src, err := lookup(from, elems); err != nil || !src.IsValid() {
 		return err
 	}
-	loc, _, err := resolve(reflect.ValueOf(t.root), elems, t.cow, true)
-	if err != nil || loc == nil || !loc.isList() {
+	loc, err := t.locate(elems, true)
+	if err != nil || !loc.isList() {
 		return err
 	}
 	if _, exists := loc.get(); exists {
@@ -239,7 +239,7 @@ func (t *Tx) graft(from *gen.Device, elems []*gnmi.PathElem) error {
 		}
 		return t.apply(Edit{Op: OpRemove, Path: &gnmi.Path{Elem: elems}})
 	}
-	loc, _, err := resolve(reflect.ValueOf(t.root), elems, t.cow, true)
+	loc, err := t.locate(elems, true)
 	if err != nil {
 		return err
 	}

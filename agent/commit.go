@@ -174,6 +174,9 @@ func (s *Store) commitLocked(ctx context.Context, tx *Tx, opts CommitOptions, fr
 	if err := s.seal(ctx, tx, old, memo); err != nil {
 		return CommitInfo{}, err
 	}
+	if err := keepSecrets(tx, old); err != nil {
+		return CommitInfo{}, err
+	}
 	var info CommitInfo
 	if tx.Changed() {
 		info, err = s.apply(ctx, tx, opts, true)

@@ -216,6 +216,90 @@ func TestCandidateCommitKeepsLaterRunningWrites(t *testing.T) {
 	}
 }
 
+// An edit inside a missing entry creates the entry; removing that content
+// again in the same commit leaves the entry, empty. The entry is what the
+// commit changed: its changes name it and it is saved and loads back
+// (TestRandomEditsReloadAsAcknowledged seed 1796176202302115200: the
+// journal recorded only the removed peer, and router c was gone after a
+// restart).
+func TestEntryMadeByRemovedContentIsSaved(t *testing.T) {
+	s, dir := newTestStore(t, Config{})
+	peer := routerPath("c") + "/peer[name=q]"
+	tx := s.Begin(Running)
+	if err := tx.Apply(
+		Edit{Op: OpMerge, Path: mustPath(t, peer+"/identifier"), Value: strVal("id-4")},
+		Edit{Op: OpRemove, Path: mustPath(t, peer)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := tx.Changes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 1 || api.PathString(ch[0].Path) != routerPath("c")+"/name" {
+		t.Fatalf("changes = %v, want router c made", ch)
+	}
+	if _, err := s.Commit(context.Background(), tx, CommitOptions{User: "alice", Owner: api.Owner{Name: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Running().GetAuthority().GetRouter("c") == nil {
+		t.Fatal("running has no router c")
+	}
+	if got := reload(t, dir); !equalTrees(t, got, s.Running()) {
+		t.Fatalf("loaded back: routers %v", got.GetAuthority().GetRouter("c"))
+	}
+}
+
+// The same through the candidate: its edits make router a and remove what
+// they wrote inside it, in one edit-config or two, with commits to running
+// in between or not; the commit brings router a to running and to disk
+// (seeds 1796176170696009897, 1796175998242642353: the entry the candidate
+// carried onto running was no change of the commit, so the commit wrote
+// nothing, or running had the entry and the disk had not).
+func TestCandidateEntryMadeByRemovedContentIsCommitted(t *testing.T) {
+	peer := routerPath("a") + "/peer[name=q]"
+	merge := Edit{Op: OpMerge, Path: mustPath(t, peer+"/identifier"), Value: strVal("id-2")}
+	remove := Edit{Op: OpRemove, Path: mustPath(t, peer)}
+	other := Edit{Op: OpMerge, Path: mustPath(t, routerPath("c")+"/peer-validation"), Value: boolVal(true)}
+	type step struct {
+		toRunning bool // a commit straight to running, else a candidate edit
+		edits     []Edit
+	}
+	for _, tc := range []struct {
+		desc  string
+		steps []step
+	}{
+		{"one edit-config", []step{{false, []Edit{merge, remove}}}},
+		{"one edit-config, running commit after", []step{{false, []Edit{merge, remove}}, {true, []Edit{other}}}},
+		{"two edit-configs, running commit between", []step{{false, []Edit{merge}}, {true, []Edit{other}}, {false, []Edit{remove}}}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			s, dir := newTestStore(t, Config{})
+			me := api.NetconfOwner(1)
+			for _, st := range tc.steps {
+				var err error
+				if st.toRunning {
+					_, err = commitEdits(t, s, st.edits...)
+				} else {
+					err = s.EditCandidate(me, st.edits...)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.CommitCandidate(context.Background(), CommitOptions{User: "nc", Owner: me}); err != nil {
+				t.Fatal(err)
+			}
+			if s.Running().GetAuthority().GetRouter("a") == nil {
+				t.Fatal("running has no router a")
+			}
+			if !equalTrees(t, reload(t, dir), s.Running()) {
+				t.Fatal("disk differs from running")
+			}
+		})
+	}
+}
+
 // Where running changed a node the candidate edited, after the candidate
 // edited it, the commit is refused naming the node; elsewhere it merges.
 func TestCandidateCommitConflicts(t *testing.T) {

@@ -188,20 +188,32 @@ func checkString(at []*gnmi.PathElem, e *yang.Entry, s string) error {
 	if t.Name != "" && t.Name != "string" {
 		what = "the pattern of type " + t.Name
 	}
-	return invalidAt(at, "%s does not match %s %s", redact.Value(s), what, strings.Join(t.Pattern, " and "))
+	return invalidAt(at, "%s does not match %s %s", quoted(at, s), what, strings.Join(t.Pattern, " and "))
 }
 
 // mismatch says that v does not fit leaf e, which takes want.
 func mismatch(at []*gnmi.PathElem, e *yang.Entry, v any, want string) error {
 	switch x := v.(type) {
 	case string:
-		return invalidAt(at, "%s is not %s", redact.Value(x), want)
+		return invalidAt(at, "%s is not %s", quoted(at, x), want)
 	case json.Number:
+		if IsWriteOnly(at) {
+			return invalidAt(at, "a write-only value (a number, not shown) is not %s", want)
+		}
 		return invalidAt(at, "%s (a number) is not %s", numberWords(x.String()), want)
 	case bool:
 		return invalidAt(at, "%t (a boolean) is not %s", x, want)
 	}
 	return invalidAt(at, "%s takes %s, not %s", e.Name, want, jsonWords(v))
+}
+
+// quoted is s for an error about the leaf at: redact.Value, or nothing of
+// it for a write-only leaf.
+func quoted(at []*gnmi.PathElem, s string) string {
+	if IsWriteOnly(at) {
+		return fmt.Sprintf("a write-only value (%d characters, not shown)", utf8.RuneCountInString(s))
+	}
+	return redact.Value(s)
 }
 
 // numberWords shows a number as it was given, within bounds.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/pkiagent/pkiagent/agent/api"
 )
@@ -19,6 +20,7 @@ var ErrAccessDenied = errors.New("access denied")
 var RPCNames = []string{
 	"generate-private-key", "generate-csr", "import-certificate",
 	"refresh-certificate-revocation-list", "validate-peer-certificate",
+	"enroll-certificate", "delete-private-key",
 }
 
 // MaxRPCInput bounds the JSON input of one rpc.
@@ -93,6 +95,18 @@ func InvokeRPC(ctx context.Context, p api.PKI, c api.Caller, name string, input 
 			return nil, err
 		}
 		out, err = p.ValidatePeerCertificate(ctx, c, in)
+	case "enroll-certificate":
+		var in api.EnrollCertificateInput
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		out, err = p.EnrollCertificate(ctx, c, in)
+	case "delete-private-key":
+		var in api.DeletePrivateKeyInput
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		out, err = struct{}{}, p.DeletePrivateKey(ctx, c, in)
 	default:
 		return nil, fmt.Errorf("%w: no rpc %q in module pki-authority", ErrUnknownPath, name)
 	}
@@ -125,7 +139,7 @@ func withDefaults(name string, input []byte) ([]byte, error) {
 			continue
 		}
 		v, err := json.Marshal(def)
-		if isInt(e.Type) {
+		if isInt(e.Type) || e.Type != nil && e.Type.Kind == yang.Ybool { // JSON numbers and booleans are bare
 			v, err = []byte(def), nil
 		}
 		if err != nil {

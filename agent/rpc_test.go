@@ -31,6 +31,13 @@ func TestRPCDefaultsFromSchema(t *testing.T) {
 	if csr.ValidityPeriod != 365 {
 		t.Errorf("generate-csr validity-period %d, want the default 365", csr.ValidityPeriod)
 	}
+	var enroll api.EnrollCertificateInput
+	if b, err = withDefaults("enroll-certificate", []byte(`{"name":"k"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &enroll); err != nil || enroll.Force {
+		t.Errorf("enroll-certificate input %s: %v; want force false, a JSON boolean", b, err)
+	}
 	if b, err := withDefaults("generate-csr", []byte(`[1]`)); err != nil || string(b) != `[1]` {
 		t.Errorf("input that is no object: %s, %v; want it as it is", b, err)
 	}

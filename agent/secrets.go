@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -12,11 +13,22 @@ import (
 	"github.com/pkiagent/pkiagent/gen"
 )
 
-// The users' passwords (/system/aaa/user/password) are write-only: a
-// client writes the cleartext, the commit replaces it by a hash (Sealer),
-// and no read of the store returns it: Running, Candidate, Get and View
-// leave it out, and the events on the bus carry only its path
-// (Event.WriteOnly). Validators, appliers and the persister see the hash.
+// Write-only leaves (writeOnlyLeaves) are accepted in configuration and
+// never read back: Running, Candidate, Get and View leave them out, the
+// events on the bus carry only their paths (Event.WriteOnly), and value
+// errors do not quote them. Validators, appliers and the persister (mode
+// 0600) see them. The users' passwords (/system/aaa/user/password) are
+// also replaced by a hash at commit (Sealer); the secrets of CA profiles
+// are kept as given, for the engine to use.
+
+// writeOnlyLeaves is the one list of the write-only leaves, by the names
+// of their path elements (keys aside).
+var writeOnlyLeaves = [][]string{
+	{"system", "aaa", "user", "password"},
+	{"authority", "ca-profile", "cmpv2", "secret"},
+	{"authority", "ca-profile", "est", "password"},
+	{"authority", "ca-profile", "scep", "challenge-password"},
+}
 
 // Sealer turns the cleartext of a password into the form stored. The store
 // calls it at commit, before it takes its commit lock, so a slow hash holds
@@ -55,8 +67,19 @@ const maxSealsPerCommit = 16
 
 // IsWriteOnly reports whether a path names a write-only leaf.
 func IsWriteOnly(elems []*gnmi.PathElem) bool {
-	return len(elems) == 4 && elems[0].GetName() == "system" && elems[1].GetName() == "aaa" &&
-		elems[2].GetName() == "user" && elems[3].GetName() == "password"
+	for _, names := range writeOnlyLeaves {
+		if len(elems) != len(names) {
+			continue
+		}
+		match := true
+		for i, n := range names {
+			match = match && elems[i].GetName() == n
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }
 
 func usersOf(root *gen.Device) map[string]*gen.PkiAgentSystem_System_Aaa_User {
@@ -67,28 +90,61 @@ func usersOf(root *gen.Device) map[string]*gen.PkiAgentSystem_System_Aaa_User {
 }
 
 // redacted returns root without its write-only leaves: root itself when it
-// has none, else a copy of the path down to the users.
+// has none, else a copy of what leads to them (the rest is shared).
 func redacted(root *gen.Device) *gen.Device {
-	users := usersOf(root)
-	secret := false
-	for _, u := range users {
-		secret = secret || u.Password != nil
+	v := reflect.ValueOf(root)
+	for _, names := range writeOnlyLeaves {
+		if c, changed := withoutLeaf(v, names); changed {
+			v = c
+		}
 	}
-	if !secret {
-		return root
+	return v.Interface().(*gen.Device)
+}
+
+// withoutLeaf returns v (a pointer to a generated struct) with the leaf
+// at names (path elements, every entry of a list) unset, copying the
+// structs and lists on the way to a leaf that is set; v itself and false
+// when none is.
+func withoutLeaf(v reflect.Value, names []string) (reflect.Value, bool) {
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return v, false
 	}
-	out := *root
-	sys := *root.System
-	aaa := *root.System.Aaa
-	aaa.User = make(map[string]*gen.PkiAgentSystem_System_Aaa_User, len(users))
-	for k, u := range users {
-		c := *u
-		c.Password = nil
-		aaa.User[k] = &c
+	st := v.Elem()
+	for i := 0; i < st.NumField(); i++ {
+		if st.Type().Field(i).Tag.Get("path") != names[0] {
+			continue
+		}
+		f := st.Field(i)
+		var nf reflect.Value
+		switch {
+		case len(names) == 1:
+			if f.IsZero() {
+				return v, false
+			}
+			nf = reflect.Zero(f.Type())
+		case f.Kind() == reflect.Map:
+			var changed bool
+			nf = reflect.MakeMapWithSize(f.Type(), f.Len())
+			for it := f.MapRange(); it.Next(); {
+				e, ch := withoutLeaf(it.Value(), names[1:])
+				changed = changed || ch
+				nf.SetMapIndex(it.Key(), e)
+			}
+			if !changed {
+				return v, false
+			}
+		default:
+			var changed bool
+			if nf, changed = withoutLeaf(f, names[1:]); !changed {
+				return v, false
+			}
+		}
+		c := reflect.New(st.Type())
+		c.Elem().Set(st)
+		c.Elem().Field(i).Set(nf)
+		return c, true
 	}
-	sys.Aaa = &aaa
-	out.System = &sys
-	return &out
+	return v, false
 }
 
 // redactCache keeps the redacted view of the last trees read, so that
@@ -211,6 +267,59 @@ func (s *Store) seal(ctx context.Context, tx *Tx, old *gen.Device, memo sealMemo
 		edits = append(edits, Edit{Op: OpReplace, Path: &gnmi.Path{Elem: []*gnmi.PathElem{
 			{Name: "system"}, {Name: "aaa"}, {Name: "user", Key: map[string]string{"name": name}}, {Name: "password"}}},
 			Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: v}}})
+	}
+	if len(edits) == 0 {
+		return nil
+	}
+	return tx.Apply(edits...)
+}
+
+// keepSecrets gives a CA profile of tx that lacks a secret its profile in
+// old has the old one: a client that read the profile (without its
+// secrets) and writes it back keeps them, as a user keeps his password
+// (seal). A secret goes with its profile.
+func keepSecrets(tx *Tx, old *gen.Device) error {
+	if tx.Root().GetAuthority() == old.GetAuthority() {
+		return nil
+	}
+	var edits []Edit
+	keep := func(profile, container, leaf string, was, is *string) {
+		if was != nil && is == nil {
+			edits = append(edits, Edit{Op: OpMerge, Path: &gnmi.Path{Elem: []*gnmi.PathElem{{Name: "authority"},
+				{Name: "ca-profile", Key: map[string]string{"name": profile}}, {Name: container}, {Name: leaf}}},
+				Value: &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: *was}}})
+		}
+	}
+	var profiles map[string]*gen.PkiAuthority_Authority_CaProfile
+	if a := tx.Root().GetAuthority(); a != nil {
+		profiles = a.CaProfile
+	}
+	for name, p := range profiles {
+		o := old.GetAuthority().GetCaProfile(name)
+		if o == nil {
+			continue
+		}
+		if o.Cmpv2 != nil {
+			var is *string
+			if p.Cmpv2 != nil {
+				is = p.Cmpv2.Secret
+			}
+			keep(name, "cmpv2", "secret", o.Cmpv2.Secret, is)
+		}
+		if o.Est != nil {
+			var is *string
+			if p.Est != nil {
+				is = p.Est.Password
+			}
+			keep(name, "est", "password", o.Est.Password, is)
+		}
+		if o.Scep != nil {
+			var is *string
+			if p.Scep != nil {
+				is = p.Scep.ChallengePassword
+			}
+			keep(name, "scep", "challenge-password", o.Scep.ChallengePassword, is)
+		}
 	}
 	if len(edits) == 0 {
 		return nil

@@ -182,3 +182,69 @@ func TestPasswordRules(t *testing.T) {
 		t.Fatalf("validate: %v", err)
 	}
 }
+
+// TestCAProfileSecretsNeverRead: the secrets of a CA profile are kept as
+// given (the engine needs them) and on disk, and no read, no event and no
+// value error shows them; the rest of the profile reads as written.
+func TestCAProfileSecretsNeverRead(t *testing.T) {
+	bus := telemetry.NewBus()
+	s, dir := newTestStore(t, Config{Bus: bus})
+	sub := bus.Subscribe(16)
+	edit := Edit{Op: OpMerge, Path: mustPath(t, "/authority"), Value: jsonVal(`{
+	  "trusted-ca-certificate": [{"name": "ca", "content": "PEM"}],
+	  "ca-profile": [{"name": "lab", "url": "http://ca/pkix/", "trusted-ca": "ca",
+	                  "cmpv2": {"reference": "3078", "secret": "s3cret-psk"}, "est": {"password": "est-pw"}, "scep": {"challenge-password": "scep-pw"}}]}`)}
+	if _, err := commitEdits(t, s, edit); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Sealed().Authority.CaProfile["lab"].Cmpv2.GetSecret(); got != "s3cret-psk" {
+		t.Fatalf("the engine would see %q", got)
+	}
+	if js := emit(t, reload(t, dir)); !strings.Contains(js, "s3cret-psk") {
+		t.Fatal("the secret is not on disk")
+	}
+	view, err := s.View(Running, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, tree := range map[string]ygot.GoStruct{"Running": s.Running(), "Candidate": s.Candidate(), "Get": s.Get(Running), "View": view} {
+		js := emit(t, tree)
+		for _, secret := range []string{"s3cret-psk", "est-pw", "scep-pw"} {
+			if strings.Contains(js, secret) {
+				t.Errorf("%s shows %s: %s", what, secret, js)
+			}
+		}
+		if !strings.Contains(js, `"reference":"3078"`) && !strings.Contains(js, `"reference": "3078"`) {
+			t.Errorf("%s lost the reference: %s", what, js)
+		}
+	}
+	if s.Sealed().Authority.CaProfile["lab"].Cmpv2.GetSecret() != "s3cret-psk" {
+		t.Fatal("a read changed the stored secret")
+	}
+	ev := <-sub.C
+	if len(ev.WriteOnly) != 3 {
+		t.Errorf("write-only paths: %v", ev.WriteOnly)
+	}
+	for _, c := range ev.Changes {
+		if IsWriteOnly(c.Path.GetElem()) {
+			t.Errorf("the event carries a secret: %v", c)
+		}
+	}
+	// A client writing back what it read keeps the secrets.
+	if _, err := commitEdits(t, s, Edit{Op: OpReplace, Path: mustPath(t, "/authority/ca-profile[name=lab]"),
+		Value: jsonVal(`{"name": "lab", "url": "http://ca/pkix/", "trusted-ca": "ca", "cmpv2": {"reference": "3078"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.Sealed().Authority.CaProfile["lab"]; p.Cmpv2.GetSecret() != "s3cret-psk" || p.GetEst().GetPassword() != "est-pw" {
+		t.Errorf("a replace without the secrets dropped them: %q %q", p.Cmpv2.GetSecret(), p.GetEst().GetPassword())
+	}
+	long := strings.Repeat("x", 300)
+	_, err = commitEdits(t, s, Edit{Op: OpMerge, Path: mustPath(t, "/authority/ca-profile[name=lab]/cmpv2"), Value: jsonVal(`{"secret": "` + long + `"}`)})
+	if err == nil || strings.Contains(err.Error(), "xxxxxxxx") {
+		t.Errorf("an over-long secret: %v", err)
+	}
+	_, err = commitEdits(t, s, Edit{Op: OpMerge, Path: mustPath(t, "/authority/ca-profile[name=lab]/cmpv2"), Value: jsonVal(`{"secret": 123456789}`)})
+	if err == nil || strings.Contains(err.Error(), "123456789") {
+		t.Errorf("a secret given as a number: %v", err)
+	}
+}

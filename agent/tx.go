@@ -151,7 +151,7 @@ func (t *Tx) apply(e Edit) error {
 	if _, _, err := resolve(reflect.ValueOf(t.root), elems, nil, false); err != nil {
 		return fail(err)
 	}
-	loc, _, err := resolve(reflect.ValueOf(t.root), elems, t.cow, needValue)
+	loc, err := t.locate(elems, needValue)
 	if err != nil {
 		return fail(err)
 	}
@@ -230,6 +230,30 @@ func (t *Tx) applyRoot(e Edit, fail func(error) error) error {
 	t.cow.own(reflect.ValueOf(t.root))
 	t.wholeTree = true
 	return nil
+}
+
+// locate resolves elems in the transaction's private tree for writing,
+// creating missing containers and list entries on the way when create is
+// true. The first list entry (or presence container) it creates is
+// touched: it is part of what the transaction changed (saved, diffed and
+// validated), even when the edit's own node is removed again later. A
+// non-presence container holds no configuration of its own.
+func (t *Tx) locate(elems []*gnmi.PathElem, create bool) (*location, error) {
+	var made []*gnmi.PathElem
+	for i := 1; create && i < len(elems); i++ {
+		if v, _ := lookup(t.root, elems[:i]); !v.IsValid() && makesNode(entryAt(elems[:i])) {
+			made = elems[:i]
+			break
+		}
+	}
+	loc, _, err := resolve(reflect.ValueOf(t.root), elems, t.cow, create)
+	if err != nil {
+		return nil, err
+	}
+	if made != nil {
+		t.touch(made)
+	}
+	return loc, nil
 }
 
 func (t *Tx) touch(elems []*gnmi.PathElem) {

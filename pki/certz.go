@@ -34,15 +34,18 @@ type (
 	keyDeleter interface{ Delete(name string) error }
 )
 
-// Rotation is one gNSI certz Rotate of a managed certificate: a key
-// generated aside, a certificate installed (live, so the client can test
-// it) and then either committed or rolled back to exactly what was there.
+// Rotation is one gNSI certz Rotate (or one enrollment, enroll.go) of a
+// managed certificate: a key generated aside, a certificate installed
+// (live, so the client can test it) and then either committed or rolled
+// back to exactly what was there.
 // It is not safe for concurrent use; callers run one rotation of a name at
 // a time.
 type Rotation struct {
 	e      *Engine
 	name   string
 	caller api.Caller
+	// via is who rotates, for logs and audit: "certz" or "enrollment".
+	via string
 
 	newKey     crypto.Signer // generated in this rotation; nil when none
 	newStorage string
@@ -63,7 +66,7 @@ func (e *Engine) BeginRotation(name string, c api.Caller) (*Rotation, error) {
 	if strings.HasSuffix(name, api.RotateNewSuffix) || strings.HasSuffix(name, api.RotateOldSuffix) {
 		return nil, fmt.Errorf("%w: name %s ends in a suffix reserved for rotation", api.ErrInvalid, name)
 	}
-	return &Rotation{e: e, name: name, caller: c}, nil
+	return &Rotation{e: e, name: name, caller: c, via: "certz"}, nil
 }
 
 // Name is the certificate being rotated.
@@ -187,8 +190,8 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (api.ImportCerti
 	var pub crypto.PublicKey
 	return e.importCertificate(ctx, certImport{
 		caller: r.caller, name: r.name, pem: certPEM,
-		what: "certificate " + r.name, audit: "certz Rotate: install certificate " + r.name,
-		detail:  map[string]any{"via": "certz"},
+		what: "certificate " + r.name, audit: r.via + ": install certificate " + r.name,
+		detail:  map[string]any{"via": r.via},
 		noTrust: " (upload a trust bundle)",
 		key: func(ctx context.Context) (crypto.PublicKey, error) {
 			if r.newKey != nil {
@@ -230,7 +233,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (api.ImportCerti
 			status := mc.status
 			e.mu.Unlock()
 			r.installed = true
-			e.log.Info("certz: certificate installed, waiting for finalize", "name", r.name, "fingerprint", res.Info.FingerprintSHA256, "user", r.caller.User)
+			e.log.Info(r.via+": certificate installed, waiting for finalize", "name", r.name, "fingerprint", res.Info.FingerprintSHA256, "user", r.caller.User)
 			return status, nil
 		},
 	})
@@ -319,8 +322,10 @@ func (r *Rotation) Commit() error {
 		errs = append(errs, err)
 	}
 	err := errors.Join(errs...)
-	e.auditEvent(r.caller, "system.certz_rotate", fmt.Sprintf("certz Rotate of %s finalized", r.name), map[string]any{"name": r.name, "installed": r.installed, "new_key": r.swapped}, err)
-	e.log.Info("certz: rotation finalized", "name", r.name, "installed", r.installed, "new_key", r.swapped, "user", r.caller.User)
+	if r.via == "certz" { // an enrollment audits the whole attempt
+		e.auditEvent(r.caller, "system.certz_rotate", fmt.Sprintf("certz Rotate of %s finalized", r.name), map[string]any{"name": r.name, "installed": r.installed, "new_key": r.swapped}, err)
+	}
+	e.log.Info(r.via+": rotation finalized", "name", r.name, "installed", r.installed, "new_key", r.swapped, "user", r.caller.User)
 	return err
 }
 
@@ -373,11 +378,13 @@ func (r *Rotation) Rollback(ctx context.Context) error {
 	}
 	err := errors.Join(errs...)
 	if err != nil {
-		e.log.Error("certz: rollback incomplete", "name", r.name, "err", err)
+		e.log.Error(r.via+": rollback incomplete", "name", r.name, "err", err)
 	} else {
-		e.log.Info("certz: rotation rolled back", "name", r.name, "installed", r.installed, "user", r.caller.User)
+		e.log.Info(r.via+": rotation rolled back", "name", r.name, "installed", r.installed, "user", r.caller.User)
 	}
-	e.auditEvent(r.caller, "system.certz_rotate", fmt.Sprintf("certz Rotate of %s rolled back", r.name), map[string]any{"name": r.name, "installed": r.installed}, err)
+	if r.via == "certz" {
+		e.auditEvent(r.caller, "system.certz_rotate", fmt.Sprintf("certz Rotate of %s rolled back", r.name), map[string]any{"name": r.name, "installed": r.installed}, err)
+	}
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -49,6 +50,10 @@ type savedState struct {
 	// Known are bad peer certificates the peer cache learned, in the order
 	// it learned them (the snapshot: least recently used first).
 	Known []savedKnown `json:"known-bad-certificates,omitempty"`
+	// Enrollments are the enrollment states of client certificates
+	// (outcomes and retry schedule), set or removed.
+	Enrollments        []savedEnrollment `json:"enrollments,omitempty"`
+	RemovedEnrollments []string          `json:"removed-enrollments,omitempty"`
 }
 
 type savedKnown struct {
@@ -58,7 +63,7 @@ type savedKnown struct {
 }
 
 func (s *savedState) empty() bool {
-	return s.Counters == nil && len(s.Alarms)+len(s.ClearedAlarms)+len(s.Peers)+len(s.RemovedPeers)+len(s.CRLSources)+len(s.RemovedSources)+len(s.Known) == 0
+	return s.Counters == nil && len(s.Alarms)+len(s.ClearedAlarms)+len(s.Peers)+len(s.RemovedPeers)+len(s.CRLSources)+len(s.RemovedSources)+len(s.Known)+len(s.Enrollments)+len(s.RemovedEnrollments) == 0
 }
 
 type savedCounters struct {
@@ -76,6 +81,8 @@ type savedCounters struct {
 	CRLFetchFailure     uint64 `json:"crl-fetch-failure"`
 	CRLIngestionSuccess uint64 `json:"crl-ingestion-success"`
 	CRLIngestionFailure uint64 `json:"crl-ingestion-failure"`
+	EnrollmentSuccess   uint64 `json:"enrollment-success,omitempty"`
+	EnrollmentFailure   uint64 `json:"enrollment-failure,omitempty"`
 }
 
 type savedAlarm struct {
@@ -130,7 +137,8 @@ type durable struct {
 	alarms   map[string]expiry.Alarm
 	sources  map[string]crl.SourceState
 	peers    map[peerKey]bool // changed since the last save
-	compact  bool             // the next save writes a snapshot
+	enrolls  map[string]savedEnrollment
+	compact  bool // the next save writes a snapshot
 
 	// known are what the peer cache learned since the last save; the cache
 	// reports under its own lock, so they have a lock of their own.
@@ -145,6 +153,7 @@ type loaded struct {
 	peers    map[peerKey]peer.State
 	sources  []crl.SourceState
 	known    []peer.Known // in the order they were learned
+	enrolls  map[string]savedEnrollment
 }
 
 // openDurable opens DIR/pki-state.* and replays them. A damaged file stops
@@ -162,7 +171,7 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 	}
 	d := &durable{dir: dir, path: filepath.Join(stateDir, stateName+".journal"),
 		alarms: map[string]expiry.Alarm{}, sources: map[string]crl.SourceState{}, peers: map[peerKey]bool{}}
-	l := &loaded{peers: map[peerKey]peer.State{}}
+	l := &loaded{peers: map[peerKey]peer.State{}, enrolls: map[string]savedEnrollment{}}
 	alarms := map[string]expiry.Alarm{}
 	sources := map[string]crl.SourceState{}
 	replay := func(file string, b []byte, at int) error {
@@ -203,6 +212,12 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 		for _, u := range s.RemovedSources {
 			delete(sources, u)
 		}
+		for _, en := range s.Enrollments {
+			l.enrolls[en.Name] = en
+		}
+		for _, n := range s.RemovedEnrollments {
+			delete(l.enrolls, n)
+		}
 		for _, k := range s.Known {
 			r := peer.Result(k.Result)
 			if len(k.SHA256) != 32 || (r != peer.Revoked && r != peer.Expired) {
@@ -229,6 +244,7 @@ func openDurable(stateDir string) (*durable, *loaded, error) {
 		l.sources = append(l.sources, sources[u])
 	}
 	d.counters, d.alarms, d.sources = l.counters, alarms, sources
+	d.enrolls = maps.Clone(l.enrolls)
 	if n, _ := dir.JournalSize(); n >= compactRecords {
 		d.compact = true
 	}
@@ -310,6 +326,9 @@ func (e *Engine) restoreLocked(l *loaded) {
 	s.peerExpired.Store(c.PeerExpired)
 	s.peerInvalid.Store(c.PeerInvalid)
 	s.peerRevoked.Store(c.PeerRevoked)
+	s.enrollOK.Store(c.EnrollmentSuccess)
+	s.enrollFail.Store(c.EnrollmentFailure)
+	e.enroll.restore(l.enrolls)
 }
 
 func (e *Engine) countersNow() savedCounters {
@@ -321,6 +340,7 @@ func (e *Engine) countersNow() savedCounters {
 		PeerExpired: s.peerExpired.Load(), PeerInvalid: s.peerInvalid.Load(), PeerRevoked: s.peerRevoked.Load(),
 		CRLFetchSuccess: cs.FetchSuccess, CRLFetchFailure: cs.FetchFailure,
 		CRLIngestionSuccess: cs.IngestionSuccess, CRLIngestionFailure: cs.IngestionFailure,
+		EnrollmentSuccess: s.enrollOK.Load(), EnrollmentFailure: s.enrollFail.Load(),
 	}
 }
 
@@ -381,6 +401,17 @@ func (e *Engine) saveLocked() {
 			rec.RemovedSources = append(rec.RemovedSources, u)
 		}
 	}
+	enrolls := e.enroll.saved()
+	for _, n := range sortedKeys(enrolls) {
+		if d.enrolls[n] != enrolls[n] {
+			rec.Enrollments = append(rec.Enrollments, enrolls[n])
+		}
+	}
+	for _, n := range sortedKeys(d.enrolls) {
+		if _, ok := enrolls[n]; !ok {
+			rec.RemovedEnrollments = append(rec.RemovedEnrollments, n)
+		}
+	}
 	d.knownMu.Lock()
 	known := d.known
 	d.known = nil
@@ -403,6 +434,7 @@ func (e *Engine) saveLocked() {
 		return
 	}
 	e.savedLocked(counters, active, states)
+	d.enrolls = enrolls
 	if n, size := d.dir.JournalSize(); n >= compactRecords || size >= compactBytes {
 		d.compact = true
 	}
@@ -424,6 +456,10 @@ func (e *Engine) compactLocked(counters savedCounters, active []expiry.Alarm) {
 	for _, u := range sortedKeys(states) {
 		s.CRLSources = append(s.CRLSources, sourceOf(states[u]))
 	}
+	enrolls := e.enroll.saved()
+	for _, n := range sortedKeys(enrolls) {
+		s.Enrollments = append(s.Enrollments, enrolls[n])
+	}
 	d.knownMu.Lock()
 	d.known = nil // All below holds them
 	d.knownMu.Unlock()
@@ -440,6 +476,7 @@ func (e *Engine) compactLocked(counters savedCounters, active []expiry.Alarm) {
 	}
 	d.compact = false
 	e.savedLocked(counters, active, states)
+	d.enrolls = enrolls
 }
 
 // savedLocked records what is now on disk.

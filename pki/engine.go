@@ -83,13 +83,17 @@ type Config struct {
 	PeerCacheSize int
 	// EvaluateEvery is how often expiry is re-graded (default 1h).
 	EvaluateEvery time.Duration
+	// ServerCertName is the certificate the gNMI server serves
+	// (--tls-cert-name), whose key delete-private-key refuses to destroy.
+	ServerCertName string
 }
 
 // Engine implements api.Validator, api.Finisher, api.StateSource and
 // api.PKI. It is safe for concurrent use.
 //
 // It is a set of reconcilers (reconciler.go), each with its own lock and
-// state: trust, certificates, revocation and peers. Engine.mu is the lock
+// state: trust, certificates, revocation, peers, enrollment and the
+// expiry alarm windows. Engine.mu is the lock
 // of what crosses them: the keys and certificates, their grades, the
 // alarms, the state published, and the commit held between Apply and
 // Finish. Lock order: Engine.mu, then a reconciler's.
@@ -103,6 +107,8 @@ type Engine struct {
 	certificates *certificates
 	revocation   *revocation
 	routers      *peers
+	enroll       *enroller
+	expiryAlarms *expiryAlarms
 	// reconcilers in the order a commit is validated and applied.
 	reconcilers []reconciler
 
@@ -127,6 +133,7 @@ type stats struct {
 	csrOK, csrFail, importOK, importFail  atomic.Uint64
 	certExpired, certInvalid, certRevoked atomic.Uint64
 	peerExpired, peerInvalid, peerRevoked atomic.Uint64
+	enrollOK, enrollFail                  atomic.Uint64
 }
 
 // New returns an engine that has loaded the keys and certificates in
@@ -164,7 +171,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		certs:        map[string]*managedCert{},
 		alarms:       expiry.NewTracker(cfg.Clock),
 	}
-	e.reconcilers = []reconciler{e.trust, e.certificates, e.revocation, e.routers}
+	e.enroll = newEnroller(e)
+	e.expiryAlarms = &expiryAlarms{cur: expiry.DefaultWindows}
+	e.reconcilers = []reconciler{e.trust, e.certificates, e.revocation, e.routers, e.enroll, e.expiryAlarms}
 	d, saved, err := openDurable(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -223,6 +232,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	defer e.revocation.m.Stop()
+	enrollDone := make(chan struct{})
+	enrollCtx, stopEnroll := context.WithCancel(ctx)
+	go func() {
+		defer close(enrollDone)
+		e.enroll.run(enrollCtx)
+	}()
+	defer func() { stopEnroll(); <-enrollDone }()
 	t := e.clock.NewTimer(e.cfg.EvaluateEvery)
 	defer t.Stop()
 	for {

@@ -40,7 +40,7 @@ func (e *Engine) evaluateLocked(allPeers bool) {
 			mc.status = "no-certificate"
 			continue
 		}
-		g := expiry.GradeAt(mc.cert.NotBefore, mc.cert.NotAfter, now)
+		g := e.expiryAlarms.windows().GradeAt(mc.cert.NotBefore, mc.cert.NotAfter, now)
 		mc.status = string(g.Status)
 		alarm := expiry.Alarm{ID: alarmCertificate + name, Resource: "certificate " + name, Category: g.Category, Severity: g.Severity, Text: fmt.Sprintf("certificate %s: %s", name, g.Text)}
 		if e.configured && g.Status != expiry.StatusExpired && g.Status != expiry.StatusInvalid {
@@ -73,7 +73,7 @@ func (e *Engine) evaluateLocked(allPeers bool) {
 			}
 		}
 		for _, c := range t.bundle.Certs {
-			g := expiry.GradeAt(c.NotBefore, c.NotAfter, now)
+			g := e.expiryAlarms.windows().GradeAt(c.NotBefore, c.NotAfter, now)
 			if g.Severity == expiry.SeverityNone {
 				continue
 			}

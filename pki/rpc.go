@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -85,6 +86,8 @@ func keyAlgorithm(pub crypto.PublicKey) string {
 		case 521:
 			return "ecc-secp521r1"
 		}
+	case ed25519.PublicKey:
+		return "ed25519"
 	}
 	return fmt.Sprintf("%T", pub)
 }

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -87,6 +88,7 @@ func (e *Engine) stateLocked() *gen.Device {
 		al.TimeRaised = ygot.String(a.TimeRaised.UTC().Format(timeFormat))
 	}
 	e.revocation.fillState(d)
+	e.enroll.enrollStateLocked(d)
 	d.Stats = e.statsTree()
 	return d
 }
@@ -101,6 +103,7 @@ func (e *Engine) statsTree() *gen.PkiAuthority_Stats {
 		CrlIngestion:      &gen.PkiAuthority_Stats_Security_CrlIngestion{Success: ygot.Uint64(cs.IngestionSuccess), Failure: ygot.Uint64(cs.IngestionFailure)},
 		Certificate:       &gen.PkiAuthority_Stats_Security_Certificate{Expired: ygot.Uint64(s.certExpired.Load()), Invalid: ygot.Uint64(s.certInvalid.Load()), Revoked: ygot.Uint64(s.certRevoked.Load())},
 		PeerCertificate:   &gen.PkiAuthority_Stats_Security_PeerCertificate{Expired: ygot.Uint64(s.peerExpired.Load()), Invalid: ygot.Uint64(s.peerInvalid.Load()), Revoked: ygot.Uint64(s.peerRevoked.Load())},
+		Enrollment:        &gen.PkiAuthority_Stats_Security_Enrollment{Success: ygot.Uint64(s.enrollOK.Load()), Failure: ygot.Uint64(s.enrollFail.Load())},
 	}
 	return &gen.PkiAuthority_Stats{Security: sec}
 }
@@ -159,5 +162,7 @@ func (e *Engine) keyStateLocked(d *gen.Device, name string, mc *managedCert) {
 	case *ecdsa.PublicKey:
 		k.Algorithm, k.Size = ygot.String("ecc"), ygot.Uint16(uint16(p.Curve.Params().BitSize))
 		k.Curve = ygot.String(map[int]string{256: "secp256r1", 384: "secp384r1", 521: "secp521r1"}[p.Curve.Params().BitSize])
+	case ed25519.PublicKey:
+		k.Algorithm = ygot.String("ed25519")
 	}
 }

@@ -32,7 +32,7 @@ type Module struct {
 // Main is the agent's PKI module.
 var Main = Module{
 	Name:      "pki-authority",
-	Revision:  "2026-11-23",
+	Revision:  "2026-12-02",
 	Namespace: "urn:pkiagent:yang:pki-authority",
 	Prefix:    "pka",
 }

@@ -91,10 +91,27 @@ func Diff(old, cur *gen.Device) ([]Change, error) {
 // DiffNodes returns the leaf-level differences between two nodes of the
 // same generated struct type found at prefix; the paths of the changes
 // start with prefix. A node that is absent (an invalid Value or a nil
-// pointer) diffs as an empty one.
+// pointer) diffs as an empty one. Deletes come before updates.
+//
+// The cost follows the change, not the trees: subtrees the two share (the
+// same pointer, as copy-on-write leaves every node a commit did not touch)
+// are skipped, and keyed lists are diffed entry by entry. Only the leaves
+// of one struct at a time go through ygot.Diff, whose walk of a whole list
+// is quadratic in its length (ygot v0.36.0 util.Walk calls MapKeys inside
+// its loop over the keys).
 func DiffNodes(old, cur reflect.Value, prefix []*gnmi.PathElem) ([]Change, error) {
+	var d differ
+	if err := d.node(old, cur, prefix); err != nil {
+		return nil, err
+	}
+	return append(d.deletes, d.updates...), nil
+}
+
+type differ struct{ deletes, updates []Change }
+
+func (d *differ) node(old, cur reflect.Value, prefix []*gnmi.PathElem) error {
 	if !old.IsValid() && !cur.IsValid() {
-		return nil, nil
+		return nil
 	}
 	var typ reflect.Type
 	if cur.IsValid() {
@@ -102,24 +119,126 @@ func DiffNodes(old, cur reflect.Value, prefix []*gnmi.PathElem) ([]Change, error
 	} else {
 		typ = old.Type()
 	}
-	if !old.IsValid() || old.IsNil() {
+	oldNil, curNil := !old.IsValid() || old.IsNil(), !cur.IsValid() || cur.IsNil()
+	if oldNil && curNil || !oldNil && !curNil && old.Pointer() == cur.Pointer() {
+		return nil // absent in both, or the same immutable subtree
+	}
+	if oldNil {
 		old = reflect.New(typ.Elem())
 	}
-	if !cur.IsValid() || cur.IsNil() {
+	if curNil {
 		cur = reflect.New(typ.Elem())
 	}
-	n, err := ygot.Diff(old.Interface().(ygot.GoStruct), cur.Interface().(ygot.GoStruct))
-	if err != nil {
-		return nil, fmt.Errorf("diff at %s: %w", PathString(&gnmi.Path{Elem: prefix}), err)
+	// The struct's own leaves (and leaf-lists): ygot.Diff over shallow
+	// copies without the child containers and lists, which follow.
+	st := typ.Elem()
+	oldLeaves, curLeaves := reflect.New(st), reflect.New(st)
+	oldLeaves.Elem().Set(old.Elem())
+	curLeaves.Elem().Set(cur.Elem())
+	type child struct {
+		name  string
+		field int
 	}
-	out := make([]Change, 0, len(n.GetUpdate())+len(n.GetDelete()))
-	for _, d := range n.GetDelete() {
-		out = append(out, Change{Path: joinPath(prefix, d)})
+	var children []child
+	for i := range st.NumField() {
+		f := st.Field(i)
+		k := f.Type.Kind()
+		if k != reflect.Map && !(k == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct) {
+			continue
+		}
+		name := f.Tag.Get("path")
+		if name == "" || strings.ContainsAny(name, "/|") || k == reflect.Map && f.Type.Key().Kind() != reflect.String {
+			continue // left to ygot.Diff, with the leaves
+		}
+		oldLeaves.Elem().Field(i).SetZero()
+		curLeaves.Elem().Field(i).SetZero()
+		children = append(children, child{name, i})
+	}
+	n, err := ygot.Diff(oldLeaves.Interface().(ygot.GoStruct), curLeaves.Interface().(ygot.GoStruct))
+	if err != nil {
+		return fmt.Errorf("diff at %s: %w", PathString(&gnmi.Path{Elem: prefix}), err)
+	}
+	for _, p := range n.GetDelete() {
+		d.deletes = append(d.deletes, Change{Path: joinPath(prefix, p)})
 	}
 	for _, u := range n.GetUpdate() {
-		out = append(out, Change{Path: joinPath(prefix, u.GetPath()), Value: u.GetVal()})
+		d.updates = append(d.updates, Change{Path: joinPath(prefix, u.GetPath()), Value: u.GetVal()})
 	}
-	return out, nil
+	for _, c := range children {
+		of, cf := old.Elem().Field(c.field), cur.Elem().Field(c.field)
+		if of.Kind() == reflect.Pointer {
+			if err := d.node(of, cf, appendElem(prefix, &gnmi.PathElem{Name: c.name})); err != nil {
+				return err
+			}
+			continue
+		}
+		if of.Pointer() == cf.Pointer() {
+			continue // the same list
+		}
+		// Entries of cur, then those only old has; an entry both share is
+		// skipped without allocating.
+		k := reflect.New(cf.Type().Key()).Elem()
+		e := reflect.New(cf.Type().Elem()).Elem()
+		for it := cf.MapRange(); it.Next(); {
+			k.SetIterKey(it)
+			e.SetIterValue(it)
+			oe := of.MapIndex(k)
+			if oe.IsValid() && oe.Pointer() == e.Pointer() {
+				continue
+			}
+			if err := d.entry(c.name, prefix, oe, e); err != nil {
+				return err
+			}
+		}
+		for it := of.MapRange(); it.Next(); {
+			k.SetIterKey(it)
+			if cf.MapIndex(k).IsValid() {
+				continue
+			}
+			e.SetIterValue(it)
+			if err := d.entry(c.name, prefix, e, reflect.Value{}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// entry diffs one entry of list name under prefix.
+func (d *differ) entry(name string, prefix []*gnmi.PathElem, old, cur reflect.Value) error {
+	elem, err := listElem(name, old, cur)
+	if err != nil {
+		return fmt.Errorf("diff at %s: %w", PathString(&gnmi.Path{Elem: prefix}), err)
+	}
+	return d.node(old, cur, appendElem(prefix, elem))
+}
+
+// listElem is the path element of a list entry, named by the keys of
+// whichever of old and cur is present.
+func listElem(name string, old, cur reflect.Value) (*gnmi.PathElem, error) {
+	e := cur
+	if !e.IsValid() || e.IsNil() {
+		e = old
+	}
+	kh, ok := e.Interface().(ygot.KeyHelperGoStruct)
+	if !ok {
+		return nil, fmt.Errorf("list %s: entry type %s has no keys", name, e.Type())
+	}
+	km, err := kh.ΛListKeyMap()
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", name, err)
+	}
+	keys := make(map[string]string, len(km))
+	for k, v := range km {
+		keys[k] = fmt.Sprint(v)
+	}
+	return &gnmi.PathElem{Name: name, Key: keys}, nil
+}
+
+func appendElem(prefix []*gnmi.PathElem, e *gnmi.PathElem) []*gnmi.PathElem {
+	out := make([]*gnmi.PathElem, len(prefix), len(prefix)+1)
+	copy(out, prefix)
+	return append(out, e)
 }
 
 func joinPath(prefix []*gnmi.PathElem, p *gnmi.Path) *gnmi.Path {

@@ -42,7 +42,7 @@ type Caller struct {
 type (
 	GenerateKeyInput struct {
 		Name       string `json:"name"`
-		Algorithm  string `json:"algorithm,omitempty"`    // rsa | ecc (default ecc)
+		Algorithm  string `json:"algorithm,omitempty"`    // rsa | ecc | ed25519 (default ecc)
 		RSAKeySize uint16 `json:"rsa-key-size,omitempty"` // default 2048
 		ECCCurve   string `json:"ecc-curve,omitempty"`    // default secp256r1
 		KeyStorage string `json:"key-storage,omitempty"`  // file | tpm (default file)
@@ -96,6 +96,20 @@ type (
 		Peer        string `json:"peer"`
 		Certificate string `json:"certificate"`
 	}
+	EnrollCertificateInput struct {
+		Name  string `json:"name"`
+		Force bool   `json:"force,omitempty"`
+	}
+	EnrollCertificateOutput struct {
+		Result            string `json:"result"` // enrolled | renewed | waiting | failed
+		FingerprintSHA256 string `json:"fingerprint-sha256,omitempty"`
+		NotAfter          string `json:"not-after,omitempty"`
+		Message           string `json:"message,omitempty"`
+	}
+	DeletePrivateKeyInput struct {
+		Name  string `json:"name"`
+		Force bool   `json:"force,omitempty"`
+	}
 	ValidatePeerOutput struct {
 		Result string `json:"result"` // valid | expired | revoked | invalid
 		Reason string `json:"reason,omitempty"`
@@ -111,4 +125,6 @@ type PKI interface {
 	ImportCertificate(ctx context.Context, c Caller, in ImportCertificateInput) (ImportCertificateOutput, error)
 	RefreshCRL(ctx context.Context, c Caller, in RefreshCRLInput) (RefreshCRLOutput, error)
 	ValidatePeerCertificate(ctx context.Context, c Caller, in ValidatePeerInput) (ValidatePeerOutput, error)
+	EnrollCertificate(ctx context.Context, c Caller, in EnrollCertificateInput) (EnrollCertificateOutput, error)
+	DeletePrivateKey(ctx context.Context, c Caller, in DeletePrivateKeyInput) error
 }

@@ -222,7 +222,7 @@ func run(args []string) error {
 	defer closeTPM()
 	engine, err := pki.New(ctx, pki.Config{
 		StateDir: opts.stateDir, Node: node, Clock: clk, Logger: log,
-		Bus: hub, Audit: auditLog, Keys: keys,
+		Bus: hub, Audit: auditLog, Keys: keys, ServerCertName: opts.tlsCertName,
 	})
 	if err != nil {
 		return fmt.Errorf("pki: %w", err)
@@ -233,7 +233,7 @@ func run(args []string) error {
 	// In step with the running configuration loaded from disk, and clear
 	// of rotations a crash interrupted, before any server accepts a
 	// request.
-	if err := engine.Load(ctx, store.Running()); err != nil {
+	if err := engine.Load(ctx, store.Sealed()); err != nil { // with the secrets it needs
 		return fmt.Errorf("pki: %w", err)
 	}
 	if err := engine.RecoverRotations(ctx); err != nil {

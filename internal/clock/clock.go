@@ -103,8 +103,10 @@ func (f *Fake) Advance(d time.Duration) {
 		}
 	}
 	f.timers = kept
-	f.mu.Unlock()
+	// Sorted under the lock: a timer fired here may be Reset (its deadline
+	// written) by its owner as soon as the lock is released.
 	sort.SliceStable(due, func(i, j int) bool { return due[i].deadline.Before(due[j].deadline) })
+	f.mu.Unlock()
 	for _, t := range due {
 		t.fire(now)
 	}

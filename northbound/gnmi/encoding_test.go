@@ -165,6 +165,7 @@ func TestDefaultsReported(t *testing.T) {
 		{"authority", "/authority", gnmi.Encoding_JSON, gnmi.GetRequest_CONFIG,
 			map[string]string{"/authority": `{"certificate-revocation-list":[{"backoff-interval":60,"polling-interval":24,"url":"http://x/y.crl"}],` +
 				`"crl-settings":{"discover-from-certificates":true},` +
+				`"expiry-alarms":{"major-days":7,"minor-days":30},` +
 				`"router":[{"certificate-failure-action":"fail-soft","name":"a","peer-validation":false}],` +
 				`"trusted-ca-certificate":[{"content":"PEM","name":"ca","validation-mode":"strict"}]}`}},
 		{"router entry proto", "/authority/router[name=a]", gnmi.Encoding_PROTO, gnmi.GetRequest_CONFIG, map[string]string{
@@ -220,7 +221,7 @@ func TestSubscribeOnChangeDefaults(t *testing.T) {
 	col := subscribe(t, c, &gnmi.SubscriptionList{Mode: gnmi.SubscriptionList_STREAM, Encoding: gnmi.Encoding_JSON,
 		Subscription: []*gnmi.Subscription{{Path: p(t, "/authority"), Mode: gnmi.SubscriptionMode_ON_CHANGE}}})
 	got := col.until("sync", synced)
-	if want := []leafUpdate{{"/authority/crl-settings/discover-from-certificates", "true"}, {path: "SYNC"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := []leafUpdate{{"/authority/crl-settings/discover-from-certificates", "true"}, {"/authority/expiry-alarms/major-days", "7"}, {"/authority/expiry-alarms/minor-days", "30"}, {path: "SYNC"}}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("initial sync: %v; want %v", got, want)
 	}
 	set := func(r *gnmi.SetRequest) {
@@ -455,7 +456,7 @@ func TestSetErrorsNamePathAndRule(t *testing.T) {
 		val        *gnmi.TypedValue
 		want       []string
 	}{
-		{"unknown element", "/authority/nope", jsonVal(`{}`), []string{"update /authority/nope", `unknown element "nope"`, "/authority has certificate-revocation-list, client-certificate, crl-settings, router, trusted-ca-certificate"}},
+		{"unknown element", "/authority/nope", jsonVal(`{}`), []string{"update /authority/nope", `unknown element "nope"`, "/authority has ca-profile, certificate-revocation-list, client-certificate, crl-settings, expiry-alarms, router, trusted-ca-certificate"}},
 		{"list without key", "/authority/router", jsonVal(`{}`), []string{"/authority/router is a list: its value is a JSON array of entries", "or set one entry at /authority/router[name=...]"}},
 		{"wrong key", "/authority/router[id=1]", jsonVal(`{}`), []string{`list router is keyed by "name", not "id"`}},
 		{"unknown member", "/authority/router[name=a]", jsonVal(`{"name":"a","bogus":1}`), []string{`unknown element "bogus" in the value under /authority/router[name=a]`, "/authority/router[name=a] has certificate-failure-action, name, peer, peer-validation, peering-common-name"}},

@@ -30,7 +30,7 @@ func TestCapabilities(t *testing.T) {
 	if diff := cmp.Diff([]gnmi.Encoding{gnmi.Encoding_JSON, gnmi.Encoding_JSON_IETF, gnmi.Encoding_PROTO}, r.SupportedEncodings); diff != "" {
 		t.Errorf("encodings (-want +got):\n%s", diff)
 	}
-	if m := r.SupportedModels[0]; m.Name != "pki-authority" || m.Version != "2026-11-23" || m.Organization != "pki-agent" {
+	if m := r.SupportedModels[0]; m.Name != "pki-authority" || m.Version != "2026-12-02" || m.Organization != "pki-agent" {
 		t.Errorf("model %v", m)
 	}
 	if len(r.Extension) != 1 || r.Extension[0].GetCommit() == nil {

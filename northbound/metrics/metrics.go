@@ -87,6 +87,8 @@ func writeCounters(e *encoder, s *gen.PkiAuthority_Stats_Security) {
 		s.GetCrlFetch().GetSuccess(), s.GetCrlFetch().GetFailure())
 	pair("pkiagent_crl_ingestion_total", "CRLs verified and indexed, by result.",
 		s.GetCrlIngestion().GetSuccess(), s.GetCrlIngestion().GetFailure())
+	pair("pkiagent_enrollment_total", "Enrollments and renewals from a CA, by result.",
+		s.GetEnrollment().GetSuccess(), s.GetEnrollment().GetFailure())
 	f := e.family("pkiagent_certificate_problems_total", "counter", "Managed certificates found bad, by kind.")
 	f.add(float64(s.GetCertificate().GetExpired()), "kind", "expired")
 	f.add(float64(s.GetCertificate().GetInvalid()), "kind", "invalid")

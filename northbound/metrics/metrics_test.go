@@ -26,6 +26,7 @@ func sampleState() *gen.Device {
 	sec.GetOrCreateCsr().Success = ygot.Uint64(3)
 	sec.GetOrCreateCsr().Failure = ygot.Uint64(1)
 	sec.GetOrCreateCrlFetch().Failure = ygot.Uint64(7)
+	sec.GetOrCreateEnrollment().Success = ygot.Uint64(4)
 	sec.GetOrCreatePeerCertificate().Revoked = ygot.Uint64(2)
 	al := d.GetOrCreateAlarms().GetOrCreateAlarm("certificate:gnmi")
 	al.Category = gen.PkiAuthority_AlarmCategory_certificate_expiring
@@ -91,6 +92,8 @@ func TestScrapeOfAgentState(t *testing.T) {
 		`pkiagent_csr_total{result="failure"} 1`,
 		`pkiagent_certificate_import_total{result="success"} 0`,
 		`pkiagent_crl_fetch_total{result="failure"} 7`,
+		`pkiagent_enrollment_total{result="success"} 4`,
+		`pkiagent_enrollment_total{result="failure"} 0`,
 		`pkiagent_peer_certificate_refused_total{kind="revoked"} 2`,
 		`pkiagent_alarms_active{severity="major"} 2`,
 		`pkiagent_alarms_active{severity="critical"} 0`,

@@ -44,8 +44,8 @@ func BenchmarkIR(b *testing.B) {
 		for b.Loop() {
 			out, err := exec.Command("openssl", "cmp", "-config", "", "-server", server, "-cmd", "ir",
 				"-ref", "3078", "-secret", "pass:insta", "-recipient", "/CN=Test CMP CA",
-				"-newkey", keyFile, "-subject", "/CN=router1", "-out_trusted", p.files.ca,
-				"-certout", p.files.dir+"/bench-out.pem").CombinedOutput()
+				"-newkey", keyFile, "-subject", "/CN=router1", "-out_trusted", p.files.CA,
+				"-certout", p.files.Dir+"/bench-out.pem").CombinedOutput()
 			if err != nil {
 				b.Fatalf("openssl cmp: %v\n%s", err, out)
 			}

@@ -1,105 +1,15 @@
 package cmp
 
 import (
-	"flag"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/pkiagent/pkiagent/internal/netnstest"
 )
 
-// netnsEnv marks the test binary re-run inside its own network namespace.
-const netnsEnv = "PKIAGENT_CMP_NETNS"
+func inNetns(tb testing.TB, args ...string) bool { return netnstest.InNetns(tb, args...) }
 
-// inNetns reports whether the caller runs inside a private network
-// namespace, where a peer that binds all interfaces (openssl cmp) sees only
-// loopback. Outside, it re-runs this test binary there with args (as root,
-// unshare -n, lo up), reports its output, fails tb when it fails, and
-// returns false.
-func inNetns(tb testing.TB, args ...string) bool {
-	tb.Helper()
-	if os.Getenv(netnsEnv) == "1" {
-		return true
-	}
-	if os.Geteuid() != 0 {
-		tb.Skip("skipped: openssl cmp binds all interfaces, so it runs in a private network namespace (unshare -n), which needs root")
-	}
-	for _, tool := range []string{"unshare", "ip", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			tb.Skipf("skipped: %s not found (scripts/install-deps.sh)", tool)
-		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if f := flag.Lookup("test.v"); f != nil && f.Value.String() == "true" {
-		args = append(args, "-test.v")
-	}
-	cmd := exec.Command("unshare", append([]string{"-n", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, exe}, args...)...)
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	tb.Logf("inside a private network namespace:\n%s", out)
-	if err != nil {
-		tb.Fatalf("the run in the network namespace failed: %v", err)
-	}
-	if strings.Contains(string(out), "no tests to run") {
-		tb.Fatal("the run in the network namespace found no tests")
-	}
-	return false
-}
+type mockFiles = netnstest.MockFiles
 
-// mockPort hands each mock server its own port, so one never meets the
-// previous one's sockets.
-var mockPort = 18080
-
-// Mock paths under dir: ca.pem (trusted by both sides), srv.pem/srv.key
-// (the server's signing certificate), and the certificate to return.
-type mockFiles struct{ dir, ca, srvCert, srvKey string }
-
-// startMock starts `openssl cmp` as a mock CMP server returning rspCert,
-// and returns its URL. It is stopped when tb ends.
 func startMock(tb testing.TB, f mockFiles, rspCert string, extra ...string) string {
-	tb.Helper()
-	mockPort++
-	port := fmt.Sprint(mockPort)
-	args := append([]string{"cmp", "-config", "", "-port", port,
-		"-srv_ref", "3078", "-srv_secret", "pass:insta",
-		"-srv_cert", f.srvCert, "-srv_key", f.srvKey, "-srv_trusted", f.ca,
-		"-rsp_cert", rspCert, "-rsp_capubs", f.ca}, extra...)
-	cmd := exec.Command("openssl", args...)
-	logf, err := os.Create(filepath.Join(f.dir, "mock-"+port+".log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-		if tb.Failed() {
-			if b, err := os.ReadFile(logf.Name()); err == nil {
-				tb.Logf("openssl cmp mock log:\n%s", b)
-			}
-		}
-	})
-	// Wait for its ACCEPT line: a probe connection would hold the
-	// single-threaded mock until it timed out.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if b, _ := os.ReadFile(logf.Name()); strings.Contains(string(b), "ACCEPT") {
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("openssl cmp mock did not listen on %s", port)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return "http://127.0.0.1:" + port + "/pkix/"
+	return netnstest.StartCMPMock(tb, f, rspCert, extra...)
 }

@@ -28,8 +28,8 @@ func newOpenSSLPKI(t testing.TB) *opensslPKI {
 	gen := testpki.New(time.Now())
 	ca := testpki.Must(gen.Root(testpki.Options{Subject: &pkix.Name{CommonName: "Test CMP CA"}}))
 	srv := testpki.Must(gen.Issue(ca, testpki.Options{CN: "Test CMP Server", NoExtKeyUsage: true}))
-	p := &opensslPKI{gen: gen, ca: ca, files: mockFiles{dir: dir,
-		ca: filepath.Join(dir, "ca.pem"), srvCert: filepath.Join(dir, "srv.pem"), srvKey: filepath.Join(dir, "srv.key")}}
+	p := &opensslPKI{gen: gen, ca: ca, files: mockFiles{Dir: dir,
+		CA: filepath.Join(dir, "ca.pem"), SrvCert: filepath.Join(dir, "srv.pem"), SrvKey: filepath.Join(dir, "srv.key")}}
 	p.write(t, "ca.pem", ca.PEM())
 	p.write(t, "srv.pem", srv.PEM())
 	p.write(t, "srv.key", srv.KeyPEM())
@@ -38,7 +38,7 @@ func newOpenSSLPKI(t testing.TB) *opensslPKI {
 
 func (p *opensslPKI) write(t testing.TB, name string, data []byte) string {
 	t.Helper()
-	path := filepath.Join(p.files.dir, name)
+	path := filepath.Join(p.files.Dir, name)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package csr
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -137,6 +138,8 @@ func sigAlg(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
 			return 0, fmt.Errorf("%w: RSA key of %d bits; at least 2048 are required", ErrUnsupportedKey, k.N.BitLen())
 		}
 		return x509.SHA256WithRSA, nil
+	case ed25519.PublicKey:
+		return x509.PureEd25519, nil
 	}
 	return 0, fmt.Errorf("%w: %T", ErrUnsupportedKey, pub)
 }

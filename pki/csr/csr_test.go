@@ -133,6 +133,19 @@ func (b brokenSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, 
 	return sig, err
 }
 
+// An Ed25519 key signs its CSR (PureEd25519, RFC 8410).
+func TestEd25519CSR(t *testing.T) {
+	p, err := Create(Request{Subject: Subject{CommonName: "r1"}}, testpki.Must(testpki.NewKey(testpki.Ed25519)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(p)
+	c, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil || c.SignatureAlgorithm != x509.PureEd25519 || c.CheckSignature() != nil {
+		t.Fatalf("CSR: %v, %v", c.SignatureAlgorithm, err)
+	}
+}
+
 func TestSignerProblems(t *testing.T) {
 	req := Request{Subject: Subject{CommonName: "r1"}}
 	tests := []struct {
@@ -142,7 +155,6 @@ func TestSignerProblems(t *testing.T) {
 	}{
 		{desc: "P-224", signer: testpki.Must(testpki.NewKey(testpki.ECDSAP224)), want: ErrUnsupportedKey},
 		{desc: "RSA 1024", signer: testpki.Must(testpki.NewKey(testpki.RSA1024)), want: ErrUnsupportedKey},
-		{desc: "Ed25519", signer: testpki.Must(testpki.NewKey(testpki.Ed25519)), want: ErrUnsupportedKey},
 		{desc: "signer producing a bad signature", signer: brokenSigner{testpki.Must(testpki.NewKey(testpki.ECDSAP256))}, want: ErrSign},
 	}
 	for _, tc := range tests {

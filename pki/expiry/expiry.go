@@ -75,11 +75,35 @@ type Grade struct {
 	Text string
 }
 
+// Windows are the expiry alarm thresholds (/authority/expiry-alarms): a
+// minor alarm within Minor of notAfter, a major one within Major.
+type Windows struct {
+	Minor, Major time.Duration
+}
+
+// DefaultWindows are 30 and 7 days.
+var DefaultWindows = Windows{Minor: MonthWindow, Major: WeekWindow}
+
+// Check says why w cannot grade (Major beyond Minor, or not positive).
+func (w Windows) Check() error {
+	if w.Major <= 0 || w.Minor <= 0 {
+		return fmt.Errorf("expiry windows must be positive")
+	}
+	if w.Major > w.Minor {
+		return fmt.Errorf("major-days %s is beyond minor-days %s", days(w.Major), days(w.Minor))
+	}
+	return nil
+}
+
 // GradeAt grades the window [notBefore, notAfter] at now. A certificate is
 // valid through notAfter inclusive (RFC 5280) and expired after it; it is
-// expiring within a week when at most 7 days remain and within a month
-// when at most 30 days remain.
-func GradeAt(notBefore, notAfter, now time.Time) Grade {
+// expiring within a week (the status keeps that name whatever w.Major
+// is) when at most w.Major remains and within a month when at most
+// w.Minor remains. A zero w grades with the default windows.
+func (w Windows) GradeAt(notBefore, notAfter, now time.Time) Grade {
+	if w == (Windows{}) {
+		w = DefaultWindows
+	}
 	rem := notAfter.Sub(now)
 	at := notAfter.UTC().Format(time.RFC3339)
 	switch {
@@ -89,14 +113,14 @@ func GradeAt(notBefore, notAfter, now time.Time) Grade {
 	case now.After(notAfter):
 		return Grade{Status: StatusExpired, Severity: SeverityCritical, Category: CategoryExpired, Remaining: rem,
 			Text: fmt.Sprintf("expired at %s", at)}
-	case rem <= WeekWindow:
+	case rem <= w.Major:
 		return Grade{Status: StatusExpiringWithinWeek, Severity: SeverityMajor, Category: CategoryExpiring, Remaining: rem, NextChange: notAfter.Add(time.Nanosecond),
 			Text: fmt.Sprintf("expires in %s (%s)", days(rem), at)}
-	case rem <= MonthWindow:
-		return Grade{Status: StatusExpiringWithinMonth, Severity: SeverityMinor, Category: CategoryExpiring, Remaining: rem, NextChange: notAfter.Add(-WeekWindow),
+	case rem <= w.Minor:
+		return Grade{Status: StatusExpiringWithinMonth, Severity: SeverityMinor, Category: CategoryExpiring, Remaining: rem, NextChange: notAfter.Add(-w.Major),
 			Text: fmt.Sprintf("expires in %s (%s)", days(rem), at)}
 	}
-	return Grade{Status: StatusValid, Severity: SeverityNone, Remaining: rem, NextChange: notAfter.Add(-MonthWindow),
+	return Grade{Status: StatusValid, Severity: SeverityNone, Remaining: rem, NextChange: notAfter.Add(-w.Minor),
 		Text: fmt.Sprintf("valid until %s", at)}
 }
 

@@ -1,6 +1,7 @@
 package expiry
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ func TestGradeAt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			g := GradeAt(notBefore, notAfter, tc.now)
+			g := DefaultWindows.GradeAt(notBefore, notAfter, tc.now)
 			got := out{g.Status, g.Severity, g.Category, g.NextChange}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("grade (-want +got):\n%s", diff)
@@ -71,7 +72,7 @@ func TestGradeText(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			if got := GradeAt(t0.Add(-day), notAfter, tc.now).Text; got != tc.want {
+			if got := DefaultWindows.GradeAt(t0.Add(-day), notAfter, tc.now).Text; got != tc.want {
 				t.Errorf("text %q, want %q", got, tc.want)
 			}
 		})
@@ -93,7 +94,7 @@ func TestTrackerAcrossBoundaries(t *testing.T) {
 	}
 	var got []seen
 	eval := func(nb, na time.Time) {
-		g := GradeAt(nb, na, clk.Now())
+		g := DefaultWindows.GradeAt(nb, na, clk.Now())
 		if tr, ok := tr.Set(Alarm{ID: "certificate/r1", Resource: "/certificates/certificate[name=r1]", Category: g.Category, Severity: g.Severity, Text: g.Text}); ok {
 			got = append(got, seen{tr.Change, tr.Alarm.Severity, tr.Alarm.Category, clk.Now()})
 		}
@@ -197,5 +198,31 @@ func TestStrings(t *testing.T) {
 	want := []string{"none", "minor", "major", "critical", "raised", "regraded", "cleared"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestWindowsGradeAt(t *testing.T) {
+	nb := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	na := nb.Add(365 * 24 * time.Hour)
+	w := Windows{Minor: 60 * 24 * time.Hour, Major: 14 * 24 * time.Hour}
+	for _, tc := range []struct {
+		left time.Duration
+		want Status
+		sev  Severity
+	}{
+		{61 * 24 * time.Hour, StatusValid, SeverityNone},
+		{45 * 24 * time.Hour, StatusExpiringWithinMonth, SeverityMinor},
+		{10 * 24 * time.Hour, StatusExpiringWithinWeek, SeverityMajor},
+	} {
+		g := w.GradeAt(nb, na, na.Add(-tc.left))
+		if g.Status != tc.want || g.Severity != tc.sev {
+			t.Errorf("%v left: got %s %s, want %s %s", tc.left, g.Status, g.Severity, tc.want, tc.sev)
+		}
+	}
+	if g := (Windows{}).GradeAt(nb, na, na.Add(-20*24*time.Hour)); g.Status != StatusExpiringWithinMonth {
+		t.Errorf("zero windows: got %s, want the defaults' expiring-within-month", g.Status)
+	}
+	if err := (Windows{Minor: 7 * 24 * time.Hour, Major: 30 * 24 * time.Hour}).Check(); err == nil || !strings.Contains(err.Error(), "major-days") {
+		t.Errorf("major beyond minor: got %v", err)
 	}
 }

@@ -17,6 +17,7 @@ package importcheck
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
@@ -198,8 +199,10 @@ func keyAlgorithm(pub any) (string, error) {
 			return "ecdsa-p521", nil
 		}
 		return "", &Error{Category: CategoryCertificate, Reason: ReasonKeyAlgorithm, Detail: fmt.Sprintf("ECDSA curve %s is not allowed; use P-256, P-384 or P-521", k.Curve.Params().Name)}
+	case ed25519.PublicKey:
+		return "ed25519", nil
 	}
-	return "", &Error{Category: CategoryCertificate, Reason: ReasonKeyAlgorithm, Detail: fmt.Sprintf("%T keys are not allowed; use RSA (>= %d bits) or ECDSA P-256/P-384/P-521", pub, MinRSABits)}
+	return "", &Error{Category: CategoryCertificate, Reason: ReasonKeyAlgorithm, Detail: fmt.Sprintf("%T keys are not allowed; use RSA (>= %d bits), ECDSA P-256/P-384/P-521 or Ed25519", pub, MinRSABits)}
 }
 
 func matchKey(certPub, keyPub crypto.PublicKey) error {

@@ -136,6 +136,9 @@ func TestRefused(t *testing.T) {
 		k := testpki.Must(testpki.NewKey(kt))
 		return Input{PEM: e.leaf(testpki.Options{Key: k}).PEM(), PublicKey: k.Public(), Trust: e.trust, Now: now}
 	}
+	if _, err := Check(weak(testpki.Ed25519)); err != nil {
+		t.Errorf("an Ed25519 router certificate is refused: %v", err)
+	}
 	revokedLeaf := e.leaf(testpki.Options{Serial: big.NewInt(4242)})
 	e.revocation.Add(e.ca.Cert.RawSubject, big.NewInt(4242))
 	// A trusted chain whose intermediate gets revoked by the root.
@@ -179,7 +182,6 @@ func TestRefused(t *testing.T) {
 		{desc: "critical unknown extension", in: e.input(e.leaf(testpki.Options{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 3}, Critical: true, Value: []byte{5, 0}}}}).PEM()), want: "CriticalExtension", wantIn: "1.3.6.1.4.1.99999.3"},
 		{desc: "RSA 1024", in: weak(testpki.RSA1024), want: "KeyAlgorithm", wantIn: "1024 bits"},
 		{desc: "ECDSA P-224", in: weak(testpki.ECDSAP224), want: "KeyAlgorithm", wantIn: "P-224"},
-		{desc: "Ed25519", in: weak(testpki.Ed25519), want: "KeyAlgorithm"},
 		{desc: "mismatched key", in: with(good.PEM(), func(in *Input) { in.PublicKey = testpki.Must(testpki.NewKey(testpki.ECDSAP256)).Public() }), want: "KeyMismatch", wantIn: "another key"},
 		{desc: "no key of that name", in: with(good.PEM(), func(in *Input) { in.PublicKey = nil }), want: "KeyMismatch"},
 		{desc: "unknown issuer", in: e.input(testpki.Must(e.g.Issue(e.otherCA, testpki.Options{Key: e.key})).PEM()), want: "UnknownIssuer", wantIn: "does not chain"},

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
@@ -73,8 +74,9 @@ var (
 
 // Algorithms of KeySpec.Algorithm.
 const (
-	AlgorithmRSA = "rsa"
-	AlgorithmECC = "ecc"
+	AlgorithmRSA     = "rsa"
+	AlgorithmECC     = "ecc"
+	AlgorithmEd25519 = "ed25519"
 )
 
 // Curves of KeySpec.Curve (the YANG ecc-curve enumeration).
@@ -97,7 +99,7 @@ const MaxNameLen = api.MaxNameLen
 
 // KeySpec describes a key to generate, as the generate-private-key RPC does.
 type KeySpec struct {
-	Algorithm string // AlgorithmRSA or AlgorithmECC
+	Algorithm string // AlgorithmRSA, AlgorithmECC or AlgorithmEd25519
 	RSABits   int    // for rsa: 2048..4096, a multiple of 256
 	Curve     string // for ecc: secp256r1, secp384r1 or secp521r1
 }
@@ -120,10 +122,11 @@ func (s KeySpec) Validate() error {
 		if _, err := s.EllipticCurve(); err != nil {
 			return err
 		}
+	case AlgorithmEd25519:
 	case "":
-		return fmt.Errorf("%w: algorithm is required (rsa or ecc)", ErrInvalidSpec)
+		return fmt.Errorf("%w: algorithm is required (rsa, ecc or ed25519)", ErrInvalidSpec)
 	default:
-		return fmt.Errorf("%w: algorithm %q: must be rsa or ecc", ErrInvalidSpec, s.Algorithm)
+		return fmt.Errorf("%w: algorithm %q: must be rsa, ecc or ed25519", ErrInvalidSpec, s.Algorithm)
 	}
 	return nil
 }
@@ -145,8 +148,11 @@ func (s KeySpec) EllipticCurve() (elliptic.Curve, error) {
 // String names the key type as the certificate state's key-algorithm leaf
 // does: "rsa-2048", "ecc-secp256r1".
 func (s KeySpec) String() string {
-	if s.Algorithm == AlgorithmRSA {
+	switch s.Algorithm {
+	case AlgorithmRSA:
 		return fmt.Sprintf("rsa-%d", s.RSABits)
+	case AlgorithmEd25519:
+		return AlgorithmEd25519
 	}
 	return s.Algorithm + "-" + s.Curve
 }
@@ -170,6 +176,8 @@ func SpecOf(pub crypto.PublicKey) (KeySpec, error) {
 		default:
 			return KeySpec{}, fmt.Errorf("%w: ECDSA curve %s", ErrUnsupported, k.Curve.Params().Name)
 		}
+	case ed25519.PublicKey:
+		s = KeySpec{Algorithm: AlgorithmEd25519}
 	default:
 		return KeySpec{}, fmt.Errorf("%w: public key type %T", ErrUnsupported, pub)
 	}

@@ -32,7 +32,8 @@ func TestKeySpecValidate(t *testing.T) {
 		{desc: "ecc no curve", spec: KeySpec{Algorithm: "ecc"}, wantErr: "ecc-curve is required"},
 		{desc: "ecc bad curve", spec: KeySpec{Algorithm: "ecc", Curve: "P-256"}, wantErr: `ecc-curve "P-256": must be secp256r1, secp384r1 or secp521r1`},
 		{desc: "no algorithm", spec: KeySpec{}, wantErr: "algorithm is required"},
-		{desc: "bad algorithm", spec: KeySpec{Algorithm: "ed25519"}, wantErr: `algorithm "ed25519": must be rsa or ecc`},
+		{desc: "ed25519", spec: KeySpec{Algorithm: "ed25519"}},
+		{desc: "bad algorithm", spec: KeySpec{Algorithm: "dsa"}, wantErr: `algorithm "dsa": must be rsa, ecc or ed25519`},
 	} {
 		t.Run(c.desc, func(t *testing.T) {
 			err := c.spec.Validate()
@@ -107,7 +108,7 @@ func TestSpecOf(t *testing.T) {
 		{desc: "rsa 2048", pub: rk.Public(), want: "rsa-2048"},
 		{desc: "rsa 1024", pub: small.Public()},
 		{desc: "p224", pub: ec224.Public()},
-		{desc: "ed25519", pub: edPub},
+		{desc: "ed25519", pub: edPub, want: "ed25519"},
 	} {
 		t.Run(c.desc, func(t *testing.T) {
 			s, err := SpecOf(c.pub)

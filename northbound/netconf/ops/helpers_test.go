@@ -85,6 +85,14 @@ func (f *fakePKI) ValidatePeerCertificate(context.Context, api.Caller, api.Valid
 	return api.ValidatePeerOutput{Result: "invalid", Reason: "no chain"}, nil
 }
 
+func (f *fakePKI) EnrollCertificate(context.Context, api.Caller, api.EnrollCertificateInput) (api.EnrollCertificateOutput, error) {
+	return api.EnrollCertificateOutput{Result: "failed", Message: "no CA"}, nil
+}
+
+func (f *fakePKI) DeletePrivateKey(context.Context, api.Caller, api.DeletePrivateKeyInput) error {
+	return nil
+}
+
 type env struct {
 	store *agent.Store
 	bus   *telemetry.Bus

@@ -26,7 +26,7 @@ func TestHelloAdvertisesModulesWithFeatures(t *testing.T) {
 		"urn:ietf:params:xml:ns:netconf:notification:1.0?module=notifications&revision=2008-07-14",
 		"urn:ietf:params:xml:ns:netmod:notification?module=nc-notifications&revision=2008-07-14",
 		"urn:ietf:params:xml:ns:yang:ietf-yang-library?module=ietf-yang-library&revision=2019-01-04",
-		"urn:pkiagent:yang:pki-authority?module=pki-authority&revision=2026-11-23",
+		"urn:pkiagent:yang:pki-authority?module=pki-authority&revision=2026-12-02",
 	} {
 		if !slices.Contains(caps, want) {
 			t.Errorf("hello lacks %s", want)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -111,8 +112,12 @@ func (s *Store) Generate(ctx context.Context, name string, spec keystore.KeySpec
 }
 
 func newKey(spec keystore.KeySpec) (crypto.Signer, error) {
-	if spec.Algorithm == keystore.AlgorithmRSA {
+	switch spec.Algorithm {
+	case keystore.AlgorithmRSA:
 		return rsa.GenerateKey(rand.Reader, spec.RSABits)
+	case keystore.AlgorithmEd25519:
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
 	}
 	curve, err := spec.EllipticCurve()
 	if err != nil {

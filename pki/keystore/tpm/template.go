@@ -64,6 +64,9 @@ func parmsFor(spec keystore.KeySpec) (tpm2.TPMIAlgPublic, tpm2.TPMUPublicParms, 
 			tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
 			nil
 	}
+	if spec.Algorithm == keystore.AlgorithmEd25519 {
+		return 0, tpm2.TPMUPublicParms{}, tpm2.TPMUPublicID{}, fmt.Errorf("%w: a TPM 2.0 cannot hold Ed25519 keys (TPM2_ECC_CURVE has no Edwards curve); use key-storage file or an ecc key", keystore.ErrUnsupported)
+	}
 	return 0, tpm2.TPMUPublicParms{}, tpm2.TPMUPublicID{}, fmt.Errorf("%w: %s", keystore.ErrInvalidSpec, spec)
 }
 
