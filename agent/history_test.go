@@ -174,3 +174,24 @@ func TestRollbackRPC(t *testing.T) {
 		t.Fatalf("rollback commit recorded as %+v", h[len(h)-1])
 	}
 }
+
+// A rollback is a commit like any other: one that fails validation is
+// refused with the validator's reason, and changes nothing.
+func TestRollbackRefusedByValidation(t *testing.T) {
+	v := &recorder{}
+	s, _ := newTestStore(t, Config{Validators: []api.Validator{v}})
+	for _, url := range []string{"http://x/a.crl", "http://x/b.crl"} {
+		if _, err := commitEdits(t, s, addCRL(t, url, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Running()
+	v.failValid = errors.New("a CRL source is needed by router r1")
+	_, err := s.InvokeSystemRPC(context.Background(), api.Caller{User: "root", Role: api.RoleAdmin}, api.Owner{Name: "t"}, "rollback-configuration", []byte(`{"id":"1"}`))
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "needed by router r1") {
+		t.Fatalf("rollback refused by validation: %v", err)
+	}
+	if s.Running() != before || len(committed(s)) != 2 {
+		t.Fatal("a refused rollback changed running or the history")
+	}
+}

@@ -78,7 +78,7 @@ func (h *Handler) agentRPC(ctx context.Context, s *netconf.Session, op *node) nc
 	if err != nil || e.RPC.Output == nil {
 		return ncxml.OK()
 	}
-	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, NS, obj), ""))
+	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, op.name.Space, obj), ""))
 }
 
 var (
