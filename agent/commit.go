@@ -31,8 +31,8 @@ type Record struct {
 	Root *gen.Device
 	// Scopes are the subtrees that changed (nil Elem = whole tree).
 	Scopes [][]*gnmi.PathElem
-	// Whole is true when the whole tree should be written out (rollback,
-	// root replace), not only the scopes.
+	// Whole is true when the whole tree should be written out (a root
+	// replace, the rollback of an unconfirmed commit), not only the scopes.
 	Whole bool
 	// History is the commits retained before this one, oldest first, which
 	// a snapshot keeps so the history survives the journal's compaction.

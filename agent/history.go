@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openconfig/gnmi/proto/gnmi"
+
 	"github.com/pkiagent/pkiagent/agent/api"
 	"github.com/pkiagent/pkiagent/gen"
 )
@@ -87,7 +89,40 @@ func (s *Store) RollbackTo(ctx context.Context, id uint64, opts CommitOptions) (
 	if opts.Comment == "" {
 		opts.Comment = fmt.Sprintf("rollback to commit %d", id)
 	}
-	return s.commitLocked(ctx, newTxFromTrees(s.runningTree(), target), opts, false, sealMemo{})
+	tx, err := graftChangedTops(s.runningTree(), target)
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	return s.commitLocked(ctx, tx, opts, false, sealMemo{})
+}
+
+// graftChangedTops returns a transaction on running that takes from target
+// each top-level container that differs: its journal record holds those
+// subtrees, where a whole-tree replace would rewrite the snapshot and end
+// every earlier rollback point.
+func graftChangedTops(running, target *gen.Device) (*Tx, error) {
+	tx := newTx(running)
+	for name, e := range RootEntry().Dir {
+		if !e.IsContainer() && !e.IsList() { // rpcs and notifications
+			continue
+		}
+		elems := []*gnmi.PathElem{{Name: name}}
+		was, err := lookup(running, elems)
+		if err != nil {
+			return nil, err
+		}
+		want, err := lookup(target, elems)
+		if err != nil {
+			return nil, err
+		}
+		if sameNode(was, want) {
+			continue
+		}
+		if err := tx.graft(target, elems); err != nil {
+			return nil, err
+		}
+	}
+	return tx, nil
 }
 
 // historyState serves /system/commit-history.

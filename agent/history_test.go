@@ -83,19 +83,21 @@ func TestHistoryPersistedBoundedAndReloaded(t *testing.T) {
 		t.Fatalf("history after the rollback %+v", after)
 	}
 
-	// The rollback rewrote the snapshot: the commits before it keep their
-	// record but not their tree, and a rollback to them says so.
+	// The rollback's record holds the subtrees it changed: every rollback
+	// point stays, across a restart too.
 	stop()
 	s, _ = reopen(t, dir, cfg)
 	if got := committed(s); !reflect.DeepEqual(got, after) {
 		t.Fatalf("history after the second restart\n%+v\nwant\n%+v", got, after)
 	}
-	_, err = s.RollbackTo(context.Background(), 5, CommitOptions{User: "ops"})
-	if !errors.Is(err, ErrNoSuchCommit) || !strings.Contains(err.Error(), "not kept") || !strings.Contains(err.Error(), "rolled back to: 7") {
-		t.Fatalf("rollback to a commit whose tree is gone: %v", err)
+	if _, err := s.RollbackTo(context.Background(), 5, CommitOptions{User: "ops"}); err != nil {
+		t.Fatalf("rollback to commit 5 after a rollback and a restart: %v", err)
+	}
+	if s.Running().GetAuthority().GetCertificateRevocationList("http://x/4.crl") == nil || s.Running().GetAuthority().GetCertificateRevocationList("http://x/5.crl") != nil {
+		t.Fatal("rollback to commit 5 did not restore its CRLs")
 	}
 	_, err = s.RollbackTo(context.Background(), 2, CommitOptions{User: "ops"})
-	if !errors.Is(err, ErrNoSuchCommit) || !strings.Contains(err.Error(), "keeps the last 4") {
+	if !errors.Is(err, ErrNoSuchCommit) || !strings.Contains(err.Error(), "keeps the last 4") || !strings.Contains(err.Error(), "rolled back to: 5, 6, 7, 8") {
 		t.Fatalf("rollback to a commit out of the history: %v", err)
 	}
 	st, err := s.State()
@@ -103,8 +105,7 @@ func TestHistoryPersistedBoundedAndReloaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	hist := st.GetSystem().GetCommitHistory()
-	if len(hist.Commit) != 4 || hist.GetCommit(5).GetRollbackAvailable() || !hist.GetCommit(7).GetRollbackAvailable() ||
-		hist.GetCommit(7).GetComment() != "rollback to commit 3" || hist.GetCommit(7).GetConfirmedPending() {
+	if len(hist.Commit) != 4 || !hist.GetCommit(5).GetRollbackAvailable() || hist.GetCommit(8).GetComment() != "rollback to commit 5" || hist.GetCommit(8).GetConfirmedPending() {
 		t.Fatalf("state /system/commit-history: %+v", hist.Commit)
 	}
 }
@@ -118,11 +119,29 @@ func TestHistorySurvivesCompaction(t *testing.T) {
 		}
 	}
 	want := committed(s)
+	// The commit before the snapshot keeps its record, not its tree, from
+	// the snapshot on (as after a restart).
+	check := func(when string) {
+		t.Helper()
+		_, err := s.RollbackTo(context.Background(), want[0].ID, CommitOptions{User: "ops"})
+		if !errors.Is(err, ErrNoSuchCommit) || !strings.Contains(err.Error(), "not kept") || !strings.Contains(err.Error(), fmt.Sprintf("rolled back to: %d, %d", want[1].ID, want[2].ID)) {
+			t.Fatalf("%s: rollback to a commit whose tree is gone: %v", when, err)
+		}
+		st, err := s.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := st.GetSystem().GetCommitHistory(); h.GetCommit(want[0].ID).GetRollbackAvailable() || !h.GetCommit(want[2].ID).GetRollbackAvailable() {
+			t.Fatalf("%s: rollback-available: %+v", when, h.Commit)
+		}
+	}
+	check("before a restart")
 	stop()
 	s, _ = reopen(t, dir, Config{History: 3})
 	if got := committed(s); !reflect.DeepEqual(got, want) || len(got) != 3 {
 		t.Fatalf("history after a compaction and restart %v, want %v", ids(got), ids(want))
 	}
+	check("after a restart")
 }
 
 func TestRollbackRPC(t *testing.T) {
