@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pkiagent/pkiagent/agent/api"
 )
@@ -212,5 +213,36 @@ func TestRollbackRefusedByValidation(t *testing.T) {
 	}
 	if s.Running() != before || len(committed(s)) != 2 {
 		t.Fatal("a refused rollback changed running or the history")
+	}
+}
+
+// The history marks a confirmed commit while it is pending.
+func TestHistoryMarksPendingConfirmedCommit(t *testing.T) {
+	r := newConfirmRig(t)
+	pending := func() map[uint64]bool {
+		st, err := r.s.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[uint64]bool{}
+		for id, c := range st.GetSystem().GetCommitHistory().Commit {
+			out[id] = c.GetConfirmedPending()
+		}
+		return out
+	}
+	if err := r.gnmi("a", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.netconf("b", "", 10*time.Minute, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); !reflect.DeepEqual(got, map[uint64]bool{1: false, 2: true}) {
+		t.Fatalf("confirmed-pending while commit 2 waits: %v", got)
+	}
+	if err := r.s.Confirm(CommitOptions{User: "u-b", Owner: api.Owner{Name: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); !reflect.DeepEqual(got, map[uint64]bool{1: false, 2: false}) {
+		t.Fatalf("confirmed-pending after the confirm: %v", got)
 	}
 }
