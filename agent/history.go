@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -190,10 +191,21 @@ func (s *Store) InvokeSystemRPC(ctx context.Context, c api.Caller, owner api.Own
 	var in RollbackInput
 	d := json.NewDecoder(strings.NewReader(string(input)))
 	d.DisallowUnknownFields()
-	if err := d.Decode(&in); err != nil {
+	err := d.Decode(&in)
+	if err == nil {
+		if _, end := d.Token(); end != io.EOF {
+			err = errors.New("more than one JSON value")
+		}
+	}
+	if err != nil {
 		return nil, &api.InputError{RPC: name, Err: fmt.Errorf("%w: rpc %s input: %v", api.ErrInvalid, name, err)}
 	}
-	id, err := strconv.ParseUint(strings.Trim(string(in.ID), `"`), 10, 64)
+	// A uint64 is a JSON string in RFC 7951; a bare number is taken too.
+	text := string(in.ID)
+	if json.Unmarshal(in.ID, &text) != nil {
+		text = string(in.ID)
+	}
+	id, err := strconv.ParseUint(text, 10, 64)
 	if err != nil || id == 0 {
 		return nil, &api.InputError{RPC: name, Leaf: "id", Err: fmt.Errorf("%w: rpc %s: id must be a commit id from 1 to 18446744073709551615", api.ErrInvalid, name)}
 	}

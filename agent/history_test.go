@@ -246,3 +246,23 @@ func TestHistoryMarksPendingConfirmedCommit(t *testing.T) {
 		t.Fatalf("confirmed-pending after the confirm: %v", got)
 	}
 }
+
+// FuzzRollbackInput: in a store without commits, any input of rpc
+// rollback-configuration is refused as invalid input.
+func FuzzRollbackInput(f *testing.F) {
+	for _, s := range []string{`{"id":"1"}`, `{"id":1}`, `{"id":"0"}`, `{"id":"18446744073709551616"}`, `{"id":null}`, `{}`, `[]`, `{"id":"1"} x`, `{"id":"-1"}`, `{"id":"1","x":2}`} {
+		f.Add([]byte(s))
+	}
+	s := New(Config{})
+	f.Cleanup(s.Close)
+	admin := api.Caller{User: "root", Role: api.RoleAdmin}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := s.InvokeSystemRPC(context.Background(), admin, api.Owner{Name: "fuzz"}, "rollback-configuration", in)
+		if err == nil {
+			t.Fatalf("input %q rolled back (%s) in a store without commits", in, out)
+		}
+		if _, ok := errors.AsType[*api.InputError](err); !ok || !errors.Is(err, api.ErrInvalid) {
+			t.Fatalf("input %q: %v is no invalid-input error", in, err)
+		}
+	})
+}
