@@ -321,6 +321,7 @@ func TestCandidateRemoveOfAnAbsentNode(t *testing.T) {
 		if _, err := commitEdits(t, s, e); err != nil {
 			t.Fatal(err)
 		}
+		s.Candidate() // a read rebuilds the candidate on the new running
 	}
 	if _, err := s.CommitCandidate(ctx, CommitOptions{User: "nc", Owner: me}); err != nil {
 		t.Fatal(err)
