@@ -35,6 +35,9 @@ type candRegion struct {
 	// is not grafted, it only makes the deletion of that entry in running
 	// a conflict (the candidate would bring it back in part).
 	existence bool
+	// created marks an existence region whose entry the candidate's own
+	// edits made: only such an entry is carried onto running.
+	created bool
 }
 
 // EditCandidate applies edits to the shared candidate as one unit: all of
@@ -66,8 +69,17 @@ func (s *Store) EditCandidate(owner api.Owner, edits ...Edit) error {
 	if err != nil {
 		return err
 	}
+	created := map[string]bool{}
+	for _, keyElems := range exist {
+		entry := keyElems[:len(keyElems)-1]
+		before, _ := lookup(base, entry)
+		after, _ := lookup(tx.Root(), entry)
+		if !before.IsValid() && after.IsValid() {
+			created[prefixString(keyElems)] = true
+		}
+	}
 	s.mu.Lock()
-	s.addRegions(write, exist, seen, seenID)
+	s.addRegions(write, exist, created, seen, seenID)
 	s.candidate, s.candBase = tx.Root(), seen
 	s.dirtyBy[owner] = true
 	s.mu.Unlock()
@@ -100,7 +112,7 @@ func (s *Store) ReplaceCandidate(owner api.Owner, root *gen.Device) error {
 		return nil
 	}
 	s.candRegions = nil
-	s.addRegions([][]*gnmi.PathElem{nil}, nil, s.running, s.lastID)
+	s.addRegions([][]*gnmi.PathElem{nil}, nil, nil, s.running, s.lastID)
 	s.candidate, s.candBase = root, s.running
 	s.dirtyBy[owner] = true
 	return nil
@@ -131,7 +143,7 @@ func (s *Store) resetCandidateLocked() {
 // addRegions records the regions of an edit made over running tree seen.
 // A node edited before keeps its first tree: running may have changed it
 // in between, and the candidate's value hid that change.
-func (s *Store) addRegions(write, exist [][]*gnmi.PathElem, seen *gen.Device, seenID uint64) {
+func (s *Store) addRegions(write, exist [][]*gnmi.PathElem, created map[string]bool, seen *gen.Device, seenID uint64) {
 	if s.candRegions == nil {
 		s.candRegions = map[string]*candRegion{}
 	}
@@ -143,9 +155,10 @@ func (s *Store) addRegions(write, exist [][]*gnmi.PathElem, seen *gen.Device, se
 			k := prefixString(elems)
 			if r, ok := s.candRegions[k]; ok {
 				r.existence = r.existence && group.existence
+				r.created = r.created || created[k]
 				continue
 			}
-			s.candRegions[k] = &candRegion{elems: elems, seen: seen, seenID: seenID, existence: group.existence}
+			s.candRegions[k] = &candRegion{elems: elems, seen: seen, seenID: seenID, existence: group.existence, created: created[k]}
 		}
 	}
 }
@@ -175,6 +188,9 @@ func (s *Store) candidateTxLocked() (*Tx, error) {
 	tx := newTx(s.running)
 	for _, r := range s.sortedRegions() {
 		if r.existence {
+			if !r.created {
+				continue
+			}
 			// An entry the candidate's edits made as the parent of what
 			// they wrote stays, even when those edits removed its content.
 			if err := tx.ensureEntry(s.candidate, r.elems); err != nil {

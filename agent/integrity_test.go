@@ -300,6 +300,53 @@ func TestCandidateEntryMadeByRemovedContentIsCommitted(t *testing.T) {
 	}
 }
 
+// An entry the candidate only passed through (the remove of a node inside
+// an entry absent at the time) is not the candidate's: when running later
+// gains and loses that entry, the commit does not bring it back
+// (PKI_PROPERTY_SEED=1796177900484854357), and a remove of a node that running
+// gained meanwhile is a conflict, not a silent keep
+// (PKI_PROPERTY_SEED=1796174446706415775).
+func TestCandidateRemoveOfAnAbsentNode(t *testing.T) {
+	ctx := context.Background()
+	me := api.NetconfOwner(1)
+	remove := Edit{Op: OpRemove, Path: mustPath(t, routerPath("a")+"/peer[name=q]")}
+	create := Edit{Op: OpMerge, Path: mustPath(t, routerPath("a")+"/peer-validation"), Value: boolVal(true)}
+	drop := Edit{Op: OpRemove, Path: mustPath(t, routerPath("a"))}
+
+	s, _ := newTestStore(t, Config{})
+	if err := s.EditCandidate(me, remove); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []Edit{create, drop} {
+		if _, err := commitEdits(t, s, e); err != nil {
+			t.Fatal(err)
+		}
+		s.Candidate() // a read rebuilds the candidate on the new running
+	}
+	if _, err := s.CommitCandidate(ctx, CommitOptions{User: "nc", Owner: me}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Running().GetAuthority().GetRouter("a") != nil {
+		t.Fatal("the candidate commit brought back router a, which running had deleted")
+	}
+
+	s, _ = newTestStore(t, Config{})
+	if err := s.EditCandidate(me, Edit{Op: OpRemove, Path: mustPath(t, routerPath("b"))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commitEdits(t, s, Edit{Op: OpMerge, Path: mustPath(t, routerPath("b")+"/peer-validation"), Value: boolVal(true)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.CommitCandidate(ctx, CommitOptions{User: "nc", Owner: me})
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("candidate remove of router b, which running gained after the edit: got %v, want a conflict", err)
+	}
+	if s.Running().GetAuthority().GetRouter("b") == nil {
+		t.Fatal("a refused commit changed running")
+	}
+}
+
 // Where running changed a node the candidate edited, after the candidate
 // edited it, the commit is refused naming the node; elsewhere it merges.
 func TestCandidateCommitConflicts(t *testing.T) {
