@@ -31,9 +31,16 @@ type Record struct {
 	Root *gen.Device
 	// Scopes are the subtrees that changed (nil Elem = whole tree).
 	Scopes [][]*gnmi.PathElem
-	// Whole is true when the whole tree should be written out (rollback,
-	// root replace), not only the scopes.
+	// Whole is true when the whole tree should be written out (a root
+	// replace, the rollback of an unconfirmed commit), not only the scopes.
 	Whole bool
+	// History is the commits retained before this one, oldest first, which
+	// a snapshot keeps so the history survives the journal's compaction.
+	History []CommitInfo
+	// Snapshot is set by a persister that saved the whole tree and kept
+	// no earlier tree: the history's earlier commits lose their rollback
+	// point now, as they would at the next start.
+	Snapshot bool
 }
 
 // CommitOptions describe who commits and how.
@@ -234,7 +241,7 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	id := s.lastID + 1
 	old := s.running
 	s.mu.RUnlock()
-	info := CommitInfo{ID: id, User: opts.User, Time: s.clock.Now().UTC(), Comment: opts.Comment}
+	info := CommitInfo{ID: id, User: opts.User, Owner: opts.Owner.String(), Time: s.clock.Now().UTC(), Comment: opts.Comment, Changes: len(changes)}
 	c := &api.Commit{ID: id, User: opts.User, Old: old, New: tx.Root(), Changes: changes}
 	for _, v := range s.valids {
 		if err := v.Validate(ctx, c); err != nil {
@@ -263,8 +270,9 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 		}
 		applied++
 	}
+	var rec *Record
 	if s.persister != nil {
-		rec := &Record{Info: info, Root: tx.Root(), Scopes: tx.scopes(), Whole: tx.wholeTree}
+		rec = &Record{Info: info, Root: tx.Root(), Scopes: tx.scopes(), Whole: tx.wholeTree, History: s.retainedBefore()}
 		if err := s.persister.Save(ctx, rec); err != nil {
 			undo()
 			return CommitInfo{}, withKind(ErrPersist, fmt.Errorf("commit %d not saved, nothing changed: %w", id, err))
@@ -279,6 +287,11 @@ func (s *Store) apply(ctx context.Context, tx *Tx, opts CommitOptions, validateY
 	}
 	s.running = tx.Root()
 	s.lastID = id
+	if rec != nil && rec.Snapshot {
+		for i := range s.history {
+			s.history[i].root = nil
+		}
+	}
 	s.history = append(s.history, historyEntry{info: info, root: tx.Root()})
 	if len(s.history) > s.maxHist {
 		s.history = append([]historyEntry(nil), s.history[len(s.history)-s.maxHist:]...)

@@ -85,7 +85,7 @@ func (s *Store) conflictLocked() error {
 // changedBy names the first commit after r was edited that changed it.
 func (s *Store) changedBy(r *candRegion, seen reflect.Value) (uint64, string) {
 	for _, h := range s.history {
-		if h.info.ID <= r.seenID {
+		if h.info.ID <= r.seenID || h.root == nil {
 			continue
 		}
 		v, _ := lookup(h.root, r.elems)

@@ -43,10 +43,12 @@ func TestCrashChild(t *testing.T) {
 			fmt.Println("EDIT-ERROR", err)
 			os.Exit(3)
 		}
-		if _, err := s.Commit(context.Background(), tx, CommitOptions{User: "crash"}); err != nil {
+		info, err := s.Commit(context.Background(), tx, CommitOptions{User: "crash"})
+		if err != nil {
 			fmt.Println("COMMIT-ERROR", err)
 			os.Exit(3)
 		}
+		fmt.Printf("ID %d\n", info.ID)
 		if i%7 == 3 {
 			fmt.Printf("DEL http://crash.example/%s-%d.crl\n", run, i-1)
 		}
@@ -56,13 +58,15 @@ func TestCrashChild(t *testing.T) {
 
 // TestCrashRecovery kills a committing child with SIGKILL at random points,
 // many times, and checks that every acknowledged commit survives each
-// restart.
+// restart, and the history with it: the last 64 commits, the last one
+// acknowledged among them.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
 	dir := t.TempDir()
 	acked := map[string]int{}
+	var lastID uint64
 	rng := rand.New(rand.NewPCG(1, 2))
 	const runs = 25
 	for run := range runs {
@@ -98,6 +102,7 @@ func TestCrashRecovery(t *testing.T) {
 					n++
 				}
 				record(t, acked, l)
+				fmt.Sscanf(l, "ID %d", &lastID)
 			case <-deadline:
 				break wait
 			}
@@ -106,6 +111,7 @@ func TestCrashRecovery(t *testing.T) {
 		cmd.Process.Kill()
 		for l := range lines {
 			record(t, acked, l)
+			fmt.Sscanf(l, "ID %d", &lastID)
 		}
 		cmd.Wait()
 
@@ -122,6 +128,16 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("run %d: %s present=%v, but its last acknowledged commit says otherwise (%d)", run, url, got, want)
 			}
 		}
+		h := committed(s)
+		if len(h) == 0 || h[len(h)-1].ID < lastID || len(h) != int(min(h[len(h)-1].ID, 64)) {
+			t.Fatalf("run %d: history after restart %v; the last acknowledged commit is %d", run, ids(h), lastID)
+		}
+		for i := range h {
+			if h[i].ID != h[len(h)-1].ID-uint64(len(h)-1-i) || h[i].User != "crash" {
+				t.Fatalf("run %d: history after restart has a gap or a stranger: %+v", run, h)
+			}
+		}
+		s.Close()
 		d.Close()
 	}
 	if len(acked) < runs {

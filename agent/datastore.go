@@ -107,6 +107,7 @@ func New(cfg Config) *Store {
 		lastID:    cfg.InitialCommit.ID,
 	}
 	s.history = append(s.history, historyEntry{info: cfg.InitialCommit, root: root})
+	s.stateSources = append(s.stateSources, historyState{s})
 	return s
 }
 

@@ -33,6 +33,9 @@ const (
 type journalRecord struct {
 	CommitInfo
 	Ops []journalOp `json:"ops"`
+	// History, in the record that follows a snapshot, is the commits
+	// retained before it (their trees are not kept).
+	History []CommitInfo `json:"history,omitempty"`
 }
 
 type journalOp struct {
@@ -251,13 +254,15 @@ func (p *DiskPersister) snapshot(rec *Record) error {
 		return err
 	}
 	p.last = rec.Root
-	meta, _ := json.Marshal(journalRecord{CommitInfo: rec.Info})
+	rec.Snapshot = true
+	meta, _ := json.Marshal(journalRecord{CommitInfo: rec.Info, History: rec.History})
 	return p.dir.Append(meta)
 }
 
 // Load reads running from dir: the snapshot, then every journal record
 // replayed on it, then YANG validation of the result. It returns the tree,
-// the commits replayed (oldest first, for the history) and the last commit.
+// the commits of the history, oldest first, with the tree each left running
+// (nil for the commits before the snapshot, whose trees are not kept).
 // Any error names the file at fault.
 func Load(dir *persist.Dir) (*gen.Device, []CommitInfo, []*gen.Device, error) {
 	snap, records, err := dir.Load()
@@ -284,6 +289,10 @@ func Load(dir *persist.Dir) (*gen.Device, []CommitInfo, []*gen.Device, error) {
 			return nil, nil, nil, fmt.Errorf("%s: record %d (commit %d) does not apply (%w): %w", jpath, i+1, jr.ID, persist.ErrCorrupt, err)
 		}
 		root = next
+		for _, h := range jr.History {
+			infos = append(infos, h)
+			roots = append(roots, nil)
+		}
 		infos = append(infos, jr.CommitInfo)
 		roots = append(roots, root)
 	}
@@ -317,13 +326,9 @@ func OpenStore(path string, cfg Config) (*Store, *persist.Dir, error) {
 		cfg.InitialCommit = infos[len(infos)-1]
 	}
 	s := New(cfg)
-	if err := s.rollBackLeftPending(dir); err != nil {
-		s.Close()
-		dir.Close()
-		return nil, nil, err
-	}
-	// Journal records since the snapshot are the recent history.
-	if len(infos) > 1 {
+	// The history as saved: the commits the snapshot's record names, then
+	// the journal's, whose trees are the rollback points.
+	if len(infos) > 0 {
 		s.history = s.history[:0]
 		for i := range infos {
 			if infos[i].ID == 0 {
@@ -337,6 +342,11 @@ func OpenStore(path string, cfg Config) (*Store, *persist.Dir, error) {
 		if len(s.history) > s.maxHist {
 			s.history = s.history[len(s.history)-s.maxHist:]
 		}
+	}
+	if err := s.rollBackLeftPending(dir); err != nil {
+		s.Close()
+		dir.Close()
+		return nil, nil, err
 	}
 	return s, dir, nil
 }

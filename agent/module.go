@@ -32,9 +32,8 @@ var module = sync.OnceValues(func() (*yang.Entry, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("YANG module %s: %v", pkyang.Main.Name, errs)
 	}
-	// The top-level data nodes of the other data modules
-	// (pki-agent-system) join the root, each in its own module's
-	// namespace.
+	// The top-level nodes of the other data modules (pki-agent-system:
+	// data and rpcs) join the root, each in its own module's namespace.
 	root := *main
 	root.Dir = maps.Clone(main.Dir)
 	for _, m := range pkyang.Modules {
@@ -46,7 +45,7 @@ var module = sync.OnceValues(func() (*yang.Entry, error) {
 			return nil, fmt.Errorf("YANG module %s: %v", m.Name, errs)
 		}
 		for name, c := range e.Dir {
-			if c.RPC == nil && c.Kind != yang.NotificationEntry {
+			if c.Kind != yang.NotificationEntry {
 				root.Dir[name] = c
 			}
 		}
@@ -55,6 +54,7 @@ var module = sync.OnceValues(func() (*yang.Entry, error) {
 })
 
 // Module returns the root of the data model: module pki-authority with its
-// rpcs and notifications, and the top-level nodes of pki-agent-system. The embedded module is tested to load, so an error
+// rpcs and notifications, and the top-level data nodes and rpcs of
+// pki-agent-system. The embedded module is tested to load, so an error
 // here is a build defect.
 func Module() (*yang.Entry, error) { return module() }

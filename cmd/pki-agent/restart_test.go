@@ -135,6 +135,9 @@ func TestRestartEquivalence(t *testing.T) {
 		{"stats/security/peer-certificate/expired", "1"},
 		{"stats/security/csr/success", "1"},
 		{"stats/security/certificate-import/failure", "1"},
+		{"system/commit-history/commit[0]/comment", "first start: user admin"},
+		{"system/commit-history/commit[1]/comment", "NETCONF commit"},
+		{"system/commit-history/commit[1]/rollback-available", "true"},
 	} {
 		if got, ok := before[want.path]; !ok || got != want.value {
 			t.Fatalf("before any restart %s = %q, want %q; state:\n%s", want.path, got, want.value, dump(before))

@@ -20,7 +20,10 @@ import (
 )
 
 // pkiNS is the namespace of the agent's rpcs.
-const pkiNS = "urn:pkiagent:yang:pki-authority"
+const (
+	pkiNS    = "urn:pkiagent:yang:pki-authority"
+	systemNS = "urn:pkiagent:yang:pki-agent-system"
+)
 
 var actionCommands = []command{
 	{words: "key generate", args: "NAME [--algorithm rsa|ecc] [--size BITS] [--curve secp256r1|secp384r1|secp521r1] [--storage file|tpm]", summary: "generate a private key on the agent (it never leaves the box)", run: keyGenerate},

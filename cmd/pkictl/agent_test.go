@@ -117,7 +117,7 @@ func TestEveryCommandAgainstAgent(t *testing.T) {
 
 	// The audit log of the state directory.
 	want(t, "show audit", a.ok(t, "show", "audit", "--type", "system.generate_csr", "--since", "1h"), "system.generate_csr", "r1.example.net", "Permitted")
-	want(t, "show commits", a.ok(t, "show", "commits"), "commit 2 by admin", "commit 4 by admin")
+	want(t, "show commits", a.ok(t, "show", "commits"), "CHANGES", "admin", "NETCONF commit")
 }
 
 // TestUserCommands drives user add|passwd|list|delete against the agent's

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -21,7 +22,7 @@ var configCommands = []command{
 	{words: "config diff", summary: "what a commit of the candidate would change", run: configDiff},
 	{words: "config commit", args: "[--confirmed SECONDS]", summary: "show the diff and commit the candidate; --confirmed rolls back unless confirmed in time", run: configCommit},
 	{words: "config confirm", summary: "confirm the pending confirmed commit", run: configConfirm},
-	{words: "config rollback", summary: "roll back the pending confirmed commit now", run: configRollback},
+	{words: "config rollback", args: "[N]", summary: "N: make the configuration of commit N (see show commits) running again, as a new commit; without N: roll back the pending confirmed commit now", run: configRollback},
 	{words: "config discard", summary: "drop the candidate's uncommitted edits", run: configDiscard},
 }
 
@@ -330,11 +331,24 @@ func configConfirm(ctx context.Context, e *env, args []string) error {
 }
 
 func configRollback(ctx context.Context, e *env, args []string) error {
-	if _, err := e.parse(flag.NewFlagSet("config rollback", flag.ContinueOnError), args, 0, 0); err != nil {
+	pos, err := e.parse(flag.NewFlagSet("config rollback", flag.ContinueOnError), args, 0, 1)
+	if err != nil {
 		return err
 	}
 	if err := e.needPassword(); err != nil {
 		return err
+	}
+	if len(pos) == 1 {
+		id, err := strconv.ParseUint(pos[0], 10, 64)
+		if err != nil || id == 0 {
+			return usagef("config rollback %q: N is a commit id (a whole number from 1, as show commits lists them)", clip(pos[0]))
+		}
+		out, err := e.c.rpc(ctx, fmt.Sprintf(`<rollback-configuration xmlns="%s"><id>%d</id></rollback-configuration>`, systemNS, id))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "rolled back to the configuration of commit %d%s\n", id, rollbackCommitID(out))
+		return nil
 	}
 	if _, err := e.c.rpc(ctx, "<cancel-commit><persist-id>"+e.persistID()+"</persist-id></cancel-commit>"); err != nil {
 		return err
@@ -355,4 +369,15 @@ func configDiscard(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stderr, "discarded the candidate's edits")
 	return nil
+}
+
+// rollbackCommitID names the commit a rollback-configuration reply reports.
+func rollbackCommitID(reply string) string {
+	var out struct {
+		ID string `xml:"id"`
+	}
+	if xml.Unmarshal([]byte("<r>"+reply+"</r>"), &out) != nil || out.ID == "" {
+		return ""
+	}
+	return " (commit " + clip(out.ID) + ")"
 }

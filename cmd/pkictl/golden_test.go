@@ -124,8 +124,9 @@ func TestGoldenTables(t *testing.T) {
 				{Name: "spare", Algorithm: "rsa", Size: 2048, Storage: "file"}}).render(w, width)
 		},
 		"commits": func(w *bytes.Buffer, width int) {
-			commitTable([]commitRecord{{ID: 1.0, Time: t0, User: "admin", Description: "commit 1 by admin: 2 leaves updated, 0 deleted"},
-				{ID: 2.0, Time: t0.Add(time.Minute), User: "operator-with-a-long-name", Description: "commit 2 by operator-with-a-long-name: 14 leaves updated, 3 deleted"}}).render(w, width)
+			commitTable([]commitRecord{{ID: 1, Time: t0.Format(time.RFC3339Nano), User: "admin", Owner: "gnmi admin", Changes: 2},
+				{ID: 2, Time: t0.Add(time.Minute).Format(time.RFC3339Nano), User: "operator-with-a-long-name", Owner: "netconf session 12", Changes: 14, Comment: "NETCONF commit", RollbackAvailable: true},
+				{ID: 3, Time: t0.Add(2 * time.Minute).Format(time.RFC3339Nano), User: "admin", Owner: "netconf session 13", Changes: 3, Comment: "rollback to commit 1", ConfirmedPending: true, RollbackAvailable: true}}).render(w, width)
 		},
 		"audit": func(w *bytes.Buffer, width int) {
 			auditView([]audit.Event{{Time: t0, Node: "test-1", User: "admin", Type: "system.generate_csr", Description: "generate CSR for TestCertificate",

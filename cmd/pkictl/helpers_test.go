@@ -101,11 +101,26 @@ func (a *agent) watchLog(r *bufio.Scanner) {
 // stopped at the end of the test.
 func startAgent(t *testing.T) *agent {
 	t.Helper()
+	return startAgentIn(t, filepath.Join(t.TempDir(), "var"))
+}
+
+// restart stops a (SIGTERM) and starts the agent again on its state
+// directory.
+func (a *agent) restart(t *testing.T) *agent {
+	t.Helper()
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	a.cmd.Wait()
+	<-a.done
+	return startAgentIn(t, a.stateDir)
+}
+
+func startAgentIn(t *testing.T, stateDir string) *agent {
+	t.Helper()
 	dir, err := buildBinaries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &agent{stateDir: filepath.Join(t.TempDir(), "var"), done: make(chan struct{})}
+	a := &agent{stateDir: stateDir, done: make(chan struct{})}
 	a.cmd = exec.Command(filepath.Join(dir, "pki-agent"), "--state-dir", a.stateDir, "--gnmi-addr", "127.0.0.1:0", "--netconf-addr", "127.0.0.1:0")
 	a.cmd.Env = append(os.Environ(), "PKI_AGENT_ADMIN_PASSWORD="+testPassword)
 	stderr, _ := a.cmd.StderrPipe()

@@ -22,7 +22,7 @@ var showCommands = []command{
 	{words: "show stats security", summary: "security counters (CSR, import, CRL fetch and ingestion, certificate and peer events)", run: showStats},
 	{words: "show peers", args: "[ROUTER]", summary: "peer validation state per router", run: showPeers},
 	{words: "show audit", args: "[--since DURATION|TIME] [--type PREFIX]", summary: "audit events from STATE-DIR/audit.log (needs --state-dir: the agent serves no audit path)", run: showAudit},
-	{words: "show commits", args: "[--since DURATION|TIME]", summary: "commit history from STATE-DIR/audit.log (needs --state-dir)", run: showCommits},
+	{words: "show commits", args: "[--since DURATION|TIME]", summary: "the commit history the agent keeps (/system/commit-history), with the ids 'config rollback N' takes", run: showCommits},
 }
 
 // view is what a show command prints: data for -o json|yaml, a table (or

@@ -203,22 +203,31 @@ func fetchRevoked(ctx context.Context, u string) ([]revoked, error) {
 	return out, nil
 }
 
-// --- show audit, show commits: the audit log is a file of the agent's
-// state directory (SPEC.md), not served over gNMI or NETCONF.
+// --- show audit: the audit log is a file of the agent's state directory
+// (SPEC.md), not served over gNMI or NETCONF.
+
+// parseSince reads --since: a duration back from now, or an RFC 3339 time
+// (zero when since is empty).
+func parseSince(since string) (time.Time, error) {
+	if since == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(since); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, since); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--since %q: want a duration such as 1h or a time such as 2026-12-01T10:00:00Z", clip(since))
+}
 
 func (e *env) auditEvents(since string, typePrefix string) ([]audit.Event, error) {
 	if e.conn.stateDir == "" {
 		return nil, userErrorf("the audit log is the file STATE-DIR/audit.log on the agent's host (it is not served over gNMI or NETCONF): give --state-dir")
 	}
-	var from time.Time
-	if since != "" {
-		if d, err := time.ParseDuration(since); err == nil && d > 0 {
-			from = time.Now().Add(-d)
-		} else if t, err := time.Parse(time.RFC3339, since); err == nil {
-			from = t
-		} else {
-			return nil, usagef("--since %q: want a duration such as 1h or a time such as 2026-12-01T10:00:00Z", clip(since))
-		}
+	from, err := parseSince(since)
+	if err != nil {
+		return nil, err
 	}
 	path := filepath.Join(e.conn.stateDir, "audit.log")
 	f, err := os.Open(path)
@@ -278,39 +287,4 @@ func auditView(evs []audit.Event, w io.Writer, width int) {
 		f.add("Permitted", map[bool]string{true: "True", false: "False"}[ev.Permitted])
 		f.render(w, width)
 	}
-}
-
-type commitRecord struct {
-	ID          any       `json:"id"`
-	Time        time.Time `json:"time"`
-	User        string    `json:"user"`
-	Description string    `json:"description"`
-}
-
-func showCommits(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("show commits", flag.ContinueOnError)
-	since := fs.String("since", "", "only commits since this long ago (1h) or this time (RFC 3339)")
-	if _, err := e.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	evs, err := e.auditEvents(*since, "system.commit")
-	if err != nil {
-		return err
-	}
-	var commits []commitRecord
-	for _, ev := range evs {
-		if ev.Type != "system.commit" {
-			continue
-		}
-		commits = append(commits, commitRecord{ID: ev.Detail["commit-id"], Time: ev.Time, User: ev.User, Description: ev.Description})
-	}
-	return e.emit(view{data: map[string]any{"commit": commits}, render: func(w io.Writer, width int) { commitTable(commits).render(w, width) }})
-}
-
-func commitTable(cs []commitRecord) *table {
-	t := &table{headers: []string{"ID", "TIME", "USER", "CHANGE"}}
-	for _, c := range cs {
-		t.add(fmt.Sprint(c.ID), c.Time.UTC().Format(time.RFC3339), c.User, c.Description)
-	}
-	return t
 }

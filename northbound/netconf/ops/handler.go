@@ -20,6 +20,7 @@ import (
 	"github.com/pkiagent/pkiagent/northbound/netconf"
 	"github.com/pkiagent/pkiagent/northbound/netconf/ncxml"
 	"github.com/pkiagent/pkiagent/telemetry"
+	pkyang "github.com/pkiagent/pkiagent/yang"
 )
 
 // Namespaces of the standard modules the handler speaks.
@@ -178,8 +179,9 @@ func (h *Handler) Handle(ctx context.Context, s *netconf.Session, req *ncxml.Req
 		r = h.createSubscription(s, op)
 	case name == xml.Name{Space: monNS, Local: "get-schema"}:
 		r = h.getSchema(op)
-	case name.Space == NS && slices.Contains(agent.RPCNames, name.Local):
-		r = h.pkiRPC(ctx, s, op)
+	case name.Space == NS && slices.Contains(agent.RPCNames, name.Local),
+		name.Space == pkyang.System.Namespace && slices.Contains(agent.SystemRPCNames, name.Local):
+		r = h.agentRPC(ctx, s, op)
 	default:
 		r = ncxml.Error(ncxml.OperationNotSupported(ncxml.Protocol,
 			fmt.Sprintf("operation <%s> in namespace %q is not supported by this server", name.Local, name.Space)))

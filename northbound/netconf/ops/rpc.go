@@ -45,21 +45,28 @@ func rpcInput(op *node, e *yang.Entry) ([]byte, error) {
 	return json.Marshal(obj)
 }
 
-// pkiRPC runs an rpc of module pki-authority through agent.InvokeRPC with
-// the session's user and role.
-func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxml.Reply {
+// agentRPC runs an rpc of module pki-authority through agent.InvokeRPC, or
+// of module pki-agent-system through the store's InvokeSystemRPC, with the
+// session's user and role.
+func (h *Handler) agentRPC(ctx context.Context, s *netconf.Session, op *node) ncxml.Reply {
 	e := schemaRoot().Dir[op.name.Local]
 	if e == nil || e.RPC == nil {
-		return ncxml.Error(ncxml.OperationNotSupported(ncxml.Protocol, fmt.Sprintf("rpc %s is not in module pki-authority", op.name.Local)))
+		return ncxml.Error(ncxml.OperationNotSupported(ncxml.Protocol, fmt.Sprintf("rpc %s is not in namespace %q", op.name.Local, op.name.Space)))
 	}
 	input, err := rpcInput(op, e)
 	if err != nil {
 		return ncxml.ErrorFrom(err, "")
 	}
-	if h.pki == nil {
-		return ncxml.Error(ncxml.OperationFailed(ncxml.Application, fmt.Sprintf("rpc %s: the PKI engine is not running on this agent", e.Name)))
+	caller := api.Caller{User: s.Username(), Role: s.Role()}
+	var out []byte
+	if op.name.Space == pkyang.System.Namespace {
+		out, err = h.store.InvokeSystemRPC(ctx, caller, owner(s), e.Name, input)
+	} else {
+		if h.pki == nil {
+			return ncxml.Error(ncxml.OperationFailed(ncxml.Application, fmt.Sprintf("rpc %s: the PKI engine is not running on this agent", e.Name)))
+		}
+		out, err = agent.InvokeRPC(ctx, h.pki, caller, e.Name, input)
 	}
-	out, err := agent.InvokeRPC(ctx, h.pki, api.Caller{User: s.Username(), Role: s.Role()}, e.Name, input)
 	if err != nil {
 		if _, named := errors.AsType[*api.InputError](err); !named && errors.Is(err, api.ErrInvalid) {
 			// Invalid input that names no leaf: the error-path is the rpc.
@@ -71,7 +78,7 @@ func (h *Handler) pkiRPC(ctx context.Context, s *netconf.Session, op *node) ncxm
 	if err != nil || e.RPC.Output == nil {
 		return ncxml.OK()
 	}
-	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, NS, obj), ""))
+	return ncxml.Output(marshalNodes(fromJSON(e.RPC.Output, op.name.Space, obj), ""))
 }
 
 var (
