@@ -26,6 +26,7 @@ func (e *Engine) DeletePrivateKey(ctx context.Context, c api.Caller, in api.Dele
 	e.mu.Lock()
 	mc, ok := e.certs[in.Name]
 	configured := slices.Contains(e.certificates.names(), in.Name)
+	installed := ok && mc.cert != nil
 	e.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: no private key named %s", api.ErrMissing, in.Name)
@@ -35,6 +36,9 @@ func (e *Engine) DeletePrivateKey(ctx context.Context, c api.Caller, in api.Dele
 	_, enrolled := e.enroll.specs[in.Name]
 	e.enroll.mu.Unlock()
 	var uses []string
+	if installed {
+		uses = append(uses, "certificate "+in.Name+" is installed for it")
+	}
 	if configured {
 		uses = append(uses, "client-certificate "+in.Name+" is configured")
 	}

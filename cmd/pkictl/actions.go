@@ -26,7 +26,9 @@ const (
 )
 
 var actionCommands = []command{
-	{words: "key generate", args: "NAME [--algorithm rsa|ecc] [--size BITS] [--curve secp256r1|secp384r1|secp521r1] [--storage file|tpm]", summary: "generate a private key on the agent (it never leaves the box)", run: keyGenerate},
+	{words: "key generate", args: "NAME [--algorithm rsa|ecc|ed25519] [--size BITS] [--curve secp256r1|secp384r1|secp521r1] [--storage file|tpm]", summary: "generate a private key on the agent (it never leaves the box)", run: keyGenerate},
+	{words: "key delete", args: "NAME [--force]", summary: "destroy private key NAME (refused while a certificate or an enrollment uses it, unless --force)", run: keyDelete},
+	{words: "enroll", args: "NAME [--force]", summary: "enroll or renew client certificate NAME now with its CA profile (CMPv2)", run: enrollCommand},
 	{words: "csr", args: "NAME --cn COMMON-NAME [--san dns:NAME,ip:ADDR,uri:URI] [--org O] [--ou OU] [--country CC] [--state ST] [--locality L] [--email ADDR] [--days N]", summary: "have the agent sign a CSR with key NAME; the PEM goes to stdout", run: csrCommand},
 	{words: "import", args: "NAME CERT.pem", summary: "import the CA-signed certificate of key NAME (- reads stdin)", run: importCommand},
 	{words: "crl refresh", args: "[URL]", summary: "fetch one CRL (or all) now", run: crlRefresh},
@@ -99,7 +101,7 @@ func (e *env) startProgress(msg string) func() {
 
 func keyGenerate(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("key generate", flag.ContinueOnError)
-	alg := fs.String("algorithm", "ecc", "rsa or ecc")
+	alg := fs.String("algorithm", "ecc", "rsa, ecc or ed25519 (a TPM holds no ed25519 keys)")
 	size := fs.Int("size", 0, "RSA key size: 2048..4096, a multiple of 256 (default 2048)")
 	curve := fs.String("curve", "", "ECC curve: secp256r1 (default), secp384r1 or secp521r1")
 	storage := fs.String("storage", "file", "file or tpm")
@@ -138,8 +140,14 @@ func keyGenerate(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(&in, "<algorithm>ecc</algorithm><ecc-curve>%s</ecc-curve>", *curve)
 		what = "ECC " + *curve
+	case "ed25519":
+		if *size != 0 || *curve != "" {
+			return usagef("--size and --curve are for rsa and ecc; ed25519 keys take neither")
+		}
+		in.WriteString("<algorithm>ed25519</algorithm>")
+		what = "Ed25519"
 	default:
-		return usagef("--algorithm %q: rsa or ecc", clip(*alg))
+		return usagef("--algorithm %q: rsa, ecc or ed25519", clip(*alg))
 	}
 	if *storage != "file" && *storage != "tpm" {
 		return usagef("--storage %q: file or tpm", clip(*storage))
@@ -159,6 +167,70 @@ func keyGenerate(ctx context.Context, e *env, args []string) error {
 	return e.emit(view{data: res, render: func(w io.Writer, _ int) {
 		fmt.Fprintf(w, "key %s generated: %s, stored in %s\n", res["name"], res["key-algorithm"], res["key-storage"])
 	}})
+}
+
+func keyDelete(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("key delete", flag.ContinueOnError)
+	force := fs.Bool("force", false, "delete the key even while a certificate or an enrollment uses it")
+	pos, err := e.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := checkName("key name", pos[0]); err != nil {
+		return err
+	}
+	if err := e.needPassword(); err != nil {
+		return err
+	}
+	if _, err := e.c.rpc(ctx, fmt.Sprintf(`<delete-private-key xmlns="%s"><name>%s</name><force>%t</force></delete-private-key>`, pkiNS, pos[0], *force)); err != nil {
+		return err
+	}
+	res := map[string]string{"name": pos[0], "result": "deleted"}
+	return e.emit(view{data: res, render: func(w io.Writer, _ int) {
+		fmt.Fprintf(w, "key %s deleted\n", pos[0])
+	}})
+}
+
+// enrollCommand runs enroll-certificate; a result other than enrolled or
+// renewed exits 1 with the agent's message.
+func enrollCommand(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)
+	force := fs.Bool("force", false, "renew now even if the certificate in force is not due")
+	pos, err := e.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := checkName("certificate name", pos[0]); err != nil {
+		return err
+	}
+	if err := e.needPassword(); err != nil {
+		return err
+	}
+	stop := e.startProgress("enrolling " + pos[0] + " with its CA")
+	body, err := e.c.rpc(ctx, fmt.Sprintf(`<enroll-certificate xmlns="%s"><name>%s</name><force>%t</force></enroll-certificate>`, pkiNS, pos[0], *force))
+	stop()
+	if err != nil {
+		return err
+	}
+	l := leaves(body)
+	res := map[string]string{"name": pos[0], "result": first(l["result"]), "fingerprint-sha256": first(l["fingerprint-sha256"]),
+		"not-after": first(l["not-after"]), "message": first(l["message"])}
+	if err := e.emit(view{data: res, render: func(w io.Writer, _ int) {
+		fmt.Fprintf(w, "%s: %s", pos[0], res["result"])
+		if res["not-after"] != "" {
+			fmt.Fprintf(w, ", valid until %s", res["not-after"])
+		}
+		if res["message"] != "" {
+			fmt.Fprintf(w, " (%s)", res["message"])
+		}
+		fmt.Fprintln(w)
+	}}); err != nil {
+		return err
+	}
+	if r := res["result"]; r != "enrolled" && r != "renewed" {
+		return fmt.Errorf("enrollment of %s: %s", pos[0], r)
+	}
+	return nil
 }
 
 func first(s []string) string {

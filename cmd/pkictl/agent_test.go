@@ -62,6 +62,20 @@ func TestEveryCommandAgainstAgent(t *testing.T) {
 	want(t, "show keys", a.ok(t, "show", "keys"), "Key label: router", "ECDSA P-384", "Key label: big", "RSA 3072 bit", "Data")
 	want(t, "show alarms", a.ok(t, "show", "alarms"), "major", "certificate-expiring", "expires in 5 days")
 
+	// An Ed25519 key, deleted again; a key a certificate uses is kept
+	// unless forced.
+	want(t, "key generate ed25519", a.ok(t, "key", "generate", "edkey", "--algorithm", "ed25519"), "edkey", "ed25519")
+	want(t, "key delete", a.ok(t, "key", "delete", "edkey"), "key edkey deleted")
+	if k := a.ok(t, "show", "keys"); strings.Contains(k, "edkey") {
+		t.Fatalf("show keys after key delete lists the key:\n%s", k)
+	}
+	if r := a.pkictl(t, "", nil, "key", "delete", "router"); r.code != 1 || !strings.Contains(r.stderr, "router") {
+		t.Fatalf("key delete of the key the certificate router uses: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := a.pkictl(t, "", nil, "enroll", "router"); r.code != 1 || r.stderr == "" {
+		t.Fatalf("enroll of a certificate without a CA profile: exit %d\n%s", r.code, r.stderr)
+	}
+
 	var certs struct {
 		Certificate []certificate `json:"certificate"`
 	}
