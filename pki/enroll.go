@@ -303,6 +303,15 @@ func (en *enroller) apply(_ context.Context, c *api.Commit, _ touched) error {
 	}
 	en.mu.Lock()
 	defer en.mu.Unlock()
+	// The alarm of an enrollment that is no longer configured clears with
+	// the commit (restored with the engine's alarms if it fails).
+	for name := range en.specs {
+		if _, ok := cfg.specs[name]; !ok {
+			if tr, ok := en.e.alarms.Clear(alarmEnrollment + name); ok {
+				en.e.publishAlarm(tr)
+			}
+		}
+	}
 	en.staged = &enrollConfig{profiles: en.profiles, specs: en.specs}
 	en.profiles, en.specs = cfg.profiles, cfg.specs
 	return nil

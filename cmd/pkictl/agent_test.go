@@ -76,6 +76,34 @@ func TestEveryCommandAgainstAgent(t *testing.T) {
 		t.Fatalf("enroll of a certificate without a CA profile: exit %d\n%s", r.code, r.stderr)
 	}
 
+	// A CA profile (its CA down) and an enrollment: shown with their
+	// state, the secret never.
+	prof := "/authority/ca-profile[name=lab]"
+	a.ok(t, "config", "set", prof+"/protocol", "cmpv2")
+	a.ok(t, "config", "set", prof+"/url", "http://127.0.0.1:9/pkix/")
+	a.ok(t, "config", "set", prof+"/trusted-ca", "lab-ca")
+	a.ok(t, "config", "set", prof+"/timeout", "2")
+	a.ok(t, "config", "set", prof+"/cmpv2/reference", "3078")
+	a.ok(t, "config", "set", prof+"/cmpv2/secret", "insta-secret-9")
+	enr := "/authority/client-certificate[name=enr]/enrollment"
+	a.ok(t, "config", "set", enr+"/subject", "CN=enr.example.net")
+	a.ok(t, "config", "set", enr+"/ca-profile", "lab", "--commit")
+	want(t, "show ca-profile", a.ok(t, "show", "ca-profile"), "lab", "cmpv2", "http://127.0.0.1:9/pkix/", "lab-ca", "3078")
+	want(t, "show enrollment", a.ok(t, "show", "enrollment", "enr"), "enr", "lab", "CN=enr.example.net")
+	if r := a.pkictl(t, "", nil, "enroll", "enr"); r.code != 1 || !strings.Contains(r.stdout+r.stderr, "enr") {
+		t.Fatalf("enroll against a CA that is down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{{"config", "show"}, {"-o", "json", "show", "ca-profile"}, {"show", "enrollment"}} {
+		if out := a.ok(t, args...); strings.Contains(out, "insta-secret-9") {
+			t.Fatalf("pkictl %v shows the CA profile's secret:\n%s", args, out)
+		}
+	}
+	a.ok(t, "config", "delete", "/authority/client-certificate[name=enr]")
+	a.ok(t, "config", "delete", prof, "--commit")
+	if al := a.ok(t, "show", "alarms"); strings.Contains(al, "enrollment") {
+		t.Fatalf("the enrollment's alarm outlived its configuration:\n%s", al)
+	}
+
 	var certs struct {
 		Certificate []certificate `json:"certificate"`
 	}

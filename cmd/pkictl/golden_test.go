@@ -117,6 +117,22 @@ func TestGoldenTables(t *testing.T) {
 			revokedTable([]revoked{{Serial: "28e5aa01bc9f0d3e41727d6c5a3a0b1f00112233", Time: "2026-12-01T09:00:00Z", Reason: 1}, {Serial: "10b6", Time: "2026-11-30T09:00:00Z"}}).render(w, width)
 		},
 		"peers": func(w *bytes.Buffer, width int) { peerTable(fixtureRouters()).render(w, width) },
+		"ca-profile": func(w *bytes.Buffer, width int) {
+			p := caProfile{Name: "ejbca", Protocol: "cmpv2", URL: "http://ca.example.net:8080/ejbca/publicweb/cmp/CMP-Server", TrustedCA: long}
+			p.CMPv2.Reference = "3078"
+			p.State.Status, p.State.LastContact = "up", "2026-12-01T09:00:00Z"
+			q := caProfile{Name: "lab", Protocol: "cmpv2", URL: "http://127.0.0.1:8080/pkix/", TrustedCA: "lab-ca"}
+			q.State.Status, q.State.LastError = "down", "the CA refused the request: its MAC does not verify with our shared secret (the secret or reference is probably wrong)"
+			caProfileTable([]caProfile{p, q}).render(w, width)
+		},
+		"enrollment": func(w *bytes.Buffer, width int) {
+			var a, b enrollment
+			a.Name, a.Enrollment.CAProfile, a.Enrollment.Subject, a.Enrollment.AutoRenew = long, "ejbca", "C=NL,ST=ZH,O=Nokia,CN=sr", 80
+			a.State.Status, a.State.LastSuccess, a.State.NextRenewal, a.State.TransactionID = "idle", "2026-12-01T09:00:00Z", "2027-09-18T02:24:00Z", "5f2c0d1e9a8b7c6d5e4f3a2b1c0d9e8f"
+			b.Name, b.Enrollment.CAProfile, b.Enrollment.Subject, b.Enrollment.AutoRenew = "gnmi", "lab", "CN=r1.example.net", 50
+			b.State.Status, b.State.LastError = "failed", "the CA is unreachable: dial tcp 127.0.0.1:8080: connect: connection refused"
+			enrollmentTable([]enrollment{a, b}).render(w, width)
+		},
 		"stats": func(w *bytes.Buffer, width int) { statsTable(fixtureStats()).render(w, width) },
 		"keys": func(w *bytes.Buffer, width int) {
 			keysView([]key{{Name: long, Algorithm: "ecc", Size: 256, Curve: "secp256r1", Storage: "tpm", Type: "ECDSA P-256 (256 bit)", Fingerprint: "ab12",

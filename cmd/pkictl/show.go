@@ -20,6 +20,8 @@ var showCommands = []command{
 	{words: "show keys", args: "[NAME]", summary: "the device's keys and their public keys (like show crypto key mypubkey)", run: showKeys},
 	{words: "show alarms", summary: "active alarms", run: showAlarms},
 	{words: "show stats security", summary: "security counters (CSR, import, CRL fetch and ingestion, certificate and peer events)", run: showStats},
+	{words: "show ca-profile", args: "[NAME]", summary: "CA profiles for enrollment and their state (like SR OS show certificate ca-profile)", run: showCAProfile},
+	{words: "show enrollment", args: "[NAME]", summary: "client certificates that enroll and renew themselves, and where each stands", run: showEnrollment},
 	{words: "show peers", args: "[ROUTER]", summary: "peer validation state per router", run: showPeers},
 	{words: "show audit", args: "[--since DURATION|TIME] [--type PREFIX]", summary: "audit events from STATE-DIR/audit.log (needs --state-dir: the agent serves no audit path)", run: showAudit},
 	{words: "show commits", args: "[--since DURATION|TIME]", summary: "the commit history the agent keeps (/system/commit-history), with the ids 'config rollback N' takes", run: showCommits},
