@@ -75,11 +75,13 @@ type managedCert struct {
 	name      string
 	storage   string
 	algorithm string
-	// public is the key's public half (for /keys).
-	public crypto.PublicKey
-	cert   *x509.Certificate
-	chain  []*x509.Certificate
-	status string
+	// public is the key's public half (for /keys), created when its key
+	// store wrote it (zero when the store cannot say).
+	public  crypto.PublicKey
+	created time.Time
+	cert    *x509.Certificate
+	chain   []*x509.Certificate
+	status  string
 	// trust caches the last chain check: against which trust store, its
 	// verdict, and until when that verdict holds (a CA of the path expires).
 	trust struct {

@@ -226,6 +226,7 @@ func (r *Rotation) Install(ctx context.Context, certPEM string) (api.ImportCerti
 				if r.swapped {
 					mc.storage = r.newStorage
 				}
+				mc.created = e.keyCreated(mc.storage, r.name)
 				e.certs[r.name] = mc
 			}
 			mc.cert, mc.chain = res.Certificate, res.Chain

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"testing"
+	"time"
 
 	"github.com/pkiagent/pkiagent/agent"
 	"github.com/pkiagent/pkiagent/internal/clock"
@@ -20,6 +21,7 @@ func TestKeysState(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	created := map[string]string{}
 	check := func(when string) {
 		st, _ := f.store.State()
 		want := map[string]struct {
@@ -40,6 +42,15 @@ func TestKeysState(t *testing.T) {
 			if string(der) != string(b.Bytes) {
 				t.Fatalf("%s: %s: the public key is not the signer's", when, name)
 			}
+			// created: when the key was written, the same after a restart.
+			c, err := time.Parse(time.RFC3339, k.GetCreated())
+			if err != nil || time.Since(c) > time.Minute || time.Since(c) < -time.Second {
+				t.Fatalf("%s: %s: created %q: %v", when, name, k.GetCreated(), err)
+			}
+			if prev, ok := created[name]; ok && prev != k.GetCreated() {
+				t.Fatalf("%s: %s: created %s, before %s", when, name, k.GetCreated(), prev)
+			}
+			created[name] = k.GetCreated()
 		}
 	}
 	check("after generate")

@@ -66,7 +66,7 @@ func (e *Engine) GeneratePrivateKey(ctx context.Context, c api.Caller, in api.Ge
 	}
 	alg := keyAlgorithm(signer.Public())
 	e.mu.Lock()
-	e.certs[in.Name] = &managedCert{name: in.Name, storage: in.KeyStorage, algorithm: alg, public: signer.Public()}
+	e.certs[in.Name] = &managedCert{name: in.Name, storage: in.KeyStorage, algorithm: alg, public: signer.Public(), created: e.keyCreated(in.KeyStorage, in.Name)}
 	e.evaluateLocked(false)
 	e.mu.Unlock()
 	e.log.Info("private key generated", "name", in.Name, "algorithm", alg, "storage", in.KeyStorage, "user", c.User)
@@ -196,7 +196,7 @@ func (e *Engine) loadCertificates(ctx context.Context) error {
 				e.log.Error("key does not load; its certificate is unusable", "name", name, "storage", storage, "err", err)
 				continue
 			}
-			mc := &managedCert{name: name, storage: storage, algorithm: keyAlgorithm(s.Public()), public: s.Public()}
+			mc := &managedCert{name: name, storage: storage, algorithm: keyAlgorithm(s.Public()), public: s.Public(), created: e.keyCreated(storage, name)}
 			path := filepath.Join(certDir(e.cfg.StateDir), name+".pem")
 			b, err := os.ReadFile(path)
 			switch {

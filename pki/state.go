@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"strings"
+	"time"
 
 	"github.com/openconfig/ygot/ygot"
 
@@ -156,6 +157,9 @@ func (e *Engine) keyStateLocked(d *gen.Device, name string, mc *managedCert) {
 	k, _ := d.GetOrCreateKeys().NewKey(name)
 	k.KeyStorage = keyStorageEnum(mc.storage)
 	k.PublicKey = ygot.String(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	if !mc.created.IsZero() {
+		k.Created = ygot.String(mc.created.UTC().Format(timeFormat))
+	}
 	switch p := pub.(type) {
 	case *rsa.PublicKey:
 		k.Algorithm, k.Size = ygot.String("rsa"), ygot.Uint16(uint16(p.N.BitLen()))
@@ -165,4 +169,21 @@ func (e *Engine) keyStateLocked(d *gen.Device, name string, mc *managedCert) {
 	case ed25519.PublicKey:
 		k.Algorithm = ygot.String("ed25519")
 	}
+}
+
+// keyCreated is when the key store of storage wrote key name, to the
+// second; zero when it cannot say.
+func (e *Engine) keyCreated(storage, name string) time.Time {
+	ks, ok := e.cfg.Keys[storage].(interface {
+		Created(name string) (time.Time, error)
+	})
+	if !ok {
+		return time.Time{}
+	}
+	t, err := ks.Created(name)
+	if err != nil {
+		e.log.Warn("the creation time of a key is unknown", "name", name, "storage", storage, "err", err)
+		return time.Time{}
+	}
+	return t.Truncate(time.Second)
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pkiagent/pkiagent/internal/persist"
 	"github.com/pkiagent/pkiagent/pki/keystore"
@@ -241,3 +242,12 @@ func (k *signer) String() string { return fmt.Sprintf("file key %s (%s)", k.name
 
 // GoString keeps %#v from printing the private key.
 func (k *signer) GoString() string { return k.String() }
+
+// Created is when key name was written to the store.
+func (s *Store) Created(name string) (time.Time, error) {
+	fi, err := os.Stat(s.path(name))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}

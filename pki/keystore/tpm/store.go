@@ -398,3 +398,12 @@ func (s *Store) Delete(name string) error {
 func (s *Store) Names() ([]string, error) {
 	return keystore.List(s.dir, Ext)
 }
+
+// Created is when key name was written to the store.
+func (s *Store) Created(name string) (time.Time, error) {
+	fi, err := os.Stat(s.path(name))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}
