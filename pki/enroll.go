@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -513,7 +514,10 @@ func (en *enroller) enroll(ctx context.Context, name string, caller api.Caller, 
 		}
 	}()
 	// Renew (kur, signed by the certificate in force) when a certificate
-	// in force, still in date, chains to this CA; else enroll (ir, MAC).
+	// in force, still in date, chains to this CA; when the configured
+	// subject is no longer the certificate's, ask for a new certificate
+	// signed by the one in force (cr, SR OS cmpv2 cert-request); else
+	// enroll (ir, MAC).
 	renew := cur != nil && !now.After(cur.NotAfter) && chainsTo(cur, curChain, pool, now)
 	req := cmp.Request{Subject: spec.subject, DNSNames: spec.dns, IPAddresses: spec.ips, URIs: spec.uris, EmailAddresses: spec.emails,
 		OnWaiting: func(id []byte, _ time.Duration) { en.setWaiting(name, id) }}
@@ -531,11 +535,16 @@ func (en *enroller) enroll(ctx context.Context, name string, caller api.Caller, 
 	default:
 		req.Key = curKey // the key of that name is certified (SR OS key-to-certify)
 	}
-	if renew {
+	switch {
+	case renew && !subjectIs(cur, spec.subject):
+		kind = cmp.CR
+		req.Kind = cmp.CR
+		req.Protection = cmp.Signature{Cert: cur, Key: curKey, Chain: curChain[1:]}
+	case renew:
 		kind = cmp.KUR
 		req.Kind, req.OldCert = cmp.KUR, cur
 		req.Protection = cmp.Signature{Cert: cur, Key: curKey, Chain: curChain[1:]}
-	} else {
+	default:
 		kind = cmp.IR
 		if prof.secret == nil {
 			return out, fmt.Errorf("ca-profile %s: a first enrollment needs cmpv2 reference and secret (no certificate of this CA is in force to sign the request)", prof.name)
@@ -636,7 +645,7 @@ func (en *enroller) finishAttempt(name string, prof caProfile, kind cmp.Kind, ti
 	if tid != nil {
 		detail["transaction_id"] = hex.EncodeToString(tid)
 	}
-	if kind == cmp.KUR || kind == cmp.IR {
+	if kind == cmp.KUR || kind == cmp.IR || kind == cmp.CR {
 		detail["request"] = kind.String()
 	}
 	if err != nil {
@@ -863,4 +872,12 @@ func (en *enroller) enrollStateLocked(d *gen.Device) {
 		}[cs.status]
 		ps.LastContact, ps.LastError = ts(cs.lastContact), str(cs.lastError)
 	}
+}
+
+// subjectIs reports whether cert's subject, as encoded, is name (the
+// comparison the CMP client makes of an issued certificate).
+func subjectIs(cert *x509.Certificate, name pkix.Name) bool {
+	var got pkix.RDNSequence
+	rest, err := asn1.Unmarshal(cert.RawSubject, &got)
+	return err == nil && len(rest) == 0 && got.String() == name.ToRDNSequence().String()
 }

@@ -656,3 +656,43 @@ func TestEnrollmentBadCA(t *testing.T) {
 		})
 	}
 }
+
+// A subject changed in the configuration is asked for with cr, signed by
+// the certificate in force (SR OS cmpv2 cert-request), not kur: the CA
+// issues a certificate for the new subject.
+func TestEnrollmentSubjectChangeIsACertRequest(t *testing.T) {
+	fc := clock.NewFake(t0)
+	ca := newSigningCA(t, fc)
+	f := newEnrollFixture(t, t.TempDir(), fc, ca)
+	if err := f.setTrusted(t, "ca", string(ca.ca.PEM()), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.merge(t, enrollConfigJSON); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first enrollment", func() bool { return f.cert("r1").GetStatus() == gen.PkiAuthority_CertificateStatus_valid })
+	f.waitIdle(t, "r1")
+	first := f.cert("r1")
+	if err := f.merge(t, `{"client-certificate": [{"name": "r1", "enrollment": {"subject": "C=NL,O=Lab,CN=r1-new"}}]}`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.engine.EnrollCertificate(context.Background(), admin, api.EnrollCertificateInput{Name: "r1", Force: true})
+	if err != nil || out.Result == "failed" {
+		t.Fatalf("enrollment with a new subject: %+v, %v", out, err)
+	}
+	req := ca.last()
+	sig, ok := req.Protection.(cmp.Signature)
+	if req.Kind != cmp.CR || !ok || sig.Cert.SerialNumber.Text(16) != first.GetSerial() || req.Subject.CommonName != "r1-new" {
+		t.Fatalf("request after the subject changed: kind %v, protection %T, subject %v", req.Kind, req.Protection, req.Subject)
+	}
+	if got := f.cert("r1").GetSubject(); !strings.Contains(got, "CN=r1-new") {
+		t.Fatalf("certificate in force after the cr: subject %q", got)
+	}
+	// The same subject again: a renewal is a kur.
+	if _, err := f.engine.EnrollCertificate(context.Background(), admin, api.EnrollCertificateInput{Name: "r1", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if req := ca.last(); req.Kind != cmp.KUR {
+		t.Fatalf("renewal with the subject unchanged: kind %v, want kur", req.Kind)
+	}
+}
