@@ -57,19 +57,7 @@ func TestEnrollAgainstOpenSSLCMP(t *testing.T) {
 	if !netnstest.InNetns(t, "-test.run=^TestEnrollAgainstOpenSSLCMP$") {
 		return
 	}
-	dir := t.TempDir()
-	g := testpki.New(time.Now())
-	ca := testpki.Must(g.Root(testpki.Options{Subject: &pkix.Name{CommonName: "Test CMP CA"}}))
-	srv := testpki.Must(g.Issue(ca, testpki.Options{CN: "Test CMP Server", NoExtKeyUsage: true}))
-	write := func(name string, data []byte) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	files := netnstest.MockFiles{Dir: dir, CA: write("ca.pem", ca.PEM()), SrvCert: write("srv.pem", srv.PEM()), SrvKey: write("srv.key", srv.KeyPEM())}
+	g, ca, write, files := cmpMockPKI(t)
 
 	state := filepath.Join(t.TempDir(), "state")
 	p := runAgentBinary(t, state, "--tls-cert-name", "r1")
@@ -267,19 +255,7 @@ func TestEnrollTPMKeyAgainstOpenSSLCMP(t *testing.T) {
 	if !netnstest.InNetns(t, "-test.run=^TestEnrollTPMKeyAgainstOpenSSLCMP$") {
 		return
 	}
-	dir := t.TempDir()
-	g := testpki.New(time.Now())
-	ca := testpki.Must(g.Root(testpki.Options{Subject: &pkix.Name{CommonName: "Test CMP CA"}}))
-	srv := testpki.Must(g.Issue(ca, testpki.Options{CN: "Test CMP Server", NoExtKeyUsage: true}))
-	write := func(name string, data []byte) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	files := netnstest.MockFiles{Dir: dir, CA: write("ca.pem", ca.PEM()), SrvCert: write("srv.pem", srv.PEM()), SrvKey: write("srv.key", srv.KeyPEM())}
+	g, ca, write, files := cmpMockPKI(t)
 	sw := swtpmtest.Start(t, t.TempDir())
 	state := filepath.Join(t.TempDir(), "state")
 	p := runAgentBinary(t, state, "--tpm", sw.Spec(), "--tls-cert-name", "r1")
@@ -336,4 +312,24 @@ func TestEnrollTPMKeyAgainstOpenSSLCMP(t *testing.T) {
 	if served != fp2 {
 		t.Fatalf("gNMI serves %q; want the renewed %s (its key in the TPM)", served, fp2)
 	}
+}
+
+// cmpMockPKI makes the test CA and the openssl cmp mock's own certificate
+// in a temporary directory, with a writer of further files there.
+func cmpMockPKI(t *testing.T) (*testpki.Generator, *testpki.Cert, func(string, []byte) string, netnstest.MockFiles) {
+	t.Helper()
+	dir := t.TempDir()
+	g := testpki.New(time.Now())
+	ca := testpki.Must(g.Root(testpki.Options{Subject: &pkix.Name{CommonName: "Test CMP CA"}}))
+	srv := testpki.Must(g.Issue(ca, testpki.Options{CN: "Test CMP Server", NoExtKeyUsage: true}))
+	write := func(name string, data []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := netnstest.MockFiles{Dir: dir, CA: write("ca.pem", ca.PEM()), SrvCert: write("srv.pem", srv.PEM()), SrvKey: write("srv.key", srv.KeyPEM())}
+	return g, ca, write, files
 }
